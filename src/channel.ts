@@ -1,0 +1,97 @@
+/**
+ * The one shape every rxnet transport speaks.
+ *
+ * A {@link Channel} is a connection seen as RxJS: `source` is an Observable of inbound messages,
+ * `sink` an Observer of outbound ones. `send(x)` is `sink.next(x)`; `sink.complete()` closes
+ * gracefully after flushing what was sent; `sink.error(e)` aborts. `source` completes when the far
+ * side closes cleanly and errors with a typed {@link RxnetError} when the link fails. Transports
+ * differ only in how a Channel is born: dialled, accepted, forked or joined.
+ *
+ * @example
+ * ```ts
+ * import net from 'node:net'
+ * import { socketChannel } from 'rxnet'
+ *
+ * const server = net.createServer((socket) => {
+ *   const ch = socketChannel(socket)                 // framed messages over the byte stream
+ *   ch.source.subscribe((msg) => ch.send(msg))       // echo every message back
+ * }).listen(0, '127.0.0.1', () => {
+ *   const { port } = server.address() as net.AddressInfo
+ *   const ch = socketChannel(net.connect(port, '127.0.0.1'))
+ *   ch.source.subscribe((msg) => { console.log(new TextDecoder().decode(msg)); ch.sink.complete(); server.close() })
+ *   ch.send(new TextEncoder().encode('hello'))
+ * })
+ * ```
+ * @module
+ */
+import { Observable, type Observer } from 'rxjs'
+import type { RxnetError } from './errors.js'
+
+/**
+ * A bidirectional message connection: `source` in, `sink` out.
+ * @typeParam In - what `source` emits.
+ * @typeParam Out - what `sink` / `send` accept.
+ */
+export interface Channel<In, Out = In> {
+  /** Inbound messages. Completes on clean close; errors with an {@link RxnetError} on failure. */
+  readonly source: Observable<In>
+  /** Outbound messages. `complete()` flushes then closes; `error(e)` aborts. */
+  readonly sink: Observer<Out>
+  /** Shorthand for `sink.next(value)`. */
+  send(value: Out): void
+}
+
+/** Counters every buffered channel keeps, live (read them at any time). */
+export interface ChannelStats {
+  /** Messages delivered to `source`. */
+  messagesIn: number
+  /** Payload bytes delivered to `source`. */
+  bytesIn: number
+  /** Messages handed to the wire. */
+  messagesOut: number
+  /** Payload bytes handed to the wire. */
+  bytesOut: number
+  /** Outbound messages discarded by the overflow policy, or sent after close. */
+  readonly dropped: number
+  /** Times the send buffer was full when a message arrived. */
+  readonly overflows: number
+  /** Bytes waiting in the send buffer right now (ours plus the socket's). */
+  readonly bufferedBytes: number
+}
+
+/** Builds a {@link Channel} from an Observable and an Observer (adds `send`). */
+export function createChannel<In, Out = In>(source: Observable<In>, sink: Observer<Out>): Channel<In, Out> {
+  return { source, sink, send: (value: Out) => sink.next(value) }
+}
+
+/** Re-types a Channel through a pair of mapping functions (decode inbound, encode outbound). */
+export function mapChannel<In, Out, In2, Out2>(
+  channel: Channel<In, Out>,
+  mapIn: (value: In) => In2,
+  mapOut: (value: Out2) => Out,
+): Channel<In2, Out2> {
+  const source = new Observable<In2>((subscriber) =>
+    channel.source.subscribe({
+      next: (v) => {
+        let mapped: In2
+        try {
+          mapped = mapIn(v)
+        } catch (e) {
+          subscriber.error(e)
+          return
+        }
+        subscriber.next(mapped)
+      },
+      error: (e) => subscriber.error(e),
+      complete: () => subscriber.complete(),
+    }),
+  )
+  const sink: Observer<Out2> = {
+    next: (v) => channel.sink.next(mapOut(v)),
+    error: (e) => channel.sink.error(e),
+    complete: () => channel.sink.complete(),
+  }
+  return createChannel(source, sink)
+}
+
+export type { RxnetError }

@@ -1,0 +1,201 @@
+/**
+ * Every failure rxnet reports is an {@link RxnetError}: a class per failure, a stable `code`
+ * (assert on `code`, never on message text) and an optional `cause`.
+ *
+ * @example
+ * ```ts
+ * import { RxnetError } from 'rxnet'
+ * peer.source.subscribe({ error: (e) => { if (e instanceof RxnetError && e.code === 'ERR_FRAME_TOO_LONG') console.warn('peer sent a huge frame') } })
+ * ```
+ * @module
+ */
+
+/** Base class of every rxnet error: `name` is the class name, `code` is stable across releases. */
+export class RxnetError extends Error {
+  /** Stable machine-readable code, e.g. `ERR_FRAME_TOO_LONG`. */
+  readonly code: string
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.code = code
+    this.name = new.target.name
+  }
+}
+
+/** A frame declared a length above `maxLength` (checked before anything is buffered). */
+export class FrameTooLongError extends RxnetError {
+  /** The length the frame declared. */
+  readonly length: number
+  /** The limit in force. */
+  readonly maxLength: number
+  constructor(length: number, maxLength: number) {
+    super('ERR_FRAME_TOO_LONG', `frame declares ${length} bytes, more than maxLength ${maxLength}`)
+    this.length = length
+    this.maxLength = maxLength
+  }
+}
+
+/** A frame's length prefix is not a valid unsigned varint (too many bytes, or above 2^53). */
+export class InvalidLengthError extends RxnetError {
+  constructor(message = 'invalid varint length prefix') {
+    super('ERR_INVALID_LENGTH', message)
+  }
+}
+
+/** The stream ended in the middle of a frame. */
+export class TruncatedFrameError extends RxnetError {
+  constructor(missing: number) {
+    super('ERR_TRUNCATED_FRAME', `stream ended inside a frame (${missing} bytes missing)`)
+  }
+}
+
+/** A codec could not decode a message; `cause` holds the codec's own error. */
+export class DecodeError extends RxnetError {
+  constructor(codec: string, cause?: unknown) {
+    super('ERR_DECODE', `${codec} codec could not decode a message`, { cause })
+  }
+}
+
+/** A codec could not encode a value (not serialisable, wrong type); `cause` holds the codec's error. */
+export class EncodeError extends RxnetError {
+  constructor(codec: string, cause?: unknown) {
+    super('ERR_ENCODE', `${codec} codec could not encode a value`, { cause })
+  }
+}
+
+/** A bounded buffer overflowed under the `'error'` overflow policy. */
+export class BufferOverflowError extends RxnetError {
+  constructor(what: string, limit: number) {
+    super('ERR_BUFFER_OVERFLOW', `${what} exceeded its high-water mark of ${limit} bytes`)
+  }
+}
+
+/** The underlying connection failed (reset, refused, timed out); `cause` holds the system error. */
+export class ConnectionError extends RxnetError {
+  constructor(message: string, cause?: unknown) {
+    super('ERR_CONNECTION', message, { cause })
+  }
+}
+
+/** The channel was aborted locally with `sink.error(e)`; `cause` is `e`. */
+export class ChannelAbortedError extends RxnetError {
+  constructor(cause?: unknown) {
+    super('ERR_ABORTED', 'channel aborted', { cause })
+  }
+}
+
+/** An operation was cancelled through its `AbortSignal`. */
+export class AbortError extends RxnetError {
+  constructor(cause?: unknown) {
+    super('ERR_ABORTED', 'operation aborted', { cause })
+  }
+}
+
+/** An operation did not complete in time. */
+export class TimeoutError extends RxnetError {
+  constructor(what: string, ms: number) {
+    super('ERR_TIMEOUT', `${what} timed out after ${ms} ms`)
+  }
+}
+
+/** A function was called with an argument it cannot accept. */
+export class InvalidArgumentError extends RxnetError {
+  constructor(message: string) {
+    super('ERR_INVALID_ARGUMENT', message)
+  }
+}
+
+/** A handshake was malformed, oversized, truncated or not answered in time. */
+export class HandshakeError extends RxnetError {
+  constructor(message: string, cause?: unknown) {
+    super('ERR_HANDSHAKE', message, { cause })
+  }
+}
+
+/** The far side belongs to another mesh / cluster. */
+export class NameMismatchError extends RxnetError {
+  constructor(expected: string, got: string) {
+    super('ERR_NAME_MISMATCH', `peer belongs to "${got}", not "${expected}"`)
+  }
+}
+
+/** The far side speaks another protocol version. */
+export class VersionMismatchError extends RxnetError {
+  constructor(expected: number, got: number) {
+    super('ERR_VERSION_MISMATCH', `peer speaks protocol version ${got}, this node speaks ${expected}`)
+  }
+}
+
+/** The far side announced the same node id as this node (or as a peer already connected). */
+export class DuplicateIdError extends RxnetError {
+  constructor(id: string) {
+    super('ERR_DUPLICATE_ID', `node id ${id} is already taken`)
+  }
+}
+
+/** The far side failed authentication (wrong or missing secret, bad certificate). */
+export class AuthenticationError extends RxnetError {
+  constructor(message: string, cause?: unknown) {
+    super('ERR_AUTH', message, { cause })
+  }
+}
+
+/** A peer stopped answering heartbeats within the failure-detection timeout. */
+export class PeerTimeoutError extends RxnetError {
+  constructor(id: string, ms: number) {
+    super('ERR_PEER_TIMEOUT', `peer ${id} silent for more than ${ms} ms`)
+  }
+}
+
+/** A datagram (or a message for one) is larger than `maxDatagram`. */
+export class DatagramTooLargeError extends RxnetError {
+  constructor(size: number, max: number) {
+    super('ERR_DATAGRAM_TOO_LARGE', `message of ${size} bytes does not fit a datagram of at most ${max} bytes`)
+  }
+}
+
+/** A received datagram was malformed, forged, replayed or failed authentication (it is dropped and counted). */
+export class BadDatagramError extends RxnetError {
+  constructor(message: string, cause?: unknown) {
+    super('ERR_BAD_DATAGRAM', message, { cause })
+  }
+}
+
+/** A Unix socket / pipe path is in use by a live server. */
+export class PathInUseError extends RxnetError {
+  constructor(path: string) {
+    super('ERR_PATH_IN_USE', `${path} is in use by a live server`)
+  }
+}
+
+/** A Unix socket path is longer than the platform allows. */
+export class PathTooLongError extends RxnetError {
+  constructor(path: string, max: number) {
+    super('ERR_PATH_TOO_LONG', `socket path is ${Buffer.byteLength(path)} bytes, the platform allows ${max}: ${path}`)
+  }
+}
+
+/** A protocol message arrived that is well framed but makes no sense in its place. */
+export class ProtocolError extends RxnetError {
+  constructor(message: string, cause?: unknown) {
+    super('ERR_PROTOCOL', message, { cause })
+  }
+}
+
+/** A supervised worker slot restarted too often in its window and was given up. */
+export class CrashLoopError extends RxnetError {
+  constructor(id: number, restarts: number, windowMs: number) {
+    super('ERR_CRASH_LOOP', `worker ${id} exited ${restarts} times within ${windowMs} ms; not restarting it`)
+  }
+}
+
+/** The object was used after `close()`. */
+export class ClosedError extends RxnetError {
+  constructor(what: string) {
+    super('ERR_CLOSED', `${what} is closed`)
+  }
+}
+
+/** Returns true when `e` is an {@link RxnetError} with the given `code`. */
+export function isRxnetError(e: unknown, code?: string): e is RxnetError {
+  return e instanceof RxnetError && (code === undefined || e.code === code)
+}

@@ -1,0 +1,80 @@
+/**
+ * The inbound half of the framing hot path: turns arbitrary byte chunks into whole frames.
+ * A frame that lies inside one chunk is emitted as a zero-copy `subarray`; a frame split across
+ * chunks is assembled into one buffer allocated at its declared length, after that length has
+ * been checked against `maxLength`.
+ * @module
+ */
+import { FrameTooLongError, TruncatedFrameError } from '../errors.js'
+import { VarintReader } from './varint.js'
+
+/** Default largest frame accepted: 4 MiB, as it-length-prefixed's `maxDataLength`. */
+export const DEFAULT_MAX_LENGTH = 4 * 1024 * 1024
+
+/** Splits a byte stream into length-prefixed frames. Throws typed errors on bad input. */
+export class FrameDecoder {
+  private readonly header = new VarintReader()
+  private partial: Uint8Array | null = null
+  private filled = 0
+
+  constructor(readonly maxLength: number = DEFAULT_MAX_LENGTH) {}
+
+  /** True when the decoder holds part of a frame. */
+  get pending(): boolean {
+    return this.partial !== null || this.header.pending
+  }
+
+  /**
+   * Feeds a chunk; calls `emit` for every frame completed by it, in order. Throws
+   * {@link FrameTooLongError} or `InvalidLengthError` on bad input (frames emitted before the bad
+   * prefix have already been delivered).
+   */
+  push(chunk: Uint8Array, emit: (frame: Uint8Array) => void): void {
+    const end = chunk.length
+    let offset = 0
+    while (offset < end) {
+      const partial = this.partial
+      if (partial !== null) {
+        const want = partial.length - this.filled
+        const take = end - offset < want ? end - offset : want
+        partial.set(chunk.subarray(offset, offset + take), this.filled)
+        this.filled += take
+        offset += take
+        if (this.filled === partial.length) {
+          this.partial = null
+          this.filled = 0
+          emit(partial)
+        }
+        continue
+      }
+      // Fast path: a one-byte prefix followed by the whole frame in this chunk.
+      let length: number
+      const first = chunk[offset]!
+      if (first < 0x80 && !this.header.pending) {
+        length = first
+        offset++
+      } else {
+        length = -1
+        while (offset < end && length < 0) length = this.header.push(chunk[offset++]!)
+        if (length < 0) return
+      }
+      if (length > this.maxLength) throw new FrameTooLongError(length, this.maxLength)
+      if (end - offset >= length) {
+        emit(chunk.subarray(offset, offset + length))
+        offset += length
+      } else {
+        const buf = new Uint8Array(length)
+        buf.set(chunk.subarray(offset), 0)
+        this.filled = end - offset
+        this.partial = buf
+        offset = end
+      }
+    }
+  }
+
+  /** Call when the stream ends: throws {@link TruncatedFrameError} if a frame is incomplete. */
+  end(): void {
+    if (this.partial !== null) throw new TruncatedFrameError(this.partial.length - this.filled)
+    if (this.header.pending) throw new TruncatedFrameError(1)
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * rxnet: Node.js processes on one machine and across a LAN, talking to each other as RxJS streams.
+ *
+ * Every connection of every transport is a {@link Channel}: an Observable `source` of inbound
+ * messages and an Observer `sink` for outbound ones.
+ *
+ * @example
+ * ```ts
+ * import { socketChannel, codecs } from 'rxnet'
+ * const ch = socketChannel(socket)
+ * ch.source.subscribe((bytes) => console.log(codecs.json.decode(bytes)))
+ * ch.send(codecs.json.encode({ hello: 'world' }))
+ * ```
+ * @packageDocumentation
+ */
+export { type Channel, type ChannelStats, createChannel, mapChannel } from './channel.js'
+export { socketChannel, type SocketChannel, type SocketChannelOptions, DEFAULT_SOCKET_CHANNEL_OPTIONS } from './socket.js'
+export { type OverflowPolicy, DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW } from './queue.js'
+export { DEFAULT_MAX_LENGTH } from './framing/decoder.js'
+export { type Codec, type CodecLike, codecs, json, msgpack, raw, utf8, resolveCodec } from './codec/index.js'
+export {
+  RxnetError,
+  FrameTooLongError,
+  InvalidLengthError,
+  TruncatedFrameError,
+  DecodeError,
+  EncodeError,
+  BufferOverflowError,
+  ConnectionError,
+  ChannelAbortedError,
+  AbortError,
+  TimeoutError,
+  InvalidArgumentError,
+  HandshakeError,
+  NameMismatchError,
+  VersionMismatchError,
+  DuplicateIdError,
+  AuthenticationError,
+  PeerTimeoutError,
+  DatagramTooLargeError,
+  BadDatagramError,
+  PathInUseError,
+  PathTooLongError,
+  ProtocolError,
+  CrashLoopError,
+  ClosedError,
+  isRxnetError,
+} from './errors.js'

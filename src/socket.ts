@@ -1,0 +1,370 @@
+/**
+ * The byte-stream adapter: any `net.Socket` (TCP, Unix socket, named pipe, TLS) or Duplex becomes
+ * a framed {@link Channel} of `Uint8Array` messages, on the it-length-prefixed wire format.
+ *
+ * It owns the write path: small messages sent in one tick are copied into one buffer and written
+ * once; payloads of `copyThreshold` bytes or more are written by reference (the socket's writev
+ * sends header and payload together, without a copy). Outbound bytes are bounded by
+ * `highWaterMark` with an explicit overflow policy. Inbound frames that lie inside one chunk are
+ * emitted without a copy.
+ * @module
+ */
+import type { Duplex } from 'node:stream'
+import { Observable, Subject, type Observer, type Subscriber } from 'rxjs'
+import type { Channel, ChannelStats } from './channel.js'
+import { ChannelAbortedError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError } from './errors.js'
+import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
+import { encodeBatch } from './framing/encoder.js'
+import { varintLength, writeVarint } from './framing/varint.js'
+import { BoundedQueue, DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from './queue.js'
+
+/** Options of {@link socketChannel}. */
+export interface SocketChannelOptions {
+  /** Largest inbound frame accepted, checked on the declared length. @default 4 MiB ({@link DEFAULT_MAX_LENGTH}) */
+  maxLength?: number
+  /** Most bytes buffered for sending (ours plus the socket's) before `overflow` applies. @default 8 MiB */
+  highWaterMark?: number
+  /** What happens to a message that does not fit under `highWaterMark`. @default 'error' */
+  overflow?: OverflowPolicy
+  /** Payloads at least this large are written by reference instead of copied into a batch. @default 16 KiB */
+  copyThreshold?: number
+  /** Largest batch buffer built from small messages. @default 256 KiB */
+  batchBytes?: number
+  /** Stop reading the socket while nobody subscribes to `source` (so nothing is lost). @default true */
+  pauseWhenUnobserved?: boolean
+}
+
+/** Defaults of {@link SocketChannelOptions}. */
+export const DEFAULT_SOCKET_CHANNEL_OPTIONS: Required<SocketChannelOptions> = {
+  maxLength: DEFAULT_MAX_LENGTH,
+  highWaterMark: DEFAULT_HIGH_WATER_MARK,
+  overflow: DEFAULT_OVERFLOW,
+  copyThreshold: 16 * 1024,
+  batchBytes: 256 * 1024,
+  pauseWhenUnobserved: true,
+}
+
+/** A framed Channel over a byte stream, with counters and write-readiness. */
+export interface SocketChannel extends Channel<Uint8Array, Uint8Array> {
+  /** Live counters. */
+  readonly stats: ChannelStats
+  /** True while the send buffer is under half its high-water mark. */
+  readonly writable: boolean
+  /** Resolves once the send buffer is under half its high-water mark (rejects if the channel ends). */
+  whenWritable(): Promise<void>
+  /** Flushes, closes gracefully, and resolves when the socket is fully closed. */
+  close(): Promise<void>
+  /** Resolves when the socket has closed, however it closed. */
+  readonly closed: Promise<void>
+}
+
+type Terminal = { kind: 'complete' } | { kind: 'error'; error: unknown }
+
+/**
+ * Wraps a connected byte stream as a framed {@link SocketChannel}.
+ *
+ * @example
+ * ```ts
+ * import net from 'node:net'
+ * import { socketChannel } from 'rxnet'
+ * const ch = socketChannel(net.connect(9000, '127.0.0.1'), { highWaterMark: 1 << 20, overflow: 'drop-oldest' })
+ * ch.source.subscribe({ next: (m) => console.log(m.length), error: (e) => console.error(e.code) })
+ * ch.send(new Uint8Array([1, 2, 3]))
+ * ```
+ */
+export function socketChannel(socket: Duplex, options: SocketChannelOptions = {}): SocketChannel {
+  return new SocketChannelImpl(socket, resolveOptions(options))
+}
+
+function resolveOptions(options: SocketChannelOptions): Required<SocketChannelOptions> {
+  const o = { ...DEFAULT_SOCKET_CHANNEL_OPTIONS }
+  for (const [k, v] of Object.entries(options)) if (v !== undefined) (o as Record<string, unknown>)[k] = v
+  for (const k of ['maxLength', 'highWaterMark', 'copyThreshold', 'batchBytes'] as const) {
+    if (!Number.isSafeInteger(o[k]) || o[k] <= 0) throw new InvalidArgumentError(`${k} must be a positive integer, got ${o[k]}`)
+  }
+  if (!OVERFLOW_POLICIES.includes(o.overflow)) throw new InvalidArgumentError(`overflow must be one of ${OVERFLOW_POLICIES.join(', ')}`)
+  return o
+}
+
+const sizeOfFrame = (p: Uint8Array): number => p.length + varintLength(p.length)
+
+class SocketChannelImpl implements SocketChannel {
+  readonly source: Observable<Uint8Array>
+  readonly sink: Observer<Uint8Array>
+  readonly stats: Stats
+  readonly closed: Promise<void>
+
+  private readonly subject = new Subject<Uint8Array>()
+  private readonly decoder: FrameDecoder
+  private readonly queue: BoundedQueue<Uint8Array>
+  /** Socket buffer level above which we stop handing it batches and wait for 'drain'. */
+  private readonly writeLimit: number
+  private readers = 0
+  private terminal: Terminal | null = null
+  private scheduled = false
+  private waitingDrain = false
+  private ending = false
+  private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = []
+  private readonly emit = (frame: Uint8Array): void => {
+    this.stats.messagesIn++
+    this.stats.bytesIn += frame.length
+    this.subject.next(frame)
+  }
+
+  constructor(
+    private readonly socket: Duplex,
+    private readonly opts: Required<SocketChannelOptions>,
+  ) {
+    this.decoder = new FrameDecoder(opts.maxLength)
+    this.queue = new BoundedQueue(opts.highWaterMark, opts.overflow, sizeOfFrame)
+    this.writeLimit = Math.max(1, Math.min(1024 * 1024, opts.highWaterMark >> 1))
+    this.stats = new Stats(this.queue, socket)
+
+    this.source = new Observable<Uint8Array>((subscriber) => this.subscribe(subscriber))
+    this.sink = {
+      next: (payload) => this.send(payload),
+      error: (e) => this.abort(e),
+      complete: () => this.end(),
+    }
+    this.closed = new Promise((resolve) => {
+      if (socket.destroyed && socket.closed) resolve()
+      else socket.once('close', () => resolve())
+    })
+
+    socket.on('data', this.onData)
+    socket.on('end', this.onEnd)
+    socket.on('error', this.onError)
+    socket.on('close', this.onClose)
+    if (opts.pauseWhenUnobserved) socket.pause()
+  }
+
+  get writable(): boolean {
+    return !this.ending && this.terminal === null && this.stats.bufferedBytes <= this.opts.highWaterMark >> 1
+  }
+
+  whenWritable(): Promise<void> {
+    if (this.writable) return Promise.resolve()
+    if (this.ending || this.terminal !== null) return Promise.reject(new ClosedError('channel'))
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ resolve, reject })
+      this.waitForDrain()
+    })
+  }
+
+  send(payload: Uint8Array): void {
+    if (this.ending || this.terminal !== null || this.socket.destroyed) {
+      this.stats.droppedAfterClose++
+      return
+    }
+    if (payload.length > this.opts.maxLength) throw new FrameTooLongError(payload.length, this.opts.maxLength)
+    let accepted: boolean
+    try {
+      accepted = this.queue.push(payload, this.socket.writableLength)
+    } catch (e) {
+      this.fail(e)
+      return
+    }
+    if (accepted && !this.scheduled && !this.waitingDrain) {
+      this.scheduled = true
+      process.nextTick(this.flush)
+    }
+  }
+
+  close(): Promise<void> {
+    this.end()
+    return this.closed
+  }
+
+  private subscribe(subscriber: Subscriber<Uint8Array>): () => void {
+    const t = this.terminal
+    if (t !== null) {
+      if (t.kind === 'error') subscriber.error(t.error)
+      else subscriber.complete()
+      return () => {}
+    }
+    const inner = this.subject.subscribe(subscriber)
+    if (++this.readers === 1 && this.opts.pauseWhenUnobserved) this.socket.resume()
+    return () => {
+      inner.unsubscribe()
+      if (--this.readers === 0 && this.opts.pauseWhenUnobserved && this.terminal === null) this.socket.pause()
+    }
+  }
+
+  private readonly flush = (): void => {
+    this.scheduled = false
+    const sock = this.socket
+    const q = this.queue
+    if (sock.destroyed) return
+    const { copyThreshold, batchBytes } = this.opts
+    let corked = false
+    while (q.head < q.items.length && sock.writableLength < this.writeLimit) {
+      if (!corked && q.items.length - q.head > 1) {
+        sock.cork()
+        corked = true
+      }
+      const items = q.items as Uint8Array[]
+      const from = q.head
+      let to = from
+      let bytes = 0
+      let payload = 0
+      while (to < items.length) {
+        const n = items[to]!.length
+        if (n >= copyThreshold) break
+        const f = n + varintLength(n)
+        if (bytes + f > batchBytes && bytes > 0) break
+        bytes += f
+        payload += n
+        to++
+      }
+      if (to > from) {
+        sock.write(encodeBatch(items, from, to, bytes))
+        this.stats.messagesOut += to - from
+        this.stats.bytesOut += payload
+        q.consume(to, bytes)
+      } else {
+        const p = items[from]!
+        const header = Buffer.allocUnsafe(varintLength(p.length))
+        writeVarint(header, 0, p.length)
+        sock.write(header)
+        sock.write(p)
+        this.stats.messagesOut++
+        this.stats.bytesOut += p.length
+        q.consume(from + 1, p.length + header.length)
+      }
+    }
+    if (corked) sock.uncork()
+    if (q.head < q.items.length) this.waitForDrain()
+    else if (this.ending) sock.end()
+    this.wakeWaiters()
+  }
+
+  private waitForDrain(): void {
+    if (this.waitingDrain) return
+    this.waitingDrain = true
+    this.socket.once('drain', this.onDrain)
+  }
+
+  private readonly onDrain = (): void => {
+    this.waitingDrain = false
+    this.flush()
+  }
+
+  private wakeWaiters(): void {
+    if (this.waiters.length === 0) return
+    if (this.writable) {
+      const w = this.waiters
+      this.waiters = []
+      for (const { resolve } of w) resolve()
+    } else if (this.terminal === null && !this.ending) {
+      this.waitForDrain()
+    }
+  }
+
+  private rejectWaiters(e: unknown): void {
+    const w = this.waiters
+    this.waiters = []
+    for (const { reject } of w) reject(e)
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    try {
+      this.decoder.push(chunk, this.emit)
+    } catch (e) {
+      this.fail(e)
+    }
+  }
+
+  private readonly onEnd = (): void => {
+    try {
+      this.decoder.end()
+    } catch (e) {
+      this.fail(e)
+      return
+    }
+    this.finish({ kind: 'complete' })
+    // Our side may still be flushing; end it once the queue is empty (if not ended already).
+    if (!this.ending) this.end()
+  }
+
+  private readonly onError = (err: Error): void => {
+    this.fail(err instanceof RxnetError ? err : new ConnectionError(`connection failed: ${err.message}`, err))
+  }
+
+  private readonly onClose = (): void => {
+    if (this.terminal === null) {
+      this.finish(
+        this.ending && !this.decoder.pending
+          ? { kind: 'complete' }
+          : { kind: 'error', error: new ConnectionError('connection closed before the far side finished') },
+      )
+    }
+    this.socket.off('data', this.onData)
+    this.socket.off('end', this.onEnd)
+    this.socket.off('drain', this.onDrain)
+    this.socket.off('close', this.onClose)
+    // Keep a no-op error listener: a late 'error' after close must not crash the process.
+    this.socket.off('error', this.onError)
+    this.socket.on('error', noop)
+    this.queue.clear()
+    this.rejectWaiters(new ClosedError('channel'))
+  }
+
+  /** Fails the channel: error to `source`, socket destroyed. */
+  private fail(e: unknown): void {
+    this.finish({ kind: 'error', error: e })
+    // A reset (RST) tells the far side this was a failure, not a clean end.
+    const s = this.socket as Duplex & { resetAndDestroy?: () => void }
+    if (typeof s.resetAndDestroy === 'function' && !s.destroyed) s.resetAndDestroy()
+    else s.destroy()
+  }
+
+  private abort(cause: unknown): void {
+    this.fail(new ChannelAbortedError(cause))
+  }
+
+  private end(): void {
+    if (this.ending) return
+    this.ending = true
+    this.rejectWaiters(new ClosedError('channel'))
+    if (!this.scheduled && !this.waitingDrain) {
+      if (this.queue.length === 0) this.socket.end()
+      else this.flush()
+    }
+  }
+
+  private finish(t: Terminal): void {
+    if (this.terminal !== null) return
+    this.terminal = t
+    if (t.kind === 'error') {
+      this.rejectWaiters(t.error)
+      this.subject.error(t.error)
+    } else {
+      this.subject.complete()
+    }
+  }
+}
+
+function noop(): void {}
+
+class Stats implements ChannelStats {
+  messagesIn = 0
+  bytesIn = 0
+  messagesOut = 0
+  bytesOut = 0
+  droppedAfterClose = 0
+  readonly #queue: BoundedQueue<Uint8Array>
+  readonly #socket: Duplex
+  constructor(queue: BoundedQueue<Uint8Array>, socket: Duplex) {
+    this.#queue = queue
+    this.#socket = socket
+  }
+  get dropped(): number {
+    return this.#queue.dropped + this.droppedAfterClose
+  }
+  get overflows(): number {
+    return this.#queue.overflows
+  }
+  get bufferedBytes(): number {
+    return this.#queue.bytes + (this.#socket.writableLength ?? 0)
+  }
+}

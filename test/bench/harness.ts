@@ -1,0 +1,72 @@
+/**
+ * Benchmark harness: every `test/bench/*.bench.ts` default-exports a function taking a
+ * {@link BenchContext}; it measures with {@link BenchContext.measure} and reports rows. Results go
+ * to stdout as one JSON document (and to `bench-results.json`); progress goes to stderr live.
+ * Ratios are always against a baseline measured in the same run.
+ */
+export interface BenchRow {
+  /** Bench file, e.g. `framing`. */
+  suite: string
+  /** What was measured, e.g. `socketChannel 64B`. */
+  name: string
+  /** Unit of `median`, e.g. `msg/s`. */
+  unit: string
+  /** Median of `samples`. */
+  median: number
+  samples: number[]
+  /** Name of the row in the same suite this one is compared with. */
+  baseline?: string
+  /** `median / baseline.median`. */
+  ratio?: number
+  /** A target from the issue, e.g. `>= 0.4`, with whether it was met. */
+  target?: string
+  met?: boolean
+  params?: Record<string, unknown>
+}
+
+export interface BenchContext {
+  readonly suite: string
+  /** Runs `sample` `runs` times (after one warm-up); each call returns one figure (e.g. msg/s). */
+  measure(sample: () => Promise<number>, runs?: number): Promise<{ median: number; samples: number[] }>
+  /** Records a row; when `baseline` names an earlier row, `ratio` is computed. */
+  report(row: Omit<BenchRow, 'suite' | 'ratio' | 'met'> & { minRatio?: number }): BenchRow
+  /** Prints a progress line to stderr. */
+  log(line: string): void
+}
+
+export type BenchFn = (ctx: BenchContext) => Promise<void>
+
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+
+export function createContext(suite: string, rows: BenchRow[], defaultRuns: number): BenchContext {
+  const log = (line: string): void => void process.stderr.write(`[${suite}] ${line}\n`)
+  return {
+    suite,
+    log,
+    async measure(sample, runs = defaultRuns) {
+      await sample()
+      const samples: number[] = []
+      for (let i = 0; i < runs; i++) samples.push(await sample())
+      return { median: median(samples), samples }
+    },
+    report({ minRatio, ...row }) {
+      const full: BenchRow = { suite, ...row }
+      if (row.baseline !== undefined) {
+        const base = rows.find((r) => r.suite === suite && r.name === row.baseline)
+        if (base !== undefined && base.median > 0) full.ratio = Number((row.median / base.median).toFixed(3))
+      }
+      if (minRatio !== undefined && full.ratio !== undefined) {
+        full.target = `>= ${minRatio}x`
+        full.met = full.ratio >= minRatio
+      }
+      rows.push(full)
+      const r = full.ratio !== undefined ? `  (${full.ratio}x ${row.baseline}${full.target ? `, target ${full.target}: ${full.met ? 'met' : 'NOT met'}` : ''})` : ''
+      log(`${row.name}: ${Math.round(row.median).toLocaleString('en')} ${row.unit}${r}`)
+      return full
+    },
+  }
+}
