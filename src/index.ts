@@ -19,6 +19,22 @@ export { type OverflowPolicy, DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW } from '
 export { DEFAULT_MAX_LENGTH } from './framing/decoder.js'
 export { type Codec, type CodecLike, codecs, json, msgpack, raw, utf8, resolveCodec } from './codec/index.js'
 export {
+  multicast,
+  type MulticastOptions,
+  type MulticastChannel,
+  type MulticastMessage,
+  type MulticastSender,
+  type MulticastStats,
+  type SenderInfo,
+  type DatagramRejection,
+  type DatagramRejectReason,
+  DEFAULT_MULTICAST_OPTIONS,
+  DEFAULT_MULTICAST_GROUP,
+  DEFAULT_MULTICAST_PORT,
+  DEFAULT_MAX_DATAGRAM,
+  DEFAULT_MULTICAST_HIGH_WATER_MARK,
+} from './multicast/index.js'
+export {
   RxnetError,
   FrameTooLongError,
   InvalidLengthError,
