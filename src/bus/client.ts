@@ -1,0 +1,474 @@
+/**
+ * The bus client: one framed connection to the local hub, reconnected by itself. Interests are
+ * registered with the hub while someone subscribes; emitted messages wait in a bounded outbox until
+ * the hub acknowledges them, so a hub restart loses nothing the outbox could hold; receivers drop
+ * anything they have already seen from a sender (by sender id and sequence number).
+ * @module
+ */
+import net from 'node:net'
+import { randomBytes } from 'node:crypto'
+import { BehaviorSubject, Observable, type Subscriber } from 'rxjs'
+import { socketChannel, type SocketChannel } from '../socket.js'
+import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from '../queue.js'
+import { decodeWith, encodeWith, resolveCodec, type Codec, type CodecLike } from '../codec/index.js'
+import { AbortError, ClosedError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodeString, encodeSub, encodeUnsub, MAX_ID_LENGTH } from './protocol.js'
+import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
+import { checkSocketPath } from './listen.js'
+import { DEFAULT_MAX_MESSAGE_SIZE } from './hub.js'
+
+/** Default byte budget of the outbox (messages not yet acknowledged by the hub), 8 MiB. */
+export const DEFAULT_BUS_HIGH_WATER_MARK = 8 * 1024 * 1024
+/** Default first reconnect delay, ms (doubled per failed attempt, jittered). */
+export const DEFAULT_MIN_RECONNECT_DELAY = 50
+/** Default longest reconnect delay, ms. */
+export const DEFAULT_MAX_RECONNECT_DELAY = 2_000
+/** Default time `close()` waits for the hub to take outstanding messages, ms. */
+export const DEFAULT_CLOSE_TIMEOUT = 2_000
+
+/** Options of {@link connectBus}. */
+export interface BusOptions {
+  /** How `emit` encodes values and `messages$` decodes them; every client of a bus must agree. @default 'json' */
+  codec?: CodecLike
+  /** Receive this client's own messages too. @default false */
+  echo?: boolean
+  /** This client's id (unique on the bus, at most 64 bytes). @default 16 random hex digits */
+  id?: string
+  /** Bytes of emitted messages held until the hub acknowledges them. @default 8 MiB ({@link DEFAULT_BUS_HIGH_WATER_MARK}) */
+  highWaterMark?: number
+  /** What `emit` does when the outbox is full: `'error'` throws `ERR_BUFFER_OVERFLOW`, the others drop and count. @default 'error' */
+  overflow?: OverflowPolicy
+  /** First reconnect delay, ms; doubled per failed attempt, with jitter. @default 50 ({@link DEFAULT_MIN_RECONNECT_DELAY}) */
+  minReconnectDelay?: number
+  /** Longest reconnect delay, ms. @default 2000 ({@link DEFAULT_MAX_RECONNECT_DELAY}) */
+  maxReconnectDelay?: number
+  /** Largest frame accepted from the hub. @default 1 MiB (`DEFAULT_MAX_MESSAGE_SIZE`) */
+  maxMessageSize?: number
+  /** How long `close()` waits for the hub to take what is still in the outbox, ms. @default 2000 ({@link DEFAULT_CLOSE_TIMEOUT}) */
+  closeTimeout?: number
+}
+
+/** A message as received, with where it came from. */
+export interface BusMessage<T = unknown> {
+  readonly topic: string
+  readonly data: T
+  /** Id of the client that emitted it. */
+  readonly origin: string
+  /** Its sequence number at that client (1, 2, 3 ... in emit order). */
+  readonly seq: number
+}
+
+/** Connection state of a bus client. */
+export type BusStatus =
+  | { type: 'connecting'; attempt: number }
+  | { type: 'connected'; hubId: string }
+  | { type: 'disconnected'; error: RxnetError | null }
+  | { type: 'closed' }
+
+/** Counters of a {@link Bus}. */
+export interface BusStats {
+  /** Messages accepted by `emit`. */
+  emitted: number
+  /** Messages delivered (once per message, however many local subscribers matched). */
+  received: number
+  /** Messages received again (after a hub restart or over two paths) and dropped. */
+  duplicates: number
+  /** Messages that did not decode with the codec, dropped. */
+  undecodable: number
+  /** Emitted messages discarded by the overflow policy. */
+  dropped: number
+  /** Times the outbox was full when `emit` was called. */
+  overflows: number
+  /** Messages in the outbox (not yet acknowledged by the hub). */
+  buffered: number
+  /** Successful connections after the first. */
+  reconnects: number
+}
+
+/** A client of the bus. */
+export interface Bus {
+  /** This client's id. */
+  readonly id: string
+  /** Live counters. */
+  readonly stats: BusStats
+  /** The current status, then every change; completes on close. */
+  readonly status$: Observable<BusStatus>
+  /** True while connected to a hub. */
+  readonly connected: boolean
+  /** Cold: the data of every message whose topic matches `pattern` (`log`, `log.*`, `log.>`). */
+  messages$<T = unknown>(pattern: string): Observable<T>
+  /** Like {@link Bus.messages$}, with topic, origin and sequence number. */
+  envelopes$<T = unknown>(pattern: string): Observable<BusMessage<T>>
+  /** Publishes `data` on `topic` (no wildcards). Throws on an invalid topic, an unencodable value, or a full outbox under `'error'`. */
+  emit(topic: string, data: unknown): void
+  /** True while the outbox is under half its budget. */
+  readonly writable: boolean
+  /** Resolves once the outbox is under half its budget. */
+  whenWritable(options?: { signal?: AbortSignal }): Promise<void>
+  /** Resolves once the hub has processed everything emitted and subscribed so far (waits for a connection). */
+  flush(options?: { signal?: AbortSignal; timeout?: number }): Promise<void>
+  /** Waits (up to `closeTimeout`) for the hub to take the outbox, then disconnects; subscribers complete. Idempotent. */
+  close(): Promise<void>
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+/**
+ * Connects to the hub at `path` (Unix socket or Windows named pipe). Returns at once; the client
+ * connects, and reconnects after any failure, by itself.
+ * @example
+ * ```ts
+ * import { connectBus } from 'rxnet'
+ * import { take } from 'rxjs'
+ * const bus = connectBus('/tmp/app.sock')
+ * bus.messages$('log.*').subscribe((line) => console.log(line))      // netcluster's on()
+ * bus.messages$('job.done').pipe(take(1)).subscribe(() => {})        // netcluster's once()
+ * bus.emit('log.info', { line: 'TESTE' })
+ * await bus.close()
+ * ```
+ */
+export function connectBus(path: string, options: BusOptions = {}): Bus {
+  return new BusImpl(path, options)
+}
+
+interface Entry {
+  readonly seq: number
+  readonly frame: Uint8Array
+}
+
+type Deliver = (topic: string, data: unknown, origin: string, seq: number) => void
+
+interface Interest {
+  readonly matcher: TopicMatcher
+  readonly listeners: Set<Deliver>
+}
+
+interface Waiter {
+  resolve: () => void
+  reject: (e: unknown) => void
+}
+
+function positive(name: string, v: number | undefined, d: number): number {
+  if (v === undefined) return d
+  if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`)
+  return v
+}
+
+class BusImpl implements Bus {
+  readonly id: string
+  readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, undecodable: 0, dropped: 0, overflows: 0, buffered: 0, reconnects: 0 }
+  readonly status$: Observable<BusStatus>
+
+  private readonly status = new BehaviorSubject<BusStatus>({ type: 'connecting', attempt: 0 })
+  private readonly codec: Codec<unknown>
+  private readonly echo: boolean
+  private readonly outbox: BoundedQueue<Entry>
+  private readonly minDelay: number
+  private readonly maxDelay: number
+  private readonly maxMessageSize: number
+  private readonly closeTimeout: number
+  private readonly interests = new Map<string, Interest>()
+  private routes = new Map<string, Interest[]>()
+  private readonly seen = new Map<string, number>()
+  private readonly topics = new Map<string, Uint8Array>()
+  private readonly pings = new Map<number, Waiter>()
+  private writableWaiters: Waiter[] = []
+  private ch: SocketChannel | null = null
+  private welcomed = false
+  private seq = 0
+  private pingId = 0
+  private attempt = 0
+  private everConnected = false
+  private timer: NodeJS.Timeout | null = null
+  private closing: Promise<void> | null = null
+  private closed = false
+
+  constructor(
+    private readonly path: string,
+    options: BusOptions,
+  ) {
+    checkSocketPath(path)
+    this.codec = resolveCodec(options.codec ?? 'json')
+    this.echo = options.echo ?? false
+    this.id = options.id ?? randomBytes(8).toString('hex')
+    if (typeof this.id !== 'string' || this.id.length === 0 || Buffer.byteLength(this.id) > MAX_ID_LENGTH) {
+      throw new InvalidArgumentError(`id must be 1..${MAX_ID_LENGTH} bytes`)
+    }
+    const overflow = options.overflow ?? DEFAULT_OVERFLOW
+    if (!OVERFLOW_POLICIES.includes(overflow)) throw new InvalidArgumentError(`overflow must be one of ${OVERFLOW_POLICIES.join(', ')}`)
+    this.outbox = new BoundedQueue<Entry>(positive('highWaterMark', options.highWaterMark, DEFAULT_BUS_HIGH_WATER_MARK), overflow, (e) => e.frame.length, 'bus outbox')
+    this.minDelay = positive('minReconnectDelay', options.minReconnectDelay, DEFAULT_MIN_RECONNECT_DELAY)
+    this.maxDelay = Math.max(this.minDelay, positive('maxReconnectDelay', options.maxReconnectDelay, DEFAULT_MAX_RECONNECT_DELAY))
+    this.maxMessageSize = positive('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE)
+    this.closeTimeout = positive('closeTimeout', options.closeTimeout, DEFAULT_CLOSE_TIMEOUT)
+    this.status$ = this.status.asObservable()
+    this.connect()
+  }
+
+  get connected(): boolean {
+    return this.welcomed
+  }
+
+  get writable(): boolean {
+    return !this.closed && this.outbox.bytes <= this.outbox.highWaterMark >> 1
+  }
+
+  // ---- subscribing -------------------------------------------------------------------------
+
+  messages$<T = unknown>(pattern: string): Observable<T> {
+    return this.watch<T>(pattern, (subscriber) => (_topic, data) => subscriber.next(data as T))
+  }
+
+  envelopes$<T = unknown>(pattern: string): Observable<BusMessage<T>> {
+    return this.watch<BusMessage<T>>(pattern, (subscriber) => (topic, data, origin, seq) => subscriber.next({ topic, data: data as T, origin, seq }))
+  }
+
+  private watch<T>(pattern: string, make: (subscriber: Subscriber<T>) => Deliver): Observable<T> {
+    return new Observable<T>((subscriber) => {
+      let matcher: TopicMatcher
+      try {
+        matcher = compileTopic(pattern)
+      } catch (e) {
+        subscriber.error(e)
+        return
+      }
+      if (this.closed) {
+        subscriber.complete()
+        return
+      }
+      const deliver = make(subscriber)
+      let interest = this.interests.get(pattern)
+      if (interest === undefined) {
+        interest = { matcher, listeners: new Set() }
+        this.interests.set(pattern, interest)
+        this.routes.clear()
+        if (this.ch !== null) this.ch.send(encodeSub(pattern))
+      }
+      interest.listeners.add(deliver)
+      completers.set(deliver, () => subscriber.complete())
+      const own = interest
+      return () => {
+        own.listeners.delete(deliver)
+        completers.delete(deliver)
+        if (own.listeners.size === 0 && this.interests.get(pattern) === own) {
+          this.interests.delete(pattern)
+          this.routes.clear()
+          if (this.ch !== null && !this.closed) this.ch.send(encodeUnsub(pattern))
+        }
+      }
+    })
+  }
+
+  // ---- emitting ----------------------------------------------------------------------------
+
+  emit(topic: string, data: unknown): void {
+    if (this.closed || this.closing !== null) throw new ClosedError('bus')
+    let t = this.topics.get(topic)
+    if (t === undefined) {
+      validateTopic(topic)
+      t = encodeString(topic)
+      if (this.topics.size > 1000) this.topics.clear()
+      this.topics.set(topic, t)
+    }
+    const payload = encodeWith(this.codec, data)
+    const seq = this.seq + 1
+    const frame = encodePub(seq, t, payload)
+    if (frame.length > this.maxMessageSize) throw new InvalidArgumentError(`message of ${frame.length} bytes exceeds maxMessageSize ${this.maxMessageSize}`)
+    const before = this.outbox.dropped
+    let accepted: boolean
+    try {
+      accepted = this.outbox.push({ seq, frame })
+    } catch (e) {
+      this.stats.overflows = this.outbox.overflows
+      throw e
+    }
+    this.seq = seq
+    this.stats.overflows = this.outbox.overflows
+    this.stats.dropped += this.outbox.dropped - before
+    this.stats.buffered = this.outbox.length
+    if (!accepted) return
+    this.stats.emitted++
+    if (this.ch !== null) this.ch.send(frame)
+  }
+
+  whenWritable(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const { signal } = options
+    if (signal?.aborted) return Promise.reject(new AbortError(signal.reason))
+    if (this.closed) return Promise.reject(new ClosedError('bus'))
+    if (this.writable) return Promise.resolve()
+    return this.wait(this.writableWaiters, signal)
+  }
+
+  flush(options: { signal?: AbortSignal; timeout?: number } = {}): Promise<void> {
+    const { signal, timeout } = options
+    if (signal?.aborted) return Promise.reject(new AbortError(signal.reason))
+    if (this.closed) return Promise.reject(new ClosedError('bus'))
+    const id = ++this.pingId
+    const waiters: Waiter[] = []
+    const p = this.wait(waiters, signal, timeout, () => this.pings.delete(id))
+    this.pings.set(id, waiters[0]!)
+    if (this.ch !== null) this.ch.send(encodePing(id))
+    return p
+  }
+
+  /** A promise whose resolver is pushed on `list`; rejects on abort or timeout. */
+  private wait(list: Waiter[], signal?: AbortSignal, timeout?: number, cleanup?: () => void): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined
+      const onAbort = (): void => settle(new AbortError(signal!.reason))
+      const settle = (e?: unknown): void => {
+        signal?.removeEventListener('abort', onAbort)
+        if (timer !== undefined) clearTimeout(timer)
+        const i = list.indexOf(w)
+        if (i >= 0) list.splice(i, 1)
+        cleanup?.()
+        if (e === undefined) resolve()
+        else reject(e)
+      }
+      const w: Waiter = { resolve: () => settle(), reject: (e) => settle(e) }
+      list.push(w)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      if (timeout !== undefined) timer = setTimeout(() => settle(new TimeoutError('bus flush', timeout)), timeout)
+    })
+  }
+
+  // ---- connection --------------------------------------------------------------------------
+
+  private connect(): void {
+    this.timer = null
+    if (this.closed) return
+    this.status.next({ type: 'connecting', attempt: this.attempt })
+    const socket = net.connect(this.path)
+    const ch = socketChannel(socket, {
+      maxLength: this.maxMessageSize,
+      // The outbox bounds what we send; this only has to hold it plus control frames.
+      highWaterMark: this.outbox.highWaterMark * 2 + (1 << 20),
+      overflow: 'error',
+    })
+    this.ch = ch
+    ch.source.subscribe({
+      next: (frame) => this.onFrame(ch, frame),
+      error: (e) => this.onDown(ch, e instanceof RxnetError ? e : null),
+      complete: () => this.onDown(ch, null),
+    })
+    ch.send(encodeHello(this.id, this.echo))
+    for (const pattern of this.interests.keys()) ch.send(encodeSub(pattern))
+    const items = this.outbox.items
+    for (let i = this.outbox.head; i < items.length; i++) ch.send(items[i]!.frame)
+    for (const id of this.pings.keys()) ch.send(encodePing(id))
+  }
+
+  private onFrame(ch: SocketChannel, bytes: Uint8Array): void {
+    if (ch !== this.ch) return
+    try {
+      const f = decodeFrame(bytes)
+      switch (f.type) {
+        case 'msg':
+          this.onMessage(f.topic, f.payload, f.origin, f.seq)
+          return
+        case 'ack':
+          this.onAck(f.seq)
+          return
+        case 'pong':
+          this.pings.get(f.id)?.resolve()
+          return
+        case 'welcome':
+          if (f.version !== BUS_PROTOCOL_VERSION) throw new VersionMismatchError(BUS_PROTOCOL_VERSION, f.version)
+          this.welcomed = true
+          if (this.everConnected) this.stats.reconnects++
+          this.everConnected = true
+          this.attempt = 0
+          this.status.next({ type: 'connected', hubId: f.hubId })
+          return
+        default:
+          throw new ProtocolError(`unexpected ${f.type.toUpperCase()} from the hub`)
+      }
+    } catch (e) {
+      ch.sink.error(e)
+    }
+  }
+
+  private onMessage(topic: string, payload: Uint8Array, origin: string, seq: number): void {
+    const last = this.seen.get(origin)
+    if (last !== undefined && seq <= last) {
+      this.stats.duplicates++
+      return
+    }
+    if (last === undefined && this.seen.size >= 10_000) this.seen.delete(this.seen.keys().next().value!)
+    this.seen.set(origin, seq)
+    let targets = this.routes.get(topic)
+    if (targets === undefined) {
+      targets = []
+      for (const i of this.interests.values()) if (i.matcher.matches(topic)) targets.push(i)
+      if (this.routes.size > 1000) this.routes.clear()
+      this.routes.set(topic, targets)
+    }
+    if (targets.length === 0) return // interest just withdrawn
+    let data: unknown
+    try {
+      data = decodeWith(this.codec, payload)
+    } catch {
+      this.stats.undecodable++
+      return
+    }
+    this.stats.received++
+    for (const interest of targets) for (const deliver of interest.listeners) deliver(topic, data, origin, seq)
+  }
+
+  private onAck(seq: number): void {
+    const q = this.outbox
+    while (q.length > 0 && q.items[q.head]!.seq <= seq) q.shift()
+    this.stats.buffered = q.length
+    if (this.writableWaiters.length > 0 && this.writable) for (const w of [...this.writableWaiters]) w.resolve()
+  }
+
+  private onDown(ch: SocketChannel, error: RxnetError | null): void {
+    if (ch !== this.ch) return
+    this.ch = null
+    this.welcomed = false
+    if (this.closed) return
+    this.status.next({ type: 'disconnected', error })
+    const base = Math.min(this.maxDelay, this.minDelay * 2 ** Math.min(this.attempt, 20))
+    this.attempt++
+    this.timer = setTimeout(() => this.connect(), base / 2 + Math.random() * (base / 2))
+  }
+
+  // ---- closing -----------------------------------------------------------------------------
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  private async shutdown(): Promise<void> {
+    if (this.welcomed && this.outbox.length > 0) {
+      await this.flush({ timeout: this.closeTimeout }).catch(() => {})
+    }
+    this.closed = true
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+    const ch = this.ch
+    this.ch = null
+    this.welcomed = false
+    for (const w of [...this.pings.values(), ...this.writableWaiters]) w.reject(new ClosedError('bus'))
+    const listeners = [...this.interests.values()].flatMap((i) => [...i.listeners])
+    for (const d of listeners) completers.get(d)?.()
+    this.interests.clear()
+    this.routes.clear()
+    this.stats.buffered = this.outbox.length
+    this.outbox.clear()
+    this.status.next({ type: 'closed' })
+    this.status.complete()
+    if (ch !== null) {
+      const timer = setTimeout(() => ch.sink.error(new ClosedError('bus')), 1000)
+      await ch.close()
+      clearTimeout(timer)
+    }
+  }
+}
+
+/** How to complete the subscriber behind a delivery callback (used by close()). */
+const completers = new WeakMap<Deliver, () => void>()

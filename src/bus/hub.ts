@@ -1,0 +1,413 @@
+/**
+ * The bus hub: accepts clients on a Unix socket / named pipe, keeps each client's interests and
+ * forwards every published message once to every other client with a matching interest (and to
+ * the multicast group when bridged; messages from the group go to local clients only, so nothing
+ * loops). Every client connection is a {@link socketChannel}; a client that sends garbage,
+ * oversized frames, or stops reading is dropped alone.
+ * @module
+ */
+import net from 'node:net'
+import { randomBytes } from 'node:crypto'
+import { Observable, Subject } from 'rxjs'
+import { socketChannel, type SocketChannel } from '../socket.js'
+import { AbortError, ClosedError, ConnectionError, DuplicateIdError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
+import { multicast, type MulticastChannel, type MulticastOptions } from '../multicast/index.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodePong, encodeString, encodeWelcome, pubToMsg } from './protocol.js'
+import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
+import { listenOnPath } from './listen.js'
+
+/** Default largest hub frame (one message with its topic), 1 MiB. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+/** Default send budget per client on the hub, 8 MiB; a client over it is dropped. */
+export const DEFAULT_CLIENT_HIGH_WATER_MARK = 8 * 1024 * 1024
+/** Default time a client may stay over half its send budget (not reading) before it is dropped, ms. */
+export const DEFAULT_SLOW_CLIENT_TIMEOUT = 10_000
+/** Default time a new connection has to say HELLO, ms. */
+export const DEFAULT_HELLO_TIMEOUT = 5_000
+
+/** Options of {@link startHub}. */
+export interface HubOptions {
+  /** Unix socket path (made 0600) or Windows named pipe (`\\?\pipe\name`, used as is). */
+  path: string
+  /**
+   * Bridge this hub to other hosts' hubs over a multicast group: every message published by a
+   * local client is sent to the group; messages from the group go to local clients only.
+   * `overflow` defaults to `'drop-oldest'` here (losses show up as gaps on the receivers).
+   * @default undefined (local only)
+   */
+  multicast?: MulticastOptions
+  /** Largest frame a client may send (topic + payload + a few bytes). @default 1 MiB ({@link DEFAULT_MAX_MESSAGE_SIZE}) */
+  maxMessageSize?: number
+  /** Bytes buffered towards one client before it is dropped (`ERR_BUFFER_OVERFLOW`). @default 8 MiB ({@link DEFAULT_CLIENT_HIGH_WATER_MARK}) */
+  clientHighWaterMark?: number
+  /**
+   * How long a client may stay over half its budget before it is dropped (`ERR_TIMEOUT`). While
+   * any client is that far behind, the hub holds its acknowledgements, so senders slow down.
+   * @default 10000 ({@link DEFAULT_SLOW_CLIENT_TIMEOUT})
+   */
+  slowClientTimeout?: number
+  /** Time a new connection has to send HELLO, ms. @default 5000 ({@link DEFAULT_HELLO_TIMEOUT}) */
+  helloTimeout?: number
+  /** Aborts start-up (rejects with `ERR_ABORTED`). */
+  signal?: AbortSignal
+}
+
+/** Counters of a {@link Hub}. */
+export interface HubStats {
+  /** Clients connected now (after HELLO). */
+  clients: number
+  /** Messages published by local clients. */
+  published: number
+  /** Copies of messages written to local clients. */
+  delivered: number
+  /** Clients dropped for bad input, overflow or slowness. */
+  dropped: number
+  /** Messages sent to the multicast group. */
+  bridgedOut: number
+  /** Messages received from the multicast group. */
+  bridgedIn: number
+  /** Messages from the group that did not decode as hub frames (dropped). */
+  bridgeBad: number
+  /** Local messages too large for one datagram (delivered locally, not bridged). */
+  bridgeTooLarge: number
+}
+
+/** Something that happened on a hub. */
+export type HubEvent =
+  | { type: 'connect'; client: string }
+  | { type: 'disconnect'; client: string }
+  | { type: 'drop'; client: string | null; error: RxnetError }
+  | { type: 'bridge-error'; error: unknown }
+
+/** A running hub. */
+export interface Hub {
+  /** The path it listens on. */
+  readonly path: string
+  /** This hub's id (random, 16 hex digits). */
+  readonly id: string
+  /** Live counters. */
+  readonly stats: HubStats
+  /** Connects, disconnects, dropped clients (hot; completes on close). */
+  readonly events$: Observable<HubEvent>
+  /** The multicast bridge, when there is one. */
+  readonly bridge: MulticastChannel | null
+  /** Stops listening, closes every client and the bridge, removes the socket file. Idempotent. */
+  close(): Promise<void>
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+interface Session {
+  readonly ch: SocketChannel
+  id: string | null
+  origin: Uint8Array | null
+  echo: boolean
+  readonly patterns: Map<string, TopicMatcher>
+  ackSeq: number
+  acked: number
+  slowTimer: NodeJS.Timeout | null
+  helloTimer: NodeJS.Timeout | null
+  closed: boolean
+}
+
+/**
+ * Starts a bus hub on a Unix socket or Windows named pipe.
+ *
+ * A stale socket file (nobody answers on it) is replaced; a path a live server answers on is
+ * refused with `ERR_PATH_IN_USE`; a path longer than the platform allows with `ERR_PATH_TOO_LONG`.
+ * @example
+ * ```ts
+ * import { startHub, connectBus } from 'rxnet'
+ * const hub = await startHub({ path: '/tmp/app.sock' })
+ * const bus = connectBus('/tmp/app.sock')
+ * bus.messages$('log.>').subscribe((data) => console.log(data))
+ * bus.emit('log.info', { line: 'hello' })
+ * await bus.close(); await hub.close()
+ * ```
+ */
+export async function startHub(options: HubOptions): Promise<Hub> {
+  if (options === null || typeof options !== 'object') throw new InvalidArgumentError('startHub needs { path }')
+  const hub = new HubImpl(options)
+  await hub.start(options.signal)
+  return hub
+}
+
+function positive(name: string, v: number | undefined, d: number): number {
+  if (v === undefined) return d
+  if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`)
+  return v
+}
+
+class HubImpl implements Hub {
+  readonly path: string
+  readonly id = randomBytes(8).toString('hex')
+  readonly stats: HubStats = { clients: 0, published: 0, delivered: 0, dropped: 0, bridgedOut: 0, bridgedIn: 0, bridgeBad: 0, bridgeTooLarge: 0 }
+  readonly events$: Observable<HubEvent>
+  bridge: MulticastChannel | null = null
+
+  private readonly events = new Subject<HubEvent>()
+  private readonly server: net.Server
+  private readonly sessions = new Set<Session>()
+  private readonly byId = new Map<string, Session>()
+  /** Highest seq forwarded per client id, kept after a client leaves so a reconnect's resends are not forwarded twice. */
+  private readonly lastSeq = new Map<string, number>()
+  /** topic -> sessions interested; cleared whenever interests change. */
+  private routes = new Map<string, Session[]>()
+  private readonly congested = new Set<Session>()
+  private readonly ackPending = new Set<Session>()
+  private ackScheduled = false
+  private closing: Promise<void> | null = null
+  private readonly maxMessageSize: number
+  private readonly clientHighWaterMark: number
+  private readonly slowClientTimeout: number
+  private readonly helloTimeout: number
+  private readonly welcome: Uint8Array
+
+  constructor(private readonly options: HubOptions) {
+    if (typeof options.path !== 'string') throw new InvalidArgumentError('startHub needs { path }')
+    this.path = options.path
+    this.maxMessageSize = positive('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE)
+    this.clientHighWaterMark = positive('clientHighWaterMark', options.clientHighWaterMark, DEFAULT_CLIENT_HIGH_WATER_MARK)
+    this.slowClientTimeout = positive('slowClientTimeout', options.slowClientTimeout, DEFAULT_SLOW_CLIENT_TIMEOUT)
+    this.helloTimeout = positive('helloTimeout', options.helloTimeout, DEFAULT_HELLO_TIMEOUT)
+    this.events$ = this.events.asObservable()
+    this.welcome = encodeWelcome(this.id)
+    this.server = net.createServer(this.onConnection)
+  }
+
+  async start(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw new AbortError(signal.reason)
+    await listenOnPath(this.server, this.path, signal)
+    if (signal?.aborted) {
+      await this.close()
+      throw new AbortError(signal.reason)
+    }
+    if (this.options.multicast !== undefined) {
+      try {
+        this.bridge = multicast({ overflow: 'drop-oldest', ...this.options.multicast })
+        this.bridge.source.subscribe({
+          next: ({ data }) => this.onBridgeMessage(data),
+          error: (error) => this.events.next({ type: 'bridge-error', error }),
+        })
+        await this.bridge.ready
+      } catch (e) {
+        await this.close()
+        throw e
+      }
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close()
+  }
+
+  private async shutdown(): Promise<void> {
+    const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    const clients = [...this.sessions].map((s) => this.closeSession(s))
+    await Promise.all([serverClosed, ...clients, this.bridge?.close()])
+    this.events.complete()
+  }
+
+  /** Ends a client gracefully; destroys it if it has not closed within a second. */
+  private async closeSession(s: Session): Promise<void> {
+    const timer = setTimeout(() => s.ch.sink.error(new ClosedError('hub')), 1000)
+    try {
+      await s.ch.close()
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  private readonly onConnection = (socket: net.Socket): void => {
+    if (this.closing !== null) {
+      socket.destroy()
+      return
+    }
+    const ch = socketChannel(socket, { maxLength: this.maxMessageSize, highWaterMark: this.clientHighWaterMark, overflow: 'error' })
+    const s: Session = { ch, id: null, origin: null, echo: false, patterns: new Map(), ackSeq: -1, acked: -1, slowTimer: null, helloTimer: null, closed: false }
+    this.sessions.add(s)
+    s.helloTimer = setTimeout(() => this.drop(s, new TimeoutError('HELLO', this.helloTimeout)), this.helloTimeout)
+    ch.source.subscribe({
+      next: (frame) => this.onFrame(s, frame),
+      error: (e) => this.remove(s, e instanceof RxnetError ? e : new ConnectionError('client connection failed', e)),
+      complete: () => this.remove(s, null),
+    })
+  }
+
+  private onFrame(s: Session, bytes: Uint8Array): void {
+    if (s.closed) return
+    try {
+      const f = decodeFrame(bytes)
+      if (s.id === null) {
+        if (f.type !== 'hello') throw new ProtocolError(`expected HELLO, got ${f.type.toUpperCase()}`)
+        if (f.version !== BUS_PROTOCOL_VERSION) throw new VersionMismatchError(BUS_PROTOCOL_VERSION, f.version)
+        this.hello(s, f.id, f.echo)
+        return
+      }
+      switch (f.type) {
+        case 'pub': {
+          validateTopic(f.topic)
+          if (f.seq <= s.ackSeq) return // a resend this hub has already forwarded
+          s.ackSeq = f.seq
+          this.stats.published++
+          const msg = pubToMsg(bytes, s.origin!)
+          this.route(f.topic, msg, s)
+          this.toBridge(msg)
+          this.scheduleAck(s)
+          return
+        }
+        case 'sub':
+          s.patterns.set(f.pattern, compileTopic(f.pattern))
+          this.routes.clear()
+          return
+        case 'unsub':
+          if (s.patterns.delete(f.pattern)) this.routes.clear()
+          return
+        case 'ping':
+          s.ch.send(encodePong(f.id))
+          return
+        default:
+          throw new ProtocolError(`unexpected ${f.type.toUpperCase()} from a client`)
+      }
+    } catch (e) {
+      this.drop(s, e instanceof RxnetError ? e : new ProtocolError('bad frame', e))
+    }
+  }
+
+  private hello(s: Session, id: string, echo: boolean): void {
+    clearTimeout(s.helloTimer!)
+    s.helloTimer = null
+    const old = this.byId.get(id)
+    if (old !== undefined) {
+      // The same client reconnecting before its old connection was noticed dead: the new one wins.
+      this.drop(old, new DuplicateIdError(id))
+    }
+    s.ackSeq = this.lastSeq.get(id) ?? -1
+    s.id = id
+    s.origin = encodeString(id)
+    s.echo = echo
+    this.byId.set(id, s)
+    this.stats.clients++
+    s.ch.send(this.welcome)
+    if (s.ackSeq >= 0) this.scheduleAck(s) // tells a reconnecting client what it need not resend
+    this.events.next({ type: 'connect', client: id })
+  }
+
+  /** Forwards `msg` to every local session interested in `topic`, except `from` (unless it asked for echoes). */
+  private route(topic: string, msg: Uint8Array, from: Session | null): void {
+    let targets = this.routes.get(topic)
+    if (targets === undefined) {
+      targets = []
+      for (const t of this.sessions) {
+        if (t.id === null) continue
+        for (const m of t.patterns.values()) {
+          if (m.matches(topic)) {
+            targets.push(t)
+            break
+          }
+        }
+      }
+      if (this.routes.size > 10_000) this.routes.clear()
+      this.routes.set(topic, targets)
+    }
+    for (let i = 0; i < targets.length; i++) {
+      const t = targets[i]!
+      if ((t === from && !t.echo) || t.closed) continue
+      t.ch.send(msg)
+      this.stats.delivered++
+      if (!t.ch.writable) this.congest(t)
+    }
+  }
+
+  private toBridge(msg: Uint8Array): void {
+    const b = this.bridge
+    if (b === null) return
+    if (msg.length > b.maxMessageSize) {
+      this.stats.bridgeTooLarge++
+      return
+    }
+    b.send(msg)
+    this.stats.bridgedOut++
+  }
+
+  private onBridgeMessage(data: Uint8Array): void {
+    let f
+    try {
+      f = decodeFrame(data)
+      if (f.type !== 'msg') throw new ProtocolError(`unexpected ${f.type.toUpperCase()} on the bridge`)
+      validateTopic(f.topic)
+    } catch {
+      this.stats.bridgeBad++
+      return
+    }
+    this.stats.bridgedIn++
+    this.route(f.topic, data, null)
+  }
+
+  /** A client over half its budget: hold everyone's acks until it catches up, drop it if it does not in time. */
+  private congest(s: Session): void {
+    if (this.congested.has(s)) return
+    this.congested.add(s)
+    s.slowTimer = setTimeout(() => this.drop(s, new TimeoutError('client reading its messages', this.slowClientTimeout)), this.slowClientTimeout)
+    s.ch.whenWritable().then(
+      () => this.uncongest(s),
+      () => this.uncongest(s),
+    )
+  }
+
+  private uncongest(s: Session): void {
+    if (!this.congested.delete(s)) return
+    if (s.slowTimer !== null) clearTimeout(s.slowTimer)
+    s.slowTimer = null
+    if (this.congested.size === 0) this.scheduleAck(null)
+  }
+
+  private scheduleAck(s: Session | null): void {
+    if (s !== null) this.ackPending.add(s)
+    if (this.ackScheduled || this.ackPending.size === 0) return
+    this.ackScheduled = true
+    setImmediate(this.flushAcks)
+  }
+
+  private readonly flushAcks = (): void => {
+    this.ackScheduled = false
+    if (this.congested.size > 0) return // resumed by uncongest()
+    for (const s of this.ackPending) {
+      if (!s.closed && s.ackSeq > s.acked) {
+        s.acked = s.ackSeq
+        s.ch.send(encodeAck(s.ackSeq))
+      }
+    }
+    this.ackPending.clear()
+  }
+
+  private drop(s: Session, error: RxnetError): void {
+    if (s.closed) return
+    this.stats.dropped++
+    this.events.next({ type: 'drop', client: s.id, error })
+    this.remove(s, error)
+    s.ch.sink.error(error)
+  }
+
+  private remove(s: Session, _error: RxnetError | null): void {
+    if (s.closed) return
+    s.closed = true
+    if (s.helloTimer !== null) clearTimeout(s.helloTimer)
+    this.sessions.delete(s)
+    this.ackPending.delete(s)
+    this.uncongest(s)
+    if (s.patterns.size > 0) this.routes.clear()
+    if (s.id !== null) {
+      this.stats.clients--
+      if (this.byId.get(s.id) === s) this.byId.delete(s.id)
+      this.lastSeq.delete(s.id)
+      if (this.lastSeq.size >= 10_000) this.lastSeq.delete(this.lastSeq.keys().next().value!)
+      this.lastSeq.set(s.id, s.ackSeq)
+      this.events.next({ type: 'disconnect', client: s.id })
+    }
+  }
+}

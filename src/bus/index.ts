@@ -1,0 +1,44 @@
+/**
+ * The bus: a local hub on a Unix socket / Windows named pipe (`startHub`), clients that publish
+ * and subscribe by topic (`connectBus`), and hubs on different hosts bridged over multicast.
+ *
+ * Layout: `topics.ts` (pure pattern matching), `protocol.ts` (pure hub frame encoder / decoder),
+ * `listen.ts` (socket path checks, stale socket recovery), `hub.ts` and `client.ts` (the adapters
+ * that own the sockets).
+ *
+ * @example
+ * ```ts
+ * import { startHub, connectBus } from 'rxnet'
+ * const hub = await startHub({ path: '/tmp/app.sock' })
+ * const bus = connectBus('/tmp/app.sock')
+ * bus.messages$('log').subscribe((data) => console.log(data))
+ * bus.emit('log', { line: 'TESTE' })
+ * await bus.close(); await hub.close()
+ * ```
+ * @module
+ */
+export {
+  startHub,
+  type Hub,
+  type HubOptions,
+  type HubStats,
+  type HubEvent,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_CLIENT_HIGH_WATER_MARK,
+  DEFAULT_SLOW_CLIENT_TIMEOUT,
+  DEFAULT_HELLO_TIMEOUT,
+} from './hub.js'
+export {
+  connectBus,
+  type Bus,
+  type BusOptions,
+  type BusMessage,
+  type BusStatus,
+  type BusStats,
+  DEFAULT_BUS_HIGH_WATER_MARK,
+  DEFAULT_MIN_RECONNECT_DELAY,
+  DEFAULT_MAX_RECONNECT_DELAY,
+  DEFAULT_CLOSE_TIMEOUT,
+} from './client.js'
+export { compileTopic, matchTopic, validateTopic, type TopicMatcher, MAX_TOPIC_LENGTH } from './topics.js'
+export { MAX_SOCKET_PATH, defaultBusPath } from './listen.js'
