@@ -30,7 +30,11 @@ export interface SocketChannelOptions {
   copyThreshold?: number
   /** Largest batch buffer built from small messages. @default 256 KiB */
   batchBytes?: number
-  /** Stop reading the socket while nobody subscribes to `source` (so nothing is lost). @default true */
+  /**
+   * Stop reading the socket while nobody subscribes to `source` (so nothing is lost). Once the
+   * channel is closing (`sink.complete()` / `close()`), unobserved inbound messages are discarded
+   * so the far side's close can be seen. @default true
+   */
   pauseWhenUnobserved?: boolean
 }
 
@@ -147,7 +151,6 @@ class SocketChannelImpl implements SocketChannel {
     if (this.ending || this.terminal !== null) return Promise.reject(new ClosedError('channel'))
     return new Promise((resolve, reject) => {
       this.waiters.push({ resolve, reject })
-      this.waitForDrain()
     })
   }
 
@@ -156,7 +159,11 @@ class SocketChannelImpl implements SocketChannel {
       this.stats.droppedAfterClose++
       return
     }
-    if (payload.length > this.opts.maxLength) throw new FrameTooLongError(payload.length, this.opts.maxLength)
+    if (payload.length > this.opts.maxLength) {
+      // An Observer must not throw (RxJS would rethrow it asynchronously): fail the channel instead.
+      this.fail(new FrameTooLongError(payload.length, this.opts.maxLength))
+      return
+    }
     let accepted: boolean
     try {
       accepted = this.queue.push(payload, this.socket.writableLength)
@@ -186,7 +193,7 @@ class SocketChannelImpl implements SocketChannel {
     if (++this.readers === 1 && this.opts.pauseWhenUnobserved) this.socket.resume()
     return () => {
       inner.unsubscribe()
-      if (--this.readers === 0 && this.opts.pauseWhenUnobserved && this.terminal === null) this.socket.pause()
+      if (--this.readers === 0 && this.opts.pauseWhenUnobserved && this.terminal === null && !this.ending) this.socket.pause()
     }
   }
 
@@ -217,7 +224,7 @@ class SocketChannelImpl implements SocketChannel {
         to++
       }
       if (to > from) {
-        sock.write(encodeBatch(items, from, to, bytes))
+        sock.write(encodeBatch(items, from, to, bytes), this.onWritten)
         this.stats.messagesOut += to - from
         this.stats.bytesOut += payload
         q.consume(to, bytes)
@@ -226,38 +233,36 @@ class SocketChannelImpl implements SocketChannel {
         const header = Buffer.allocUnsafe(varintLength(p.length))
         writeVarint(header, 0, p.length)
         sock.write(header)
-        sock.write(p)
+        sock.write(p, this.onWritten)
         this.stats.messagesOut++
         this.stats.bytesOut += p.length
         q.consume(from + 1, p.length + header.length)
       }
     }
     if (corked) sock.uncork()
-    if (q.head < q.items.length) this.waitForDrain()
+    // More queued than the socket should hold: resume from the write callbacks (not 'drain',
+    // which only fires once the socket passed its own high-water mark).
+    if (q.head < q.items.length) this.waitingDrain = true
     else if (this.ending) sock.end()
     this.wakeWaiters()
   }
 
-  private waitForDrain(): void {
-    if (this.waitingDrain) return
-    this.waitingDrain = true
-    this.socket.once('drain', this.onDrain)
-  }
-
-  private readonly onDrain = (): void => {
-    this.waitingDrain = false
-    this.flush()
+  /** Write callback of every batch / large payload: the socket made progress. */
+  private readonly onWritten = (err?: Error | null): void => {
+    if (err != null) return // reported through 'error' / 'close'
+    if (this.waitingDrain && this.socket.writableLength < this.writeLimit) {
+      this.waitingDrain = false
+      this.flush()
+    } else {
+      this.wakeWaiters()
+    }
   }
 
   private wakeWaiters(): void {
-    if (this.waiters.length === 0) return
-    if (this.writable) {
-      const w = this.waiters
-      this.waiters = []
-      for (const { resolve } of w) resolve()
-    } else if (this.terminal === null && !this.ending) {
-      this.waitForDrain()
-    }
+    if (this.waiters.length === 0 || !this.writable) return
+    const w = this.waiters
+    this.waiters = []
+    for (const { resolve } of w) resolve()
   }
 
   private rejectWaiters(e: unknown): void {
@@ -300,7 +305,6 @@ class SocketChannelImpl implements SocketChannel {
     }
     this.socket.off('data', this.onData)
     this.socket.off('end', this.onEnd)
-    this.socket.off('drain', this.onDrain)
     this.socket.off('close', this.onClose)
     // Keep a no-op error listener: a late 'error' after close must not crash the process.
     this.socket.off('error', this.onError)
@@ -326,6 +330,9 @@ class SocketChannelImpl implements SocketChannel {
     if (this.ending) return
     this.ending = true
     this.rejectWaiters(new ClosedError('channel'))
+    // The far side's FIN is only seen by reading: with nobody subscribed, read (and discard) so
+    // the socket can close instead of staying half-open.
+    if (this.readers === 0 && this.opts.pauseWhenUnobserved && this.terminal === null) this.socket.resume()
     if (!this.scheduled && !this.waitingDrain) {
       if (this.queue.length === 0) this.socket.end()
       else this.flush()
