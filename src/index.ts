@@ -63,6 +63,21 @@ export {
   DEFAULT_MULTICAST_HIGH_WATER_MARK,
 } from './multicast/index.js'
 export {
+  cluster,
+  type ClusterNode,
+  type ClusterOptions,
+  type RestartOptions,
+  type ServeOptions,
+  type ServeInfo,
+  type Link,
+  type WorkerEvent,
+  type WorkerStatus,
+  type IpcMessage,
+  DEFAULT_CLUSTER_OPTIONS,
+  DEFAULT_RESTART_OPTIONS,
+  DEFAULT_PRIMARY_SERVES,
+} from './cluster/index.js'
+export {
   RxnetError,
   FrameTooLongError,
   InvalidLengthError,

@@ -1,0 +1,260 @@
+/**
+ * `cluster(options)`: the same script runs in the primary and in every worker; this file gives each
+ * process its {@link ClusterNode}: identity, links, serving, graceful shutdown and reload.
+ * @module
+ */
+import nodeCluster from 'node:cluster'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, mkdirSync } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import type net from 'node:net'
+import { EMPTY, type Observable } from 'rxjs'
+import { resolveCodec } from '../codec/index.js'
+import { AbortError, ClosedError, InvalidArgumentError, type RxnetError } from '../errors.js'
+import { TAG, controlMessages, ipcMessages, type Control } from './ipc.js'
+import { LinkManager } from './links.js'
+import { ServedServer, listenAsync, serveKey } from './serve.js'
+import { ENV, Supervisor } from './supervisor.js'
+import {
+  DEFAULT_CLUSTER_OPTIONS,
+  DEFAULT_PRIMARY_SERVES,
+  DEFAULT_RESTART_OPTIONS,
+  type ClusterNode,
+  type ClusterOptions,
+  type IpcMessage,
+  type Link,
+  type ServeInfo,
+  type ServeOptions,
+  type WorkerEvent,
+  type WorkerStatus,
+} from './types.js'
+
+let current: ClusterNodeImpl | null = null
+
+/**
+ * Starts (in the primary) or joins (in a worker) a cluster. The same script runs in every process;
+ * a second call in one process returns the same node.
+ *
+ * @example
+ * ```ts
+ * import http from 'node:http'
+ * import { cluster } from 'rxnet'
+ *
+ * const node = cluster({ workers: 4, restart: true })
+ * await node.serve(http.createServer((req, res) => res.end(`pid ${process.pid}\n`)), { port: 8080, host: '127.0.0.1' })
+ * node.links$.subscribe((link) => {
+ *   link.source.subscribe((msg) => console.log(`${node.id} got`, msg, 'from', link.id))
+ *   link.send({ hello: node.id })
+ * })
+ * ```
+ */
+export function cluster(options: ClusterOptions = {}): ClusterNode {
+  current ??= new ClusterNodeImpl(options)
+  return current
+}
+
+class ClusterNodeImpl implements ClusterNode {
+  readonly isPrimary: boolean
+  readonly id: number
+  readonly size: number
+  readonly links$: Observable<Link>
+  readonly workers$: Observable<WorkerEvent>
+  readonly ipc$: Observable<IpcMessage>
+  readonly errors$: Observable<RxnetError>
+
+  private readonly links: LinkManager
+  private readonly supervisor: Supervisor | null = null
+  private readonly served = new Map<string, ServedServer>()
+  private readonly dir: string
+  private readonly ownsDir: boolean
+  private readonly shutdownTimeout: number
+  private readonly ready: Promise<void>
+  private closing: Promise<void> | null = null
+  private readonly teardown: (() => void)[] = []
+
+  constructor(options: ClusterOptions) {
+    const o = { ...DEFAULT_CLUSTER_OPTIONS, ...stripUndefined(options) }
+    this.isPrimary = nodeCluster.isPrimary
+    this.shutdownTimeout = positive('shutdownTimeout', o.shutdownTimeout)
+    const codec = resolveCodec(o.codec)
+    const channel = { highWaterMark: positive('highWaterMark', o.highWaterMark), overflow: o.overflow, maxLength: positive('maxLength', o.maxLength) }
+
+    let token: string
+    if (this.isPrimary) {
+      this.id = 0
+      this.size = positive('workers', o.workers ?? os.availableParallelism())
+      token = randomBytes(16).toString('hex')
+      if (o.socketDir !== undefined) {
+        mkdirSync(o.socketDir, { recursive: true, mode: 0o700 })
+        this.dir = o.socketDir
+        this.ownsDir = false
+      } else {
+        this.dir = mkdtempSync(path.join(os.tmpdir(), 'rxnet-'))
+        this.ownsDir = true
+      }
+    } else {
+      this.id = Number(process.env[ENV.id])
+      if (!Number.isSafeInteger(this.id) || this.id < 1) throw new InvalidArgumentError(`cluster(): this worker was not forked by rxnet (${ENV.id} is not set)`)
+      this.size = Number(process.env[ENV.size])
+      this.dir = process.env[ENV.dir]!
+      token = process.env[ENV.token]!
+      this.ownsDir = false
+    }
+
+    this.links = new LinkManager({ id: this.id, path: path.join(this.dir, `${this.id}-${process.pid}.sock`), token, codec, channel })
+    this.links$ = this.links.links$
+    this.errors$ = this.links.errors.asObservable()
+    const linkPath = this.links.path
+
+    if (this.isPrimary) {
+      const restart = o.restart === false ? null : { ...DEFAULT_RESTART_OPTIONS, ...(o.restart === true ? {} : stripUndefined(o.restart)) }
+      this.supervisor = new Supervisor({
+        workers: this.size,
+        restart,
+        dir: this.dir,
+        token,
+        shutdownTimeout: this.shutdownTimeout,
+        readyTimeout: positive('readyTimeout', o.readyTimeout),
+        args: o.args,
+        self: { id: 0, pid: process.pid, path: linkPath },
+      })
+      this.workers$ = this.supervisor.events.asObservable()
+      this.ipc$ = this.supervisor.user.asObservable()
+      this.ready = this.links.listen().then(() => this.supervisor!.start())
+    } else {
+      this.workers$ = EMPTY
+      this.ipc$ = ipcMessages(process as never, 0, this.id)
+      const roster = controlMessages(process as never, 'roster').subscribe(([m]) => this.links.roster(m.peers))
+      const shutdown = controlMessages(process as never, 'shutdown').subscribe(() => this.exitGracefully())
+      this.teardown.push(() => roster.unsubscribe(), () => shutdown.unsubscribe())
+      this.ready = this.links.listen().then(() => {
+        process.send?.({ [TAG]: 'links', id: this.id, pid: process.pid, path: linkPath } satisfies Control)
+      })
+    }
+    // A failure to start links is reported, not thrown out of a constructor.
+    this.ready.catch((e: RxnetError) => this.links.errors.next(e))
+    if (o.handleSignals) this.installSignals()
+  }
+
+  ipcSend(to: number, data: unknown): boolean {
+    if (this.isPrimary) return this.supervisor!.send(to, data)
+    if (!process.connected || process.send === undefined) return false
+    if (to === 0) return process.send(data as object)
+    return process.send({ [TAG]: 'user', to, from: this.id, data } satisfies Control)
+  }
+
+  async serve(server: net.Server, options: ServeOptions): Promise<ServeInfo> {
+    if (this.closing) throw new ClosedError('cluster node')
+    const { port, host, backlog, signal } = options
+    if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`serve(): port must be 0..65535, got ${port}`)
+    if (signal?.aborted) throw new AbortError(signal.reason)
+    const primaryServes = options.primaryServes ?? DEFAULT_PRIMARY_SERVES
+    const key = serveKey(port, host)
+    const listenOptions = { port, host, backlog, exclusive: true }
+
+    if (this.isPrimary) {
+      if (!primaryServes) {
+        const address = await this.supervisor!.firstServing(key)
+        return { port: typeof address === 'object' && address !== null ? address.port : port, host, serving: false }
+      }
+      await listenAsync(server, listenOptions, signal)
+      this.track(key, server)
+      this.supervisor!.provide(key, server)
+      return { port: (server.address() as net.AddressInfo).port, host, serving: true }
+    }
+
+    if (primaryServes) {
+      // Ask the primary for its listening socket; every process then accepts on the same one.
+      const handle = await new Promise<unknown>((resolve, reject) => {
+        const sub = controlMessages(process as never, 'handle').subscribe(([m, h]) => {
+          if (m.key !== key) return
+          sub.unsubscribe()
+          signal?.removeEventListener('abort', onAbort)
+          resolve(h)
+        })
+        const onAbort = (): void => {
+          sub.unsubscribe()
+          reject(new AbortError(signal?.reason))
+        }
+        signal?.addEventListener('abort', onAbort, { once: true })
+        process.send?.({ [TAG]: 'serve', key } satisfies Control)
+      })
+      await listenAsync(server, handle, signal)
+    } else {
+      // Shared through node:cluster (the primary holds the socket but does not accept).
+      await listenAsync(server, { port, host, backlog }, signal)
+    }
+    this.track(key, server)
+    process.send?.({ [TAG]: 'serving', key, address: server.address() } satisfies Control)
+    const address = server.address()
+    return { port: typeof address === 'object' && address !== null ? address.port : port, host, serving: true }
+  }
+
+  reload(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.isPrimary) return this.supervisor!.reload(options.signal)
+    process.send?.({ [TAG]: 'reload' } satisfies Control)
+    return Promise.resolve()
+  }
+
+  status(): WorkerStatus[] {
+    return this.supervisor?.status() ?? []
+  }
+
+  close(options: { signal?: AbortSignal } = {}): Promise<void> {
+    if (options.signal?.aborted) return Promise.reject(new AbortError(options.signal.reason))
+    this.closing ??= this.doClose()
+    return this.closing
+  }
+
+  private track(key: string, server: net.Server): void {
+    this.served.set(key, new ServedServer(server))
+  }
+
+  private async doClose(): Promise<void> {
+    const drains = [...this.served.values()].map((s) => s.drain(this.shutdownTimeout))
+    if (this.supervisor) await Promise.all([...drains, this.supervisor.shutdown()])
+    else await Promise.all(drains)
+    await this.ready.catch(() => {})
+    await this.links.close()
+    for (const t of this.teardown.splice(0)) t()
+    if (this.isPrimary && this.ownsDir) rmSync(this.dir, { recursive: true, force: true })
+  }
+
+  /** Worker: drain, close links, then leave (the primary asked, or a signal came). */
+  private exitGracefully(): void {
+    this.close().finally(() => {
+      process.disconnect?.()
+      process.exit(0)
+    })
+  }
+
+  private installSignals(): void {
+    let signalled = 0
+    const onTerm = (): void => {
+      if (++signalled > 1) process.exit(1) // a second signal: stop waiting
+      if (this.isPrimary) this.close().finally(() => process.exit(0))
+      else this.exitGracefully()
+    }
+    const onHup = (): void => {
+      if (this.isPrimary) this.reload().catch((e: RxnetError) => this.links.errors.next(e))
+    }
+    process.on('SIGTERM', onTerm)
+    process.on('SIGINT', onTerm)
+    process.on('SIGHUP', onHup)
+    this.teardown.push(() => {
+      process.off('SIGTERM', onTerm)
+      process.off('SIGINT', onTerm)
+      process.off('SIGHUP', onHup)
+    })
+  }
+}
+
+function positive(name: string, v: number): number {
+  if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`cluster(): ${name} must be a positive integer, got ${v}`)
+  return v
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
+}

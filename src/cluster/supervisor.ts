@@ -1,0 +1,342 @@
+/**
+ * The primary's supervisor: forks one worker per slot (ids 1..n), restarts dead ones with
+ * exponential backoff, gives a slot up on a crash loop, replaces workers one at a time on a
+ * rolling restart, hands the primary's listening sockets to workers, and keeps the roster of link
+ * servers that every process dials from.
+ * @module
+ */
+import nodeCluster, { type Worker } from 'node:cluster'
+import type net from 'node:net'
+import { Subject } from 'rxjs'
+import { AbortError, ClosedError, CrashLoopError, TimeoutError } from '../errors.js'
+import { TAG, isControl, type Control, type RosterEntry } from './ipc.js'
+import type { RestartOptions, WorkerEvent, WorkerStatus } from './types.js'
+
+/** Environment variables a worker reads its identity from. */
+export const ENV = { id: 'RXNET_CLUSTER_ID', dir: 'RXNET_CLUSTER_DIR', token: 'RXNET_CLUSTER_TOKEN', size: 'RXNET_CLUSTER_SIZE' } as const
+
+interface Proc {
+  id: number
+  worker: Worker
+  pid: number
+  served: Set<string>
+  /** Exit requested by us (drain, shutdown): not a crash. */
+  expected: boolean
+  exited: Promise<void>
+  linked: boolean
+}
+
+interface Slot {
+  id: number
+  current: Proc | null
+  state: WorkerStatus['state']
+  exits: number[]
+  restarts: number
+  timer: NodeJS.Timeout | null
+}
+
+/** Options of {@link Supervisor}. */
+export interface SupervisorOptions {
+  workers: number
+  restart: Required<RestartOptions> | null
+  dir: string
+  token: string
+  shutdownTimeout: number
+  readyTimeout: number
+  args: string[] | undefined
+  self: RosterEntry
+}
+
+/** Primary-side supervision of the worker slots. */
+export class Supervisor {
+  readonly events = new Subject<WorkerEvent>()
+  /** User IPC from workers, as (from, data). */
+  readonly user = new Subject<{ from: number; data: unknown }>()
+  private readonly slots = new Map<number, Slot>()
+  private readonly procs = new Set<Proc>()
+  private readonly roster = new Map<number, RosterEntry>()
+  private readonly servers = new Map<string, { promise: Promise<net.Server>; resolve: (s: net.Server) => void }>()
+  private readonly serving = new Subject<{ proc: Proc; key: string }>()
+  private reloading: Promise<void> | null = null
+  private stopping = false
+
+  constructor(private readonly opts: SupervisorOptions) {
+    this.roster.set(0, opts.self)
+    if (opts.args !== undefined) nodeCluster.setupPrimary({ args: opts.args })
+  }
+
+  /** Forks every slot. */
+  start(): void {
+    for (let id = 1; id <= this.opts.workers; id++) {
+      const slot: Slot = { id, current: null, state: 'starting', exits: [], restarts: 0, timer: null }
+      this.slots.set(id, slot)
+      slot.current = this.fork(id)
+    }
+  }
+
+  /** The primary serves `server` under `key`: workers asking for that key get its listening socket. */
+  provide(key: string, server: net.Server): void {
+    this.entry(key).resolve(server)
+  }
+
+  /** Resolves with the address of the first worker that serves `key`. */
+  firstServing(key: string): Promise<net.AddressInfo | string | null> {
+    return new Promise((resolve) => {
+      const sub = this.events.subscribe((e) => {
+        if (e.type === 'listening' && this.keyOf(e.id, key)) {
+          sub.unsubscribe()
+          resolve(e.address)
+        }
+      })
+    })
+  }
+
+  status(): WorkerStatus[] {
+    return [...this.slots.values()].map((s) => ({ id: s.id, pid: s.current?.pid ?? null, state: s.state, restarts: s.restarts }))
+  }
+
+  /** Sends a user message to worker `id` (false if it is not running). */
+  send(id: number, data: unknown): boolean {
+    const proc = this.slots.get(id)?.current
+    if (proc === null || proc === undefined || !proc.worker.isConnected()) return false
+    return proc.worker.send(data as object)
+  }
+
+  /** Rolling restart; concurrent calls share one run. */
+  reload(signal?: AbortSignal): Promise<void> {
+    if (this.stopping) return Promise.reject(new ClosedError('cluster'))
+    this.reloading ??= this.doReload(signal).finally(() => (this.reloading = null))
+    return this.reloading
+  }
+
+  /** Drains every worker (no more restarts) and resolves once all have exited. */
+  async shutdown(): Promise<void> {
+    this.stopping = true
+    for (const slot of this.slots.values()) {
+      if (slot.timer !== null) clearTimeout(slot.timer)
+      slot.timer = null
+    }
+    await Promise.all([...this.procs].map((p) => this.stop(p)))
+    this.events.complete()
+    this.user.complete()
+    this.serving.complete()
+  }
+
+  private keyOf(id: number, key: string): boolean {
+    const p = this.slots.get(id)?.current
+    return p != null && p.served.has(key)
+  }
+
+  private entry(key: string): { promise: Promise<net.Server>; resolve: (s: net.Server) => void } {
+    let e = this.servers.get(key)
+    if (e === undefined) {
+      let resolve!: (s: net.Server) => void
+      const promise = new Promise<net.Server>((r) => (resolve = r))
+      e = { promise, resolve }
+      this.servers.set(key, e)
+    }
+    return e
+  }
+
+  private fork(id: number): Proc {
+    const slot = this.slots.get(id)!
+    const worker = nodeCluster.fork({
+      [ENV.id]: String(id),
+      [ENV.dir]: this.opts.dir,
+      [ENV.token]: this.opts.token,
+      [ENV.size]: String(this.opts.workers),
+    })
+    let onExited!: () => void
+    const proc: Proc = { id, worker, pid: worker.process.pid ?? -1, served: new Set(), expected: false, exited: new Promise((r) => (onExited = r)), linked: false }
+    this.procs.add(proc)
+    slot.state = 'starting'
+
+    const onOnline = (): void => {
+      if (slot.current === proc) slot.state = 'online'
+      this.events.next({ type: 'online', id, pid: proc.pid })
+    }
+    const onMessage = (m: unknown, handle?: unknown): void => this.onMessage(proc, m, handle)
+    const onError = (): void => {} // IPC send errors after the worker died: its exit event follows
+    const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
+      worker.off('online', onOnline)
+      worker.off('message', onMessage)
+      worker.off('exit', onExit)
+      worker.off('error', onError)
+      this.procs.delete(proc)
+      this.events.next({ type: 'exit', id, pid: proc.pid, code, signal, expected: proc.expected })
+      if (this.roster.get(id)?.pid === proc.pid) {
+        this.roster.delete(id)
+        this.broadcastRoster()
+      }
+      onExited()
+      if (slot.current === proc) {
+        slot.current = null
+        slot.state = 'dead'
+        if (!proc.expected && !this.stopping) this.scheduleRestart(slot)
+      }
+    }
+    worker.on('online', onOnline)
+    worker.on('message', onMessage)
+    worker.on('exit', onExit)
+    worker.on('error', onError)
+    return proc
+  }
+
+  private onMessage(proc: Proc, m: unknown, _handle: unknown): void {
+    if (!isControl(m)) {
+      this.user.next({ from: proc.id, data: m })
+      return
+    }
+    const c = m as Control
+    switch (c[TAG]) {
+      case 'links': {
+        proc.linked = true
+        const slot = this.slots.get(proc.id)
+        // A draining predecessor never takes the roster entry back from its successor.
+        if (slot?.current === proc || !this.roster.has(proc.id)) {
+          this.roster.set(proc.id, { id: c.id, pid: c.pid, path: c.path })
+          this.broadcastRoster()
+        } else if (proc.worker.isConnected()) {
+          proc.worker.send(this.rosterMessage())
+        }
+        break
+      }
+      case 'serve': {
+        void this.entry(c.key).promise.then((server) => {
+          if (proc.worker.isConnected() && server.listening) proc.worker.send({ [TAG]: 'handle', key: c.key } satisfies Control, server as never)
+        })
+        break
+      }
+      case 'serving': {
+        proc.served.add(c.key)
+        const slot = this.slots.get(proc.id)
+        if (slot?.current === proc) slot.state = 'listening'
+        this.events.next({ type: 'listening', id: proc.id, pid: proc.pid, address: c.address })
+        this.serving.next({ proc, key: c.key })
+        break
+      }
+      case 'reload':
+        this.reload().catch(() => {})
+        break
+      case 'user': {
+        if (c.to === 0) this.user.next({ from: proc.id, data: c.data })
+        else {
+          const target = this.slots.get(c.to)?.current
+          if (target?.worker.isConnected()) target.worker.send(c)
+        }
+        break
+      }
+      default:
+        break
+    }
+  }
+
+  private rosterMessage(): Control {
+    return { [TAG]: 'roster', peers: [...this.roster.values()] }
+  }
+
+  private broadcastRoster(): void {
+    const msg = this.rosterMessage()
+    for (const p of this.procs) if (p.linked && p.worker.isConnected()) p.worker.send(msg)
+  }
+
+  /** Roster for the primary's own link manager. */
+  rosterNow(): RosterEntry[] {
+    return [...this.roster.values()]
+  }
+
+  private scheduleRestart(slot: Slot): void {
+    const r = this.opts.restart
+    if (r === null) return
+    const now = Date.now()
+    slot.exits = slot.exits.filter((t) => now - t < r.window)
+    slot.exits.push(now)
+    if (slot.exits.length > r.maxRestarts) {
+      slot.state = 'gave-up'
+      this.events.next({ type: 'gave-up', id: slot.id, error: new CrashLoopError(slot.id, slot.exits.length, r.window) })
+      return
+    }
+    const attempt = slot.exits.length
+    const delay = Math.min(r.maxDelay, r.initialDelay * 2 ** (attempt - 1))
+    slot.state = 'restarting'
+    this.events.next({ type: 'restarting', id: slot.id, delay, attempt })
+    slot.timer = setTimeout(() => {
+      slot.timer = null
+      if (this.stopping || slot.current !== null) return
+      slot.restarts++
+      slot.current = this.fork(slot.id)
+    }, delay)
+  }
+
+  /** Asks `proc` to drain and exit; kills it if it is still alive after the shutdown timeout. */
+  private async stop(proc: Proc): Promise<void> {
+    proc.expected = true
+    const slot = this.slots.get(proc.id)
+    if (slot?.current === proc) slot.state = 'draining'
+    if (proc.worker.isConnected()) proc.worker.send({ [TAG]: 'shutdown' } satisfies Control, undefined, () => {})
+    else proc.worker.process.kill('SIGTERM')
+    const timer = setTimeout(() => proc.worker.process.kill('SIGKILL'), this.opts.shutdownTimeout + 2_000)
+    await proc.exited
+    clearTimeout(timer)
+  }
+
+  private async doReload(signal?: AbortSignal): Promise<void> {
+    for (const slot of this.slots.values()) {
+      if (signal?.aborted) throw new AbortError(signal.reason)
+      if (this.stopping) throw new ClosedError('cluster')
+      const old = slot.current
+      if (old === null) continue
+      const next = this.fork(slot.id)
+      slot.current = next
+      try {
+        await this.whenReady(next, old.served, signal)
+      } catch (e) {
+        // The successor did not come up: keep the predecessor, stop the successor.
+        if (slot.current === next) slot.current = old
+        slot.state = old.served.size > 0 ? 'listening' : 'online'
+        next.expected = true
+        void this.stop(next)
+        throw e
+      }
+      await this.stop(old)
+      if (slot.current === next) slot.state = next.served.size > 0 ? 'listening' : 'online'
+    }
+  }
+
+  /** Resolves when `proc` has linked up and serves every key in `keys`. */
+  private whenReady(proc: Proc, keys: Set<string>, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const ready = (): boolean => proc.linked && [...keys].every((k) => proc.served.has(k))
+      const cleanup = (): void => {
+        clearTimeout(timer)
+        clearInterval(poll)
+        sub.unsubscribe()
+        signal?.removeEventListener('abort', onAbort)
+      }
+      const check = (): void => {
+        if (ready()) {
+          cleanup()
+          resolve()
+        }
+      }
+      const onAbort = (): void => {
+        cleanup()
+        reject(new AbortError(signal?.reason))
+      }
+      const sub = this.events.subscribe((e) => {
+        if (e.type === 'exit' && e.pid === proc.pid) {
+          cleanup()
+          reject(new TimeoutError(`worker ${proc.id} exited (code ${e.code}, signal ${e.signal}) before serving; reload`, 0))
+        } else check()
+      })
+      // 'links' does not raise an event: poll the flag briefly as well (bounded by the timeout).
+      const poll = setInterval(check, 20)
+      const timer = setTimeout(() => {
+        cleanup()
+        reject(new TimeoutError(`worker ${proc.id} to serve during reload`, this.opts.readyTimeout))
+      }, this.opts.readyTimeout)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      check()
+    })
+  }
+}

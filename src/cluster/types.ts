@@ -1,0 +1,163 @@
+/**
+ * Public types, options and defaults of {@link cluster}.
+ * @module
+ */
+import type { Observable } from 'rxjs'
+import type { AddressInfo } from 'node:net'
+import type { Channel, ChannelStats } from '../channel.js'
+import type { CodecLike } from '../codec/index.js'
+import type { CrashLoopError, RxnetError } from '../errors.js'
+import type { OverflowPolicy } from '../queue.js'
+
+/** When and how fast a dead worker is restarted. */
+export interface RestartOptions {
+  /** First restart delay; each further restart of the same slot doubles it. @default 100 */
+  initialDelay?: number
+  /** Largest restart delay. @default 10_000 */
+  maxDelay?: number
+  /** Exits of one slot within `window` ms that make it a crash loop (the slot is given up). @default 5 */
+  maxRestarts?: number
+  /** Length of the crash-loop window, in ms. @default 60_000 */
+  window?: number
+}
+
+/** Defaults of {@link RestartOptions}. */
+export const DEFAULT_RESTART_OPTIONS: Required<RestartOptions> = {
+  initialDelay: 100,
+  maxDelay: 10_000,
+  maxRestarts: 5,
+  window: 60_000,
+}
+
+/** Options of {@link cluster}. */
+export interface ClusterOptions {
+  /** Number of worker processes (ids 1..workers). @default os.availableParallelism() */
+  workers?: number
+  /** Restart dead workers (`true` uses {@link DEFAULT_RESTART_OPTIONS}); `false` leaves them dead. @default true */
+  restart?: boolean | RestartOptions
+  /** Codec of the values carried by links. @default 'json' */
+  codec?: CodecLike
+  /** Send-buffer budget of each link, in bytes. @default 8 MiB */
+  highWaterMark?: number
+  /** What a link does with a value that does not fit its send buffer. @default 'error' */
+  overflow?: OverflowPolicy
+  /** Largest value a link accepts, in encoded bytes. @default 4 MiB */
+  maxLength?: number
+  /** How long a graceful shutdown lets in-flight connections finish, in ms. @default 10_000 */
+  shutdownTimeout?: number
+  /** How long a rolling restart waits for a new worker to serve before giving up on it, in ms. @default 30_000 */
+  readyTimeout?: number
+  /** Directory of the link sockets (created 0700, removed on close). @default a fresh dir under os.tmpdir() */
+  socketDir?: string
+  /** Handle SIGTERM/SIGINT (graceful shutdown then exit) and SIGHUP (rolling restart, primary). @default true */
+  handleSignals?: boolean
+  /** Arguments for the workers' script (node:cluster `setupPrimary({ args })`). @default process.argv.slice(2) */
+  args?: string[]
+}
+
+/** Defaults of {@link ClusterOptions} that are plain values. */
+export const DEFAULT_CLUSTER_OPTIONS = {
+  restart: true,
+  codec: 'json',
+  highWaterMark: 8 * 1024 * 1024,
+  overflow: 'error' as OverflowPolicy,
+  maxLength: 4 * 1024 * 1024,
+  shutdownTimeout: 10_000,
+  readyTimeout: 30_000,
+  handleSignals: true,
+} as const
+
+/** Options of {@link ClusterNode.serve}. */
+export interface ServeOptions {
+  /** TCP port every process accepts on (0: one random port, shared by all). */
+  port: number
+  /** Address to listen on. @default all addresses (as `net.Server.listen`) */
+  host?: string
+  /** The primary accepts connections too (multi-node's `masterListen`). @default true */
+  primaryServes?: boolean
+  /** Listen backlog. @default node's default */
+  backlog?: number
+  /** Cancels waiting for the listening socket. */
+  signal?: AbortSignal
+}
+
+/** Default of {@link ServeOptions.primaryServes}. */
+export const DEFAULT_PRIMARY_SERVES = true
+
+/** A process's direct link to another process of the cluster: a Channel of decoded values. */
+export interface Link<T = unknown> extends Channel<T, T> {
+  /** Cluster id of the far process (0 = primary). */
+  readonly id: number
+  /** pid of the far process. */
+  readonly pid: number
+  /** Live counters (bytes are encoded bytes). */
+  readonly stats: ChannelStats
+  /** True while the send buffer is under half its high-water mark. */
+  readonly writable: boolean
+  /** Resolves once the send buffer is under half its high-water mark. */
+  whenWritable(): Promise<void>
+  /** Flushes, closes gracefully, resolves when closed. */
+  close(): Promise<void>
+  /** Resolves when the link has closed, however it closed. */
+  readonly closed: Promise<void>
+}
+
+/** A worker lifecycle event, emitted by {@link ClusterNode.workers$} in the primary. */
+export type WorkerEvent =
+  | { type: 'online'; id: number; pid: number }
+  | { type: 'listening'; id: number; pid: number; address: AddressInfo | string | null }
+  | { type: 'exit'; id: number; pid: number; code: number | null; signal: NodeJS.Signals | null; expected: boolean }
+  | { type: 'restarting'; id: number; delay: number; attempt: number }
+  | { type: 'gave-up'; id: number; error: CrashLoopError }
+
+/** State of one worker slot, as {@link ClusterNode.status} reports it. */
+export interface WorkerStatus {
+  id: number
+  pid: number | null
+  state: 'starting' | 'online' | 'listening' | 'draining' | 'restarting' | 'dead' | 'gave-up'
+  restarts: number
+}
+
+/** A message received over cluster IPC (`process.send` / `worker.send`). */
+export interface IpcMessage {
+  /** Cluster id of the sender (0 = primary). */
+  from: number
+  data: unknown
+}
+
+/** Where a served server accepts connections in this process. */
+export interface ServeInfo {
+  /** The port all processes share. */
+  port: number
+  host: string | undefined
+  /** Whether this process accepts connections on it. */
+  serving: boolean
+}
+
+/** One process of a cluster, as returned by {@link cluster}. */
+export interface ClusterNode {
+  /** True in the primary (the process that was started). */
+  readonly isPrimary: boolean
+  /** 0 in the primary, 1..n in workers; a restarted worker keeps its predecessor's id. */
+  readonly id: number
+  /** Number of worker slots. */
+  readonly size: number
+  /** Every link to another process: the live ones first, then new ones as they open. */
+  readonly links$: Observable<Link>
+  /** Primary: worker lifecycle events from now on. Workers: completes at once. */
+  readonly workers$: Observable<WorkerEvent>
+  /** Messages received over cluster IPC (internal rxnet messages are filtered out). */
+  readonly ipc$: Observable<IpcMessage>
+  /** Non-fatal problems: refused link handshakes, failed dials. */
+  readonly errors$: Observable<RxnetError>
+  /** Sends a value over cluster IPC: a worker can send to 0 (the primary), the primary to any worker id. */
+  ipcSend(to: number, data: unknown): boolean
+  /** Accepts connections for `server` on one port shared by every process. */
+  serve(server: import('node:net').Server, options: ServeOptions): Promise<ServeInfo>
+  /** Rolling restart: replaces workers one at a time, each only after its successor serves. */
+  reload(options?: { signal?: AbortSignal }): Promise<void>
+  /** Primary: the worker slots now. */
+  status(): WorkerStatus[]
+  /** Graceful shutdown of this process (primary: of the whole cluster). Does not exit the process. */
+  close(options?: { signal?: AbortSignal }): Promise<void>
+}
