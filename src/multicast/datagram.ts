@@ -120,8 +120,8 @@ export function encodeDatagram(senderId: Uint8Array, seq: number, messages: read
 
 /**
  * Splits a body into its messages (views into `body`, no copy). The whole body is validated
- * before anything is returned: a declared length running past the end, an over-long varint or a
- * trailing partial prefix yields `'malformed'` and no messages.
+ * before anything is returned: a declared length running past the end, an over-long or
+ * non-minimal varint or a trailing partial prefix yields `'malformed'` and no messages.
  */
 export function decodeBody(body: Uint8Array): Uint8Array[] | 'malformed' {
   const out: Uint8Array[] = []
@@ -140,7 +140,7 @@ export function decodeBody(body: Uint8Array): Uint8Array[] | 'malformed' {
       shift += 7
       i++
     } while (b & 0x80)
-    if (len > end - o) return 'malformed'
+    if ((b === 0 && i > 1) || len > end - o) return 'malformed' // non-minimal varint, or runs past the end
     out.push(body.subarray(o, o + len))
     o += len
   }
