@@ -1,35 +1,168 @@
 #!/usr/bin/env node
-// Runs the command after `--` inside a fresh network namespace that has only `lo` (Linux), so no
-// test can send anything out of the machine. As root: `unshare -n`; otherwise `unshare -rn`.
-// Inside, RXNET_NETNS=isolated (or =none with a reason in RXNET_NETNS_REASON when isolation was impossible).
-import { spawnSync } from 'node:child_process'
+// Runs the command after `--` inside fresh Linux namespaces so no test can send anything out of the
+// machine's real interfaces:
+//   - a network namespace that has only `lo` (up, multicast on, 224.0.0.0/4 routed to lo);
+//   - a private mount namespace with its own tmpfs on /run/netns, so `ip netns` state created by the
+//     lab (test/lab/lab.ts) is invisible to, and cannot collide with, other concurrent runs;
+//   - a PID namespace whose init is this script (--inner mode): when it exits, the kernel kills every
+//     process left inside, so nothing the tests started can outlive the run.
+// As root: `unshare -n -m -p`; otherwise `unshare -r -n -m -p` (user namespace); each falls back to a
+// bare `unshare -n` / `unshare -rn` (then the lab is unavailable, plain tests still isolated).
+//
+// Environment seen by the command:
+//   RXNET_NETNS=isolated | none          RXNET_NETNS_REASON   why not isolated (when none)
+//   RXNET_LAB=ready | unavailable        RXNET_LAB_REASON     why the lab cannot build hosts
+//   RXNET_ISOLATE=<unshare flags used>
+// Tests that need namespaces skip with RXNET_LAB_REASON (see test/lab/README.md); nothing else skips.
+import { spawn, spawnSync } from 'node:child_process'
+import { mkdirSync, readdirSync } from 'node:fs'
+import { constants } from 'node:os'
+import { fileURLToPath } from 'node:url'
 
-const sep = process.argv.indexOf('--')
-const cmd = sep >= 0 ? process.argv.slice(sep + 1) : []
+const self = fileURLToPath(import.meta.url)
+const argv = process.argv.slice(2)
+const inner = argv[0] === '--inner'
+const sep = argv.indexOf('--')
+const cmd = sep >= 0 ? argv.slice(sep + 1) : []
 if (cmd.length === 0) {
   console.error('usage: isolate.mjs -- <command> [args...]')
   process.exit(2)
 }
 
-function run(argv, env) {
-  const r = spawnSync(argv[0], argv.slice(1), { stdio: 'inherit', env })
-  if (r.error) return { error: r.error }
-  return { status: r.status ?? (r.signal ? 128 : 1) }
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP']
+
+/** Exit code a shell would report for a child that ended with `status`/`signal`. */
+function exitCodeOf(status, signal) {
+  if (status !== null && status !== undefined) return status
+  return 128 + (constants.signals[signal] ?? 1)
 }
 
+/** Spawns `argv` with inherited stdio; resolves with the exit code. `onSignal` maps our signals to the child. */
+function runChild(args, env, onSignal) {
+  return new Promise((resolve) => {
+    const child = spawn(args[0], args.slice(1), { stdio: 'inherit', env })
+    const handlers = SIGNALS.map((sig) => {
+      const h = () => onSignal(child, sig)
+      process.on(sig, h)
+      return [sig, h]
+    })
+    const done = (code) => {
+      for (const [sig, h] of handlers) process.off(sig, h)
+      resolve(code)
+    }
+    child.on('error', (err) => {
+      console.error(`isolate: cannot run ${args[0]}: ${err.message}`)
+      done(127)
+    })
+    child.on('exit', (status, signal) => done(exitCodeOf(status, signal)))
+  })
+}
+
+const sh = (args) => spawnSync(args[0], args.slice(1), { encoding: 'utf8' })
+
+if (inner) {
+  // ---- inside the namespaces (pid 1 when a PID namespace was created) ----
+  const env = { ...process.env, RXNET_NETNS: 'isolated' }
+  sh(['ip', 'link', 'set', 'lo', 'up'])
+  sh(['ip', 'link', 'set', 'lo', 'multicast', 'on'])
+  sh(['ip', 'route', 'add', '224.0.0.0/4', 'dev', 'lo'])
+  const lab = prepareLab(process.env.RXNET_ISOLATE ?? '')
+  if (lab === true) env.RXNET_LAB = 'ready'
+  else Object.assign(env, { RXNET_LAB: 'unavailable', RXNET_LAB_REASON: lab })
+  delete env.RXNET_NETNS_REASON
+  const code = await runChild(cmd, env, (child, sig) => child.kill(sig))
+  const leftovers = cleanupNetns()
+  if (leftovers > 0) console.error(`isolate: removed ${leftovers} network namespace(s) the run left behind`)
+  process.exit(code)
+}
+
+/** Makes /run/netns private to this run and checks that `ip netns` works; returns true or a reason. */
+function prepareLab(flags) {
+  if (!/(^| )-m( |$)/.test(flags)) return 'no private mount namespace (unshare -m failed), so ip netns state would leak'
+  try {
+    mkdirSync('/run/netns', { recursive: true })
+  } catch (err) {
+    return `cannot create /run/netns: ${err.message}`
+  }
+  const m = sh(['mount', '-t', 'tmpfs', '-o', 'mode=0755,size=1m', 'rxnet-netns', '/run/netns'])
+  if (m.status !== 0) return `cannot mount a private /run/netns: ${(m.stderr || '').trim()}`
+  const probe = `rxnet-probe-${process.pid}`
+  const add = sh(['ip', 'netns', 'add', probe])
+  if (add.status !== 0) return `ip netns add failed: ${(add.stderr || '').trim()}`
+  sh(['ip', 'netns', 'del', probe])
+  const br = sh(['ip', 'link', 'add', `rxprobe${process.pid % 1000}`, 'type', 'bridge'])
+  if (br.status !== 0) return `cannot create a bridge: ${(br.stderr || '').trim()}`
+  sh(['ip', 'link', 'del', `rxprobe${process.pid % 1000}`])
+  return true
+}
+
+/** Kills whatever still runs in a namespace under /run/netns and deletes it; returns how many. */
+function cleanupNetns() {
+  let names = []
+  try {
+    names = readdirSync('/run/netns')
+  } catch {
+    return 0
+  }
+  for (const name of names) {
+    const pids = sh(['ip', 'netns', 'pids', name]).stdout?.split(/\s+/).filter(Boolean) ?? []
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL')
+      } catch {}
+    }
+    sh(['ip', 'netns', 'del', name])
+  }
+  return names.length
+}
+
+// ---- outside: pick the strongest isolation that works, re-run this script inside it ----
 if (process.platform !== 'linux' || process.env.RXNET_NETNS) {
-  process.exit(run(cmd, process.env).status ?? 1)
+  // Not Linux, or already inside an isolated run (nested `npm test`): run the command as is.
+  const env = { ...process.env }
+  if (!env.RXNET_NETNS) {
+    Object.assign(env, {
+      RXNET_NETNS: 'none',
+      RXNET_NETNS_REASON: `network namespaces are Linux-only (platform ${process.platform})`,
+      RXNET_LAB: 'unavailable',
+      RXNET_LAB_REASON: `network namespaces are Linux-only (platform ${process.platform})`,
+    })
+  }
+  process.exit(await runChild(cmd, env, (child, sig) => child.kill(sig)))
 }
 
-const inner = `ip link set lo up 2>/dev/null || true; ip link set lo multicast on 2>/dev/null || true; exec "$@"`
-const attempts = process.getuid?.() === 0 ? [['unshare', '-n'], ['unshare', '-rn']] : [['unshare', '-rn']]
-for (const prefix of attempts) {
-  const probe = spawnSync(prefix[0], [...prefix.slice(1), 'true'])
-  if (probe.status !== 0) continue
-  console.error(`isolate: running tests in a fresh network namespace (${prefix.join(' ')})`)
-  const r = run([...prefix, 'sh', '-c', inner, 'sh', ...cmd], { ...process.env, RXNET_NETNS: 'isolated' })
-  process.exit(r.status ?? 1)
+const full = ['-m', '-p', '--fork', '--mount-proc', '--kill-child=SIGTERM']
+const root = process.getuid?.() === 0
+const attempts = [
+  ...(root ? [['-n', ...full], ['-n']] : []),
+  ['-r', '-n', ...full],
+  ['-r', '-n'],
+]
+const tried = []
+for (const flags of attempts) {
+  const probe = sh(['unshare', ...flags, 'true'])
+  if (probe.status !== 0) {
+    tried.push(`unshare ${flags.join(' ')}: ${(probe.stderr || probe.error?.message || '').trim()}`)
+    continue
+  }
+  const desc = flags.join(' ')
+  console.error(`isolate: running in fresh namespaces (unshare ${desc}); only lo exists inside`)
+  const env = { ...process.env, RXNET_ISOLATE: desc }
+  const killChild = flags.includes('--kill-child=SIGTERM')
+  // unshare --fork ignores SIGINT/SIGTERM; killing it makes the kernel send SIGTERM to our inner
+  // copy (pid 1), which stops the command and removes every namespace before the PID namespace dies.
+  const code = await runChild(['unshare', ...flags, process.execPath, self, '--inner', '--', ...cmd], env, (child, sig) =>
+    child.kill(killChild ? 'SIGKILL' : sig),
+  )
+  process.exit(code)
 }
-const reason = 'unshare -n / -rn are not permitted here; tests that need a network namespace are skipped'
-console.error(`isolate: ${reason}`)
-process.exit(run(cmd, { ...process.env, RXNET_NETNS: 'none', RXNET_NETNS_REASON: reason }).status ?? 1)
+const reason = `cannot create a network namespace, tests that need one are skipped (${tried.join('; ')})`
+console.error(`isolate: WARNING: ${reason}`)
+console.error('isolate: running the command WITHOUT network isolation')
+process.exit(
+  await runChild(
+    cmd,
+    { ...process.env, RXNET_NETNS: 'none', RXNET_NETNS_REASON: reason, RXNET_LAB: 'unavailable', RXNET_LAB_REASON: reason },
+    (child, sig) => child.kill(sig),
+  ),
+)

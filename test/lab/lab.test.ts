@@ -1,0 +1,141 @@
+import { execFileSync } from 'node:child_process'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createLab, labAvailable, labUnavailableReason, LabError, type Lab, type LabProcess } from './lab.js'
+import { describeLab } from './vitest.js'
+
+const FIXTURE = 'test/lab/fixtures/netnode.ts'
+const PORT = 7000
+
+function ipLines(args: string[]): string[] {
+  return execFileSync('ip', args, { encoding: 'utf8' }).split('\n').filter(Boolean)
+}
+
+describe('lab availability', () => {
+  it('explains itself consistently', () => {
+    expect(labAvailable()).toBe(labUnavailableReason() === undefined)
+    if (process.env.RXNET_NETNS === 'isolated' && process.env.RXNET_LAB === 'ready' && process.geteuid?.() === 0) {
+      expect(labAvailable()).toBe(true)
+    }
+  })
+
+  it('createLab refuses bad input with a typed error', async () => {
+    await expect(createLab({ hosts: 0 })).rejects.toBeInstanceOf(LabError)
+  })
+})
+
+describeLab('lab: 3 hosts on a bridge', () => {
+  let lab: Lab
+  let nodes: LabProcess[]
+
+  beforeAll(async () => {
+    lab = await createLab({ hosts: 3 })
+    nodes = lab.hosts.map((h) => h.spawn(FIXTURE, ['--port', String(PORT)]))
+    await Promise.all(nodes.map((p) => p.waitFor('ready', 20_000)))
+  }, 40_000)
+
+  afterAll(async () => {
+    await lab?.close()
+  })
+
+  /** Asks node `i` to connect to host `j`'s server; resolves with the reply or connect-error event. */
+  async function probe(i: number, j: number, timeoutMs = 3000) {
+    const host = lab.hosts[j].address
+    const payload = `hello-${i}-${j}-${Math.random()}`
+    nodes[i].send({ cmd: 'connect', host, port: PORT, payload, timeoutMs })
+    return nodes[i].waitFor((e) => (e.type === 'reply' || e.type === 'connect-error') && e.id === payload, timeoutMs + 5000)
+  }
+
+  it('gives each host its own address, lo and eth0 only', async () => {
+    const [a, b] = lab.subnet.split('.').slice(1, 3).map(Number)
+    expect(lab.hosts.map((h) => h.address)).toEqual([1, 2, 3].map((i) => `10.${a}.${b}.${i}`))
+    const links = await lab.hosts[0].run('ip', ['-br', 'link'], { check: true })
+    expect(links.stdout.split('\n').filter(Boolean).map((l) => l.split(/[\s@]/)[0]).sort()).toEqual(['eth0', 'lo'])
+  })
+
+  it('TCP: every host reaches every other host', async () => {
+    const pairs = [0, 1, 2].flatMap((i) => [0, 1, 2].filter((j) => j !== i).map((j) => [i, j] as const))
+    const replies = await Promise.all(pairs.map(([i, j]) => probe(i, j)))
+    replies.forEach((r, k) => {
+      expect(r.type).toBe('reply')
+      expect(String(r.payload)).toMatch(new RegExp(`^${lab.hosts[pairs[k][1]].address.replace(/\./g, '\\.')}:`))
+    })
+  })
+
+  it('the test process reaches the hosts through the gateway', async () => {
+    const { connect } = await import('node:net')
+    const reply = await new Promise<string>((resolve, reject) => {
+      const s = connect({ host: lab.hosts[2].address, port: PORT }, () => s.write('from-test'))
+      let data = ''
+      s.on('data', (d) => (data += d.toString()))
+      s.on('end', () => resolve(data))
+      s.on('error', reject)
+    })
+    expect(reply).toBe(`${lab.hosts[2].address}:from-test`)
+  })
+
+  it('UDP multicast: a datagram from h1 reaches h2 and h3', async () => {
+    const group = '239.77.0.1'
+    nodes[1].send({ cmd: 'join', group, port: 7001 })
+    nodes[2].send({ cmd: 'join', group, port: 7001 })
+    await Promise.all([nodes[1].waitFor('joined'), nodes[2].waitFor('joined')])
+    const payload = `mc-${Date.now()}`
+    // Multicast is unreliable by nature: resend until both got it (bounded), never sleep-and-hope.
+    const got = Promise.all([1, 2].map((i) => nodes[i].waitFor((e) => e.type === 'mcast' && e.payload === payload, 8000)))
+    const deadline = Date.now() + 8000
+    let stop = false
+    void got.finally(() => (stop = true))
+    while (!stop && Date.now() < deadline) {
+      nodes[0].send({ cmd: 'mcast', group, port: 7001, payload })
+      await Promise.race([got, new Promise((r) => setTimeout(r, 200))])
+    }
+    const events = await got
+    for (const e of events) expect(e.from).toBe(lab.hosts[0].address)
+  })
+
+  it('partition makes a host unreachable, heal restores it', async () => {
+    await lab.partition(lab.hosts[2])
+    const cut = await probe(0, 2, 800)
+    expect(cut.type).toBe('connect-error')
+    const cutOut = await probe(2, 1, 800)
+    expect(cutOut.type).toBe('connect-error')
+    expect((await probe(0, 1)).type).toBe('reply') // the others still talk
+    await lab.heal(lab.hosts[2])
+    expect((await probe(0, 2)).type).toBe('reply')
+    expect((await probe(2, 0)).type).toBe('reply')
+  })
+
+  it('freeze stops a process, thaw resumes it', async () => {
+    await lab.freeze(nodes[1])
+    nodes[1].send({ cmd: 'tick' })
+    await expect(nodes[1].waitFor('tock', 500)).rejects.toMatchObject({ code: 'ERR_LAB_TIMEOUT' })
+    const frozen = await probe(0, 1, 800) // the kernel accepts, but nobody answers
+    expect(frozen.type).toBe('connect-error')
+    await lab.thaw(nodes[1])
+    await nodes[1].waitFor('tock', 5000)
+  })
+
+  it('crash kills a host with SIGKILL; waitFor reports the exit', async () => {
+    const extra = lab.hosts[0].exec('sleep', ['60'])
+    const waiting = nodes[0].waitFor('never-sent', 10_000)
+    await lab.crash(lab.hosts[0])
+    await expect(waiting).rejects.toMatchObject({ code: 'ERR_LAB_EXITED' })
+    expect(nodes[0].exit).toEqual({ code: null, signal: 'SIGKILL' })
+    expect((await extra.exited).signal).toBe('SIGKILL')
+    expect((await probe(1, 0, 800)).type).toBe('connect-error')
+  })
+
+  it('close removes every namespace, link and process, and is idempotent', async () => {
+    const netns = lab.hosts.map((h) => h.netns)
+    const pids = nodes.map((p) => p.pid)
+    await Promise.all([lab.close(), lab.close()])
+    await lab.close()
+    const left = ipLines(['netns', 'list']).map((l) => l.split(' ')[0])
+    for (const n of netns) expect(left).not.toContain(n)
+    const links = ipLines(['-br', 'link']).join('\n')
+    expect(links).not.toContain(lab.bridge)
+    expect(links).not.toMatch(new RegExp(`rxv-${lab.subnet.split('.')[1]}-${lab.subnet.split('.')[2]}-`))
+    for (const p of nodes) expect(p.exit).toBeDefined()
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow()
+    await expect(lab.partition(lab.hosts[0])).rejects.toMatchObject({ code: 'ERR_LAB' })
+  })
+})
