@@ -1,0 +1,136 @@
+import { readdirSync } from 'node:fs'
+import { afterEach, describe, expect, it } from 'vitest'
+import { Fixture, get, type Report } from './harness.js'
+
+let fx: Fixture | null = null
+afterEach(async () => {
+  await fx?.stop()
+  fx = null
+})
+
+const isWorker = (type: string, wid?: number) => (r: Report) => r.ev === 'worker' && r.type === type && (wid === undefined || r.wid === wid)
+
+async function startHttp(env: Record<string, string>): Promise<{ fx: Fixture; port: number }> {
+  const f = new Fixture({ FX: 'http', ...env })
+  fx = f
+  const workers = Number(env.WORKERS ?? 2)
+  const serving = await f.waitCount((r) => r.ev === 'serving', workers + 1, 30_000, 'serving reports')
+  const port = serving.find((r) => r.id === 0)!.port as number
+  return { fx: f, port }
+}
+
+/** Every process has a link to every other one (pids as given). */
+async function waitFullMesh(f: Fixture, pids: Map<number, number>): Promise<void> {
+  for (const [id, pid] of pids) {
+    for (const [far, farPid] of pids) {
+      if (far === id) continue
+      await f.waitFor((r) => r.ev === 'link' && r.pid === pid && r.far === far && r.farPid === farPid, 20_000, `link ${id}->${far}`)
+    }
+  }
+}
+
+function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length
+}
+
+describe('cluster: serving and supervision', () => {
+  it('serves HTTP on one port from the primary and every worker (distinct pids)', async () => {
+    const { fx: f, port } = await startHttp({ WORKERS: '3' })
+    const pids = new Set<number>()
+    const ids = new Set<number>()
+    for (let i = 0; i < 400 && ids.size < 4; i++) {
+      const { status, body } = await get(port)
+      expect(status).toBe(200)
+      pids.add(body.pid)
+      ids.add(body.id)
+    }
+    expect(ids).toEqual(new Set([0, 1, 2, 3]))
+    expect(pids.size).toBe(4)
+    expect(pids.has(f.proc.pid!)).toBe(true)
+  })
+
+  it('restarts a SIGKILLed worker with the same id, re-links it everywhere, leaks no fd', async () => {
+    const { fx: f } = await startHttp({ WORKERS: '2' })
+    const primary = f.proc.pid!
+    const dead = new Set<number>()
+    const pidOf = async (wid: number): Promise<number> =>
+      (await f.waitFor((r) => r.ev === 'serving' && r.id === wid && !dead.has(r.pid), 20_000, `worker ${wid} serving`)).pid
+    const pids = new Map([[0, primary], [1, await pidOf(1)], [2, await pidOf(2)]])
+    await waitFullMesh(f, pids)
+    const before = fdCount(primary)
+    for (let round = 0; round < 3; round++) {
+      const old = pids.get(1)!
+      dead.add(old)
+      process.kill(old, 'SIGKILL')
+      await f.waitFor((r) => isWorker('exit', 1)(r) && r.pid === old && r.signal === 'SIGKILL', 10_000, 'exit event')
+      const fresh = await pidOf(1)
+      pids.set(1, fresh)
+      await waitFullMesh(f, pids)
+      // the links to the dead worker completed in both surviving processes
+      for (const id of [0, 2]) await f.waitFor((r) => r.ev === 'link-closed' && r.pid === pids.get(id) && r.farPid === old, 10_000, 'old link closed')
+    }
+    expect(f.reports.filter(isWorker('restarting', 1)).length).toBe(3)
+    expect(fdCount(primary)).toBeLessThanOrEqual(before)
+  })
+
+  it('backs off on a crash loop, then gives the slot up and reports it', async () => {
+    const f = new Fixture({ FX: 'http', WORKERS: '2', CRASH: '1', RESTART: 'crash' })
+    fx = f
+    const gaveUp = await f.waitFor(isWorker('gave-up', 1), 30_000, 'gave-up')
+    expect(gaveUp.code).toBe('ERR_CRASH_LOOP')
+    const delays = f.reports.filter(isWorker('restarting', 1)).map((r) => r.delay as number)
+    expect(delays).toEqual([50, 100, 200])
+    expect(f.reports.filter((r) => isWorker('exit', 1)(r) && r.code === 3).length).toBe(4)
+    // the rest of the cluster is up
+    expect(f.proc.exitCode).toBeNull()
+    expect(f.reports.some((r) => r.ev === 'serving' && r.id === 2)).toBe(true)
+  })
+
+  it('rolling restart (SIGHUP) under continuous HTTP load: every worker replaced, 0 failed requests', async () => {
+    const { fx: f, port } = await startHttp({ WORKERS: '2' })
+    const oldPids = f.reports.filter((r) => r.ev === 'serving' && r.id > 0).map((r) => r.pid)
+    let ok = 0
+    const failures: string[] = []
+    const seen = new Set<number>()
+    let running = true
+    const loop = async (): Promise<void> => {
+      while (running) {
+        try {
+          const { status, body } = await get(port)
+          if (status === 200) {
+            ok++
+            seen.add(body.pid)
+          } else failures.push(`status ${status}`)
+        } catch (e) {
+          failures.push((e as Error).message)
+        }
+      }
+    }
+    const loops = Array.from({ length: 6 }, loop)
+    const t0 = Date.now()
+    while (ok < 50 && Date.now() - t0 < 10_000) await new Promise((r) => setTimeout(r, 20))
+    f.proc.kill('SIGHUP')
+    for (const old of oldPids) await f.waitFor((r) => isWorker('exit')(r) && r.pid === old && r.expected === true, 30_000, `old worker ${old} drained`)
+    const newPids = (await f.waitCount((r) => r.ev === 'serving' && r.id > 0, 4, 10_000)).map((r) => r.pid).filter((p) => !oldPids.includes(p))
+    const okAtSwap = ok
+    while (ok < okAtSwap + 50 && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 20))
+    running = false
+    await Promise.all(loops)
+    expect(failures).toEqual([])
+    expect(ok).toBeGreaterThan(100)
+    expect(newPids.length).toBe(2)
+    expect(f.reports.filter(isWorker('restarting')).length).toBe(0) // a reload is not a crash
+  })
+
+  it('SIGTERM: stops accepting, lets in-flight requests complete, exits 0', async () => {
+    const { fx: f, port } = await startHttp({ WORKERS: '2' })
+    const inflight = Array.from({ length: 6 }, () => get(port, '/?delay=700'))
+    await f.waitCount((r) => r.ev === 'req-start', 6, 10_000, 'requests in flight')
+    f.proc.kill('SIGTERM')
+    const results = await Promise.all(inflight)
+    for (const r of results) expect(r.status).toBe(200)
+    const { code } = await f.exited
+    expect(code).toBe(0)
+    await expect(get(port)).rejects.toThrow()
+  })
+})
