@@ -78,6 +78,22 @@ export {
   DEFAULT_PRIMARY_SERVES,
 } from './cluster/index.js'
 export {
+  createMesh,
+  peers$,
+  type Mesh,
+  type MeshOptions,
+  type MeshAddress,
+  type MeshEvent,
+  type MeshStats,
+  type Peer,
+  type PeersOptions,
+  type LeaveReason,
+  DEFAULT_MESH_OPTIONS,
+  DEFAULT_PEERS_OPTIONS,
+  PSK_CIPHERS,
+  SERVICE_TYPE,
+} from './mesh/index.js'
+export {
   RxnetError,
   FrameTooLongError,
   InvalidLengthError,

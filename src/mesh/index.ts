@@ -1,0 +1,63 @@
+/**
+ * Mesh: a zero-config TCP mesh over mDNS / DNS-SD. Processes that share a name find each other and
+ * keep exactly one connection between every pair; every connection is a {@link Peer} Channel.
+ *
+ * @example
+ * ```ts
+ * import { peers$ } from 'rxnet'
+ * peers$('my-cluster', { interface: '127.0.0.1' }).subscribe((peer) => {
+ *   peer.source.subscribe((m) => console.log(`${peer.id}: ${Buffer.from(m).toString()}`))
+ *   peer.send('hello')
+ * })
+ * ```
+ * @module
+ */
+import { Observable } from 'rxjs'
+import { createMesh, type MeshOptions } from './mesh.js'
+import type { Peer } from './peer.js'
+
+export { createMesh, parseSeed, DEFAULT_MESH_OPTIONS, PSK_CIPHERS, type Mesh, type MeshOptions, type MeshAddress, type MeshEvent, type MeshStats } from './mesh.js'
+export type { Peer, LeaveReason } from './peer.js'
+export { SERVICE_TYPE } from './discovery.js'
+export { PROTOCOL_VERSION, MAX_HANDSHAKE_BODY } from './handshake.js'
+
+/** Options of {@link peers$}: {@link MeshOptions} without `name`, plus where to listen. */
+export interface PeersOptions extends Omit<MeshOptions, 'name'> {
+  /** Port to listen on. @default 0 (any free port) */
+  port?: number
+  /** Address to listen on. @default `interface` when it is an address, else '0.0.0.0' */
+  address?: string
+}
+
+/** Defaults of {@link PeersOptions} (beyond {@link DEFAULT_MESH_OPTIONS}). */
+export const DEFAULT_PEERS_OPTIONS = { port: 0 } as const
+
+/**
+ * The peers of mesh `name` as a cold Observable: subscribing creates a mesh node and listens;
+ * unsubscribing closes it. Emits every peer as it connects.
+ *
+ * @example
+ * ```ts
+ * import { peers$ } from 'rxnet'
+ * const sub = peers$('my-cluster', { interface: '127.0.0.1' }).subscribe((peer) => peer.send(`hi ${peer.id}`))
+ * setTimeout(() => sub.unsubscribe(), 5000)
+ * ```
+ */
+export function peers$<In = Uint8Array, Out = Uint8Array | string>(name: string, options: PeersOptions = {}): Observable<Peer<In, Out>> {
+  return new Observable<Peer<In, Out>>((subscriber) => {
+    const { port, address, ...rest } = options
+    let mesh
+    try {
+      mesh = createMesh<In, Out>({ ...rest, name })
+    } catch (e) {
+      subscriber.error(e)
+      return
+    }
+    const inner = mesh.peers$.subscribe(subscriber)
+    mesh.listen(port ?? DEFAULT_PEERS_OPTIONS.port, address).catch((e: unknown) => subscriber.error(e))
+    return () => {
+      inner.unsubscribe()
+      void mesh.close()
+    }
+  })
+}

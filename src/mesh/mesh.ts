@@ -1,0 +1,786 @@
+/**
+ * The mesh state machine: one listening server, mDNS discovery and seeds feeding a table of dial
+ * targets, the handshake on every connection, the tie-break that keeps exactly one link per pair,
+ * and reconnects with jittered exponential backoff. Reads top to bottom: options, public types,
+ * listen, accept path, dial path, establish / leave, close.
+ * @module
+ */
+import { hkdfSync, randomBytes } from 'node:crypto'
+import { lookup } from 'node:dns/promises'
+import net from 'node:net'
+import os from 'node:os'
+import tls from 'node:tls'
+import { BehaviorSubject, Observable, Subject } from 'rxjs'
+import { type Codec, type CodecLike, encodeWith, resolveCodec } from '../codec/index.js'
+import {
+  AbortError,
+  AuthenticationError,
+  ClosedError,
+  ConnectionError,
+  DuplicateIdError,
+  HandshakeError,
+  InvalidArgumentError,
+  NameMismatchError,
+  PeerTimeoutError,
+  RxnetError,
+  TimeoutError,
+  VersionMismatchError,
+} from '../errors.js'
+import { DEFAULT_MAX_LENGTH } from '../framing/decoder.js'
+import { DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, type OverflowPolicy } from '../queue.js'
+import { socketChannel } from '../socket.js'
+import { Discovery, isWildcard } from './discovery.js'
+import { encodeHandshake, HandshakeDecoder, type HandshakeMessage, PROTOCOL_VERSION, type RefuseReason } from './handshake.js'
+import { type LeaveReason, MeshPeer, type Peer } from './peer.js'
+
+/** Options of {@link createMesh}. */
+export interface MeshOptions {
+  /** Mesh (service) name: the only setting nodes must share. */
+  name: string
+  /** This node's id; must be unique in the mesh. @default 12 random hex digits */
+  id?: string
+  /** `'127.0.0.1'`: discovery and listening on loopback only; an address: that NIC; unset: every interface. @default undefined */
+  interface?: string
+  /** `'host:port'` entries dialled directly (no multicast needed). @default [] */
+  seeds?: string[]
+  /** Discover peers over mDNS / DNS-SD and advertise this node. @default true */
+  discovery?: boolean
+  /** Pre-shared key: every connection is TLS 1.2 with an ECDHE-PSK cipher keyed from it. @default undefined */
+  secret?: string
+  /** Certificates for mutual TLS (`key`, `cert`, `ca`); peers must present a certificate the `ca` signed. @default undefined */
+  tls?: tls.SecureContextOptions
+  /** How messages are encoded: `'raw'` (bytes / strings), `'json'`, `'msgpack'`, `'utf8'` or a custom codec. @default 'raw' */
+  codec?: CodecLike<any>
+  /** Heartbeat period on every link, in ms. @default 400 */
+  heartbeatInterval?: number
+  /** A peer silent for longer than this (ms) is dropped. @default 1500 */
+  failureTimeout?: number
+  /** Time allowed for the handshake of a connection (TLS included), in ms. @default 2000 */
+  handshakeTimeout?: number
+  /** Time allowed for a TCP connect, in ms. @default 2000 */
+  connectTimeout?: number
+  /** First reconnect delay in ms (doubled per failure, jittered ±50%). @default 100 */
+  reconnectDelay?: number
+  /** Largest reconnect delay in ms. @default 2000 */
+  maxReconnectDelay?: number
+  /** Largest inbound message, in bytes. @default 4 MiB */
+  maxLength?: number
+  /** Per-peer send buffer budget in bytes. @default 8 MiB */
+  highWaterMark?: number
+  /** What a full per-peer send buffer does with one more message. @default 'error' */
+  overflow?: OverflowPolicy
+  /** UDP port of mDNS (change only to isolate test meshes). @default 5353 */
+  mdnsPort?: number
+}
+
+/** Defaults of {@link MeshOptions}. */
+export const DEFAULT_MESH_OPTIONS = {
+  seeds: [] as string[],
+  discovery: true,
+  codec: 'raw' as CodecLike<any>,
+  heartbeatInterval: 400,
+  failureTimeout: 1500,
+  handshakeTimeout: 2000,
+  connectTimeout: 2000,
+  reconnectDelay: 100,
+  maxReconnectDelay: 2000,
+  maxLength: DEFAULT_MAX_LENGTH,
+  highWaterMark: DEFAULT_HIGH_WATER_MARK,
+  overflow: DEFAULT_OVERFLOW,
+  mdnsPort: 5353,
+} as const
+
+/** Where a mesh listens: `port` and every address it can be reached on. */
+export interface MeshAddress {
+  port: number
+  addresses: string[]
+}
+
+/** Lifecycle of a mesh as data. */
+export type MeshEvent<In = Uint8Array, Out = Uint8Array | string> =
+  | { type: 'listening'; address: MeshAddress }
+  | { type: 'join'; peer: Peer<In, Out> }
+  | { type: 'leave'; peer: Peer<In, Out>; reason: LeaveReason }
+  | { type: 'refused'; error: RxnetError; remote: string }
+  | { type: 'dial-failed'; error: RxnetError; target: string }
+  | { type: 'error'; error: RxnetError }
+  | { type: 'close' }
+
+/** Live counters of a mesh. */
+export interface MeshStats {
+  /** Inbound TCP connections accepted (before the handshake). */
+  accepted: number
+  /** Outbound connection attempts. */
+  dialed: number
+  /** Outbound attempts that failed (refused, timed out, handshake rejected). */
+  dialFailures: number
+  /** Inbound connections refused: bad handshake, wrong mesh / version / secret, duplicate id, timeout. */
+  refused: number
+  /** `refused` broken down by error code (`ERR_HANDSHAKE`, `ERR_NAME_MISMATCH`, `ERR_AUTH` ...). */
+  refusedByCode: Record<string, number>
+  /** Simultaneous dials resolved by the id tie-break (the losing connection was closed). */
+  tiebreaks: number
+  /** Links that ended with an error (timeouts included). */
+  failures: number
+  /** Links dropped by failure detection. */
+  timeouts: number
+  /** Outbound messages discarded by the overflow policy, over every link past and present. */
+  readonly dropped: number
+}
+
+/**
+ * A zero-config TCP mesh node.
+ * @typeParam In - what peers' `source` emits. @typeParam Out - what `send` / `broadcast` take.
+ */
+export interface Mesh<In = Uint8Array, Out = Uint8Array | string> extends AsyncDisposable {
+  /** This node's id. */
+  readonly id: string
+  /** The mesh name. */
+  readonly name: string
+  /** Starts listening, advertising, browsing and dialling seeds. Resolves with {@link Mesh.address}. */
+  listen(port?: number, address?: string, options?: { signal?: AbortSignal }): Promise<MeshAddress>
+  /** Where the mesh listens, or `null` before `listen` resolved. */
+  address(): MeshAddress | null
+  /** Every connected peer: the current ones first, then each new one. Completes on close. */
+  readonly peers$: Observable<Peer<In, Out>>
+  /** The current member map now, then again on every join and leave. Completes on close. */
+  readonly members$: Observable<ReadonlyMap<string, Peer<In, Out>>>
+  /** The current members. */
+  readonly members: ReadonlyMap<string, Peer<In, Out>>
+  /** Lifecycle events: listening, join, leave, refused, dial-failed, error, close. */
+  readonly events$: Observable<MeshEvent<In, Out>>
+  /** Errors worth a human's attention (server, mDNS, refused handshakes). Never errors itself. */
+  readonly errors$: Observable<RxnetError>
+  /** Live counters. */
+  readonly stats: MeshStats
+  /** Sends `value` to every current member, encoded once. Returns how many peers it was sent to. */
+  broadcast(value: Out): number
+  /** Closes every link gracefully, stops advertising and browsing, releases every handle. Idempotent. */
+  close(): Promise<void>
+}
+
+interface Target {
+  key: string
+  kind: 'mdns' | 'seed' | 'learned'
+  addresses: string[]
+  port: number
+  id: string | undefined
+  attempt: number
+  timer: NodeJS.Timeout | undefined
+  dialing: boolean
+}
+
+type Resolved = Required<Omit<MeshOptions, 'interface' | 'secret' | 'tls' | 'id'>> & Pick<MeshOptions, 'interface' | 'secret' | 'tls'> & { id: string }
+
+/** TLS 1.2 cipher suites used with `secret`: ECDHE-PSK only, so session keys are forward-secret. */
+export const PSK_CIPHERS = 'ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256'
+const PSK_IDENTITY = 'rxnet-mesh'
+
+/**
+ * Creates a mesh node (nothing happens on the network until {@link Mesh.listen}).
+ *
+ * @example
+ * ```ts
+ * import { createMesh } from 'rxnet'
+ * const mesh = createMesh({ name: 'my-cluster', interface: '127.0.0.1' })
+ * await mesh.listen()
+ * mesh.peers$.subscribe((peer) => peer.source.subscribe((m) => console.log(peer.id, Buffer.from(m).toString())))
+ * setInterval(() => mesh.broadcast(`hello from ${mesh.id}`), 1000).unref()
+ * ```
+ */
+export function createMesh(name: string): Mesh
+export function createMesh<In = Uint8Array, Out = Uint8Array | string>(options: MeshOptions): Mesh<In, Out>
+export function createMesh<In, Out>(options: string | MeshOptions): Mesh<In, Out> {
+  return new MeshImpl<In, Out>(resolveOptions(typeof options === 'string' ? { name: options } : options))
+}
+
+function resolveOptions(o: MeshOptions): Resolved {
+  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh takes a name or an options object')
+  if (typeof o.name !== 'string' || o.name.length === 0 || Buffer.byteLength(o.name) > 200) throw new InvalidArgumentError('mesh name must be a non-empty string of at most 200 bytes')
+  const r = { ...DEFAULT_MESH_OPTIONS } as unknown as Resolved
+  for (const [k, v] of Object.entries(o)) if (v !== undefined) (r as unknown as Record<string, unknown>)[k] = v
+  r.id = o.id ?? randomBytes(6).toString('hex')
+  if (typeof r.id !== 'string' || r.id.length === 0 || Buffer.byteLength(r.id) > 48) throw new InvalidArgumentError('id must be a non-empty string of at most 48 bytes')
+  for (const k of ['heartbeatInterval', 'failureTimeout', 'handshakeTimeout', 'connectTimeout', 'reconnectDelay', 'maxReconnectDelay', 'maxLength', 'highWaterMark', 'mdnsPort'] as const) {
+    if (!Number.isSafeInteger(r[k]) || r[k] <= 0) throw new InvalidArgumentError(`${k} must be a positive integer`)
+  }
+  if (!Array.isArray(r.seeds)) throw new InvalidArgumentError('seeds must be an array of "host:port"')
+  if (r.secret !== undefined && r.tls !== undefined) throw new InvalidArgumentError('use either secret (TLS-PSK) or tls (certificates), not both')
+  if (r.secret !== undefined && (typeof r.secret !== 'string' || r.secret.length === 0)) throw new InvalidArgumentError('secret must be a non-empty string')
+  return r
+}
+
+/** Parses `'host:port'` / `'[v6]:port'`. */
+export function parseSeed(seed: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(seed) ?? /^([^:]+):(\d+)$/.exec(seed)
+  const port = m ? Number(m[2]) : NaN
+  if (!m || !(port > 0 && port < 65536)) throw new InvalidArgumentError(`seed must be "host:port", got "${seed}"`)
+  return { host: m[1]!, port }
+}
+
+class MeshImpl<In, Out> implements Mesh<In, Out> {
+  readonly id: string
+  readonly name: string
+  readonly peers$: Observable<Peer<In, Out>>
+  readonly members$: Observable<ReadonlyMap<string, Peer<In, Out>>>
+  readonly events$: Observable<MeshEvent<In, Out>>
+  readonly errors$: Observable<RxnetError>
+  readonly stats: MeshStats
+
+  private readonly codec: Codec<unknown>
+  private readonly peers = new Map<string, MeshPeer<In, Out>>()
+  private readonly targets = new Map<string, Target>()
+  private readonly pendingOut = new Map<string, { abort: () => void }>()
+  private readonly handshaking = new Set<net.Socket>()
+  /** Every accepted TCP socket still open (TLS ones included, before their handshake). */
+  private readonly inbound = new Set<net.Socket>()
+  private readonly joined = new Subject<Peer<In, Out>>()
+  private readonly membersSubject = new BehaviorSubject<ReadonlyMap<string, Peer<In, Out>>>(new Map())
+  private readonly eventsSubject = new Subject<MeshEvent<In, Out>>()
+  private readonly errorsSubject = new Subject<RxnetError>()
+  private server: net.Server | undefined
+  private discovery: Discovery | undefined
+  private listening: Promise<MeshAddress> | undefined
+  private bound: { port: number; host: string } | undefined
+  private closing: Promise<void> | undefined
+  private droppedPast = 0
+  private readonly psk: Buffer | undefined
+
+  constructor(private readonly o: Resolved) {
+    this.id = o.id
+    this.name = o.name
+    this.codec = resolveCodec(o.codec)
+    this.psk = o.secret === undefined ? undefined : Buffer.from(hkdfSync('sha256', o.secret, 'rxnet-mesh-psk', o.name, 32))
+    const peers = this.peers
+    const droppedPast = (): number => this.droppedPast
+    this.stats = {
+      accepted: 0,
+      dialed: 0,
+      dialFailures: 0,
+      refused: 0,
+      refusedByCode: {},
+      tiebreaks: 0,
+      failures: 0,
+      timeouts: 0,
+      get dropped() {
+        let n = droppedPast()
+        for (const p of peers.values()) n += p.stats.dropped
+        return n
+      },
+    }
+    this.peers$ = new Observable<Peer<In, Out>>((subscriber) => {
+      for (const p of this.peers.values()) subscriber.next(p)
+      return this.joined.subscribe(subscriber)
+    })
+    this.members$ = this.membersSubject.asObservable()
+    this.events$ = this.eventsSubject.asObservable()
+    this.errors$ = this.errorsSubject.asObservable()
+  }
+
+  get members(): ReadonlyMap<string, Peer<In, Out>> {
+    return this.membersSubject.value
+  }
+
+  // ---------------------------------------------------------------- listen
+
+  listen(port = 0, address?: string, options: { signal?: AbortSignal } = {}): Promise<MeshAddress> {
+    if (this.closing) return Promise.reject(new ClosedError('mesh'))
+    if (options.signal?.aborted) return Promise.reject(new AbortError(options.signal.reason))
+    if (!Number.isInteger(port) || port < 0 || port > 65535) return Promise.reject(new InvalidArgumentError(`port must be 0..65535, got ${port}`))
+    this.listening ??= this.start(port, address ?? (this.o.interface !== undefined && !isWildcard(this.o.interface) ? this.o.interface : '0.0.0.0'))
+    const signal = options.signal
+    if (signal === undefined) return this.listening
+    return new Promise<MeshAddress>((resolve, reject) => {
+      const onAbort = (): void => {
+        reject(new AbortError(signal.reason))
+        void this.close()
+      }
+      signal.addEventListener('abort', onAbort, { once: true })
+      this.listening!.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+    })
+  }
+
+  private async start(port: number, address: string): Promise<MeshAddress> {
+    const host = net.isIP(address) ? address : (await lookup(address)).address
+    const server = this.createServer()
+    this.server = server
+    await new Promise<void>((resolve, reject) => {
+      const onError = (e: Error): void => reject(new ConnectionError(`mesh cannot listen on ${host}:${port}: ${e.message}`, e))
+      server.once('error', onError)
+      server.listen(port, host, () => {
+        server.off('error', onError)
+        resolve()
+      })
+    })
+    server.on('error', this.onServerError)
+    if (this.closing) throw new ClosedError('mesh')
+    this.bound = { port: (server.address() as net.AddressInfo).port, host }
+    if (this.o.discovery) {
+      const d = new Discovery({
+        name: this.name,
+        id: this.id,
+        port: this.bound.port,
+        interface: this.o.interface,
+        listenAddress: isWildcard(host) ? undefined : host,
+        mdnsPort: this.o.mdnsPort,
+      })
+      this.discovery = d
+      d.errors.subscribe((e) => this.report(e))
+      d.events.subscribe((ev) => (ev.type === 'up' ? this.onDiscovered(ev.node.id, ev.node.addresses, ev.node.port) : this.onServiceDown(ev.id)))
+    }
+    for (const seed of this.o.seeds) {
+      const { host: h, port: p } = parseSeed(seed)
+      const t = this.addTarget(`seed:${seed}`, 'seed', [h], p, undefined)
+      this.scheduleDial(t, 0)
+    }
+    const addr = this.address()!
+    this.eventsSubject.next({ type: 'listening', address: addr })
+    return addr
+  }
+
+  address(): MeshAddress | null {
+    if (this.bound === undefined || this.closing) return null
+    const { port, host } = this.bound
+    if (!isWildcard(host)) return { port, addresses: [host] }
+    const v6 = host === '::'
+    const addresses: string[] = []
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const a of list ?? []) if (a.family === 'IPv4' || v6) addresses.push(a.address)
+    }
+    return { port, addresses }
+  }
+
+  private createServer(): net.Server {
+    const timeout = this.o.handshakeTimeout
+    if (this.psk !== undefined) {
+      const psk = this.psk
+      const s = tls.createServer({ ciphers: PSK_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', handshakeTimeout: timeout, pskCallback: (_s, identity) => (identity === PSK_IDENTITY ? psk : null) })
+      s.on('secureConnection', this.onConnection)
+      s.on('tlsClientError', this.onTlsClientError)
+      s.on('connection', this.onRawConnection)
+      return s
+    }
+    if (this.o.tls !== undefined) {
+      const s = tls.createServer({ ...this.o.tls, requestCert: true, rejectUnauthorized: true, handshakeTimeout: timeout })
+      s.on('secureConnection', this.onConnection)
+      s.on('tlsClientError', this.onTlsClientError)
+      s.on('connection', this.onRawConnection)
+      return s
+    }
+    const s = net.createServer()
+    s.on('connection', this.onRawConnection)
+    s.on('connection', this.onConnection)
+    return s
+  }
+
+  private readonly onServerError = (e: Error): void => this.report(new ConnectionError(`mesh server: ${e.message}`, e))
+
+  private readonly onRawConnection = (socket: net.Socket): void => {
+    this.stats.accepted++
+    if (this.closing) {
+      socket.destroy()
+      return
+    }
+    this.inbound.add(socket)
+    socket.once('close', () => this.inbound.delete(socket))
+  }
+
+  private readonly onTlsClientError = (e: Error, socket: tls.TLSSocket): void => {
+    this.refuse(socket, new AuthenticationError(`TLS handshake failed: ${e.message}`, e), undefined)
+  }
+
+  // ---------------------------------------------------------------- accept path
+
+  private readonly onConnection = (socket: net.Socket): void => {
+    if (this.closing) {
+      socket.destroy()
+      return
+    }
+    this.handshaking.add(socket)
+    socket.setNoDelay(true)
+    const decoder = new HandshakeDecoder()
+    const timer = setTimeout(() => fail(new HandshakeError(`no handshake within ${this.o.handshakeTimeout} ms`, new TimeoutError('handshake', this.o.handshakeTimeout)), undefined), this.o.handshakeTimeout)
+    const cleanup = (): void => {
+      clearTimeout(timer)
+      socket.off('data', onData)
+      socket.off('end', onEnd)
+      socket.off('error', onError)
+      socket.off('close', onClose)
+      socket.pause()
+    }
+    const fail = (e: RxnetError, reason: RefuseReason | undefined): void => {
+      cleanup()
+      this.refuse(socket, e, reason)
+    }
+    const onData = (chunk: Buffer): void => {
+      let r
+      try {
+        r = decoder.push(chunk)
+      } catch (e) {
+        return fail(e as RxnetError, 'malformed')
+      }
+      if (r === null) return
+      cleanup()
+      this.decide(socket, r.message, r.rest)
+    }
+    const onEnd = (): void => {
+      try {
+        decoder.end()
+      } catch (e) {
+        fail(e as RxnetError, undefined)
+      }
+    }
+    const onError = (e: Error): void => fail(new HandshakeError(`connection failed during the handshake: ${e.message}`, e), undefined)
+    const onClose = (): void => fail(new HandshakeError('connection closed during the handshake'), undefined)
+    socket.on('data', onData)
+    socket.on('end', onEnd)
+    socket.on('error', onError)
+    socket.on('close', onClose)
+  }
+
+  private decide(socket: net.Socket, m: HandshakeMessage, rest: Buffer): void {
+    if (m.kind !== 'hello') return this.refuse(socket, new HandshakeError(`expected hello, got ${m.kind}`), 'malformed')
+    if (m.version !== PROTOCOL_VERSION) return this.refuse(socket, new VersionMismatchError(PROTOCOL_VERSION, m.version), 'version')
+    if (m.name !== this.name) return this.refuse(socket, new NameMismatchError(this.name, m.name), 'name')
+    if (m.id === this.id || this.peers.has(m.id)) return this.refuse(socket, new DuplicateIdError(m.id), 'duplicate')
+    const pending = this.pendingOut.get(m.id)
+    if (pending !== undefined) {
+      // Both dialled at once: the connection dialled by the smaller id wins, on both sides.
+      this.stats.tiebreaks++
+      if (this.id < m.id) {
+        socket.end(this.handshake('refuse', 'tiebreak'))
+        this.releaseLater(socket)
+        return
+      }
+      pending.abort()
+    }
+    socket.write(this.handshake('welcome'))
+    this.establish(socket, m.id, m.port, rest, false)
+  }
+
+  private refuse(socket: net.Socket, error: RxnetError, reason: RefuseReason | undefined): void {
+    this.stats.refused++
+    this.stats.refusedByCode[error.code] = (this.stats.refusedByCode[error.code] ?? 0) + 1
+    const remote = `${normalize(socket.remoteAddress)}:${socket.remotePort ?? 0}`
+    this.eventsSubject.next({ type: 'refused', error, remote })
+    this.errorsSubject.next(error)
+    if (reason !== undefined && socket.writable) {
+      socket.end(this.handshake('refuse', reason))
+      this.releaseLater(socket)
+    } else {
+      socket.destroy()
+      this.handshaking.delete(socket)
+    }
+  }
+
+  /** Gives a refused socket a moment to flush its answer, then makes sure it is gone. */
+  private releaseLater(socket: net.Socket): void {
+    socket.on('error', noop)
+    socket.resume()
+    const t = setTimeout(() => socket.destroy(), 1000)
+    t.unref()
+    socket.once('close', () => {
+      clearTimeout(t)
+      this.handshaking.delete(socket)
+    })
+  }
+
+  private handshake(kind: 'hello' | 'welcome' | 'refuse', reason?: RefuseReason): Buffer {
+    return encodeHandshake({ kind, name: this.name, id: this.id, port: this.bound?.port ?? 0, reason })
+  }
+
+  // ---------------------------------------------------------------- dial path
+
+  private onDiscovered(id: string, addresses: string[], port: number): void {
+    if (this.closing || addresses.length === 0) return
+    const t = this.addTarget(id, 'mdns', addresses, port, id)
+    if (this.peers.has(id) || t.dialing || t.timer !== undefined) return
+    // The smaller id dials first; the larger one waits a little so simultaneous dials are rare.
+    this.scheduleDial(t, this.id < id ? 0 : jitter(this.o.reconnectDelay * 3))
+  }
+
+  private onServiceDown(id: string): void {
+    const t = this.targets.get(id)
+    if (t === undefined || t.kind !== 'mdns') return
+    clearTimeout(t.timer)
+    this.targets.delete(id)
+  }
+
+  private addTarget(key: string, kind: Target['kind'], addresses: string[], port: number, id: string | undefined): Target {
+    let t = this.targets.get(key)
+    if (t === undefined) {
+      t = { key, kind, addresses, port, id, attempt: 0, timer: undefined, dialing: false }
+      this.targets.set(key, t)
+    } else if (kind !== 'learned') {
+      t.kind = kind
+      t.addresses = addresses
+      t.port = port
+    }
+    return t
+  }
+
+  private scheduleDial(t: Target, delay: number): void {
+    if (this.closing) return
+    clearTimeout(t.timer)
+    t.timer = setTimeout(() => {
+      t.timer = undefined
+      void this.dialTarget(t)
+    }, delay)
+    t.timer.unref()
+  }
+
+  private async dialTarget(t: Target): Promise<void> {
+    if (this.closing || this.targets.get(t.key) !== t || t.dialing) return
+    if (t.id !== undefined && (this.peers.has(t.id) || this.pendingOut.has(t.id))) return
+    t.dialing = true
+    let error: RxnetError | undefined
+    try {
+      for (const host of t.addresses) {
+        try {
+          await this.dialOnce(t, host)
+          t.attempt = 0
+          return
+        } catch (e) {
+          error = e instanceof RxnetError ? e : new ConnectionError(String(e), e)
+          if (error instanceof NameMismatchError || error instanceof VersionMismatchError || error instanceof DuplicateIdError) break
+        }
+      }
+    } finally {
+      t.dialing = false
+    }
+    if (this.closing || this.targets.get(t.key) !== t) return
+    this.stats.dialFailures++
+    if (error !== undefined) {
+      this.eventsSubject.next({ type: 'dial-failed', error, target: `${t.addresses.join('|')}:${t.port}` })
+      if (!(error instanceof ConnectionError) && !(error instanceof DuplicateIdError)) this.errorsSubject.next(error)
+    }
+    if (t.id !== undefined && this.peers.has(t.id)) return
+    t.attempt++
+    this.scheduleDial(t, jitter(Math.min(this.o.maxReconnectDelay, this.o.reconnectDelay * 2 ** Math.min(t.attempt, 20))))
+  }
+
+  /** One connection attempt: connect, (TLS), hello, answer. Resolves once established or superseded. */
+  private dialOnce(t: Target, host: string): Promise<void> {
+    this.stats.dialed++
+    return new Promise<void>((resolve, reject) => {
+      const socket = this.connect(host, t.port)
+      this.handshaking.add(socket)
+      const secure = socket instanceof tls.TLSSocket
+      const decoder = new HandshakeDecoder()
+      const expected = t.id
+      let connected = false
+      const pending = {
+        abort: () => {
+          cleanup()
+          socket.destroy()
+          this.handshaking.delete(socket)
+          resolve()
+        },
+      }
+      if (expected !== undefined) this.pendingOut.set(expected, pending)
+      const limit = this.o.connectTimeout + this.o.handshakeTimeout
+      const timer = setTimeout(() => fail(new ConnectionError(`no handshake from ${host}:${t.port} within ${limit} ms`, new TimeoutError('dial', limit))), limit)
+      const cleanup = (): void => {
+        clearTimeout(timer)
+        if (expected !== undefined && this.pendingOut.get(expected) === pending) this.pendingOut.delete(expected)
+        socket.off(secure ? 'secureConnect' : 'connect', onConnect)
+        socket.off('data', onData)
+        socket.off('error', onError)
+        socket.off('close', onClose)
+        socket.pause()
+      }
+      const fail = (e: RxnetError): void => {
+        cleanup()
+        socket.destroy()
+        this.handshaking.delete(socket)
+        reject(e)
+      }
+      const onConnect = (): void => {
+        connected = true
+        socket.setNoDelay(true)
+        socket.write(this.handshake('hello'))
+      }
+      const onData = (chunk: Buffer): void => {
+        let r
+        try {
+          r = decoder.push(chunk)
+        } catch (e) {
+          return fail(e as RxnetError)
+        }
+        if (r === null) return
+        const m = r.message
+        if (m.id !== '' && m.kind === 'refuse' && t.kind === 'seed') t.id ??= m.id
+        if (m.kind === 'refuse') {
+          if (m.reason === 'tiebreak') {
+            this.stats.tiebreaks++
+            cleanup()
+            socket.destroy()
+            this.handshaking.delete(socket)
+            return resolve()
+          }
+          return fail(refusal(m, this.name))
+        }
+        if (m.kind !== 'welcome') return fail(new HandshakeError(`expected welcome, got ${m.kind}`))
+        if (m.version !== PROTOCOL_VERSION) return fail(new VersionMismatchError(PROTOCOL_VERSION, m.version))
+        if (m.name !== this.name) return fail(new NameMismatchError(this.name, m.name))
+        if (m.id === this.id) return fail(new DuplicateIdError(m.id))
+        if (t.kind === 'seed') t.id ??= m.id
+        cleanup()
+        const existing = this.peers.get(m.id)
+        if (existing !== undefined) {
+          // Two links for one pair (first contact through different sources): keep the one the smaller id dialled.
+          this.stats.tiebreaks++
+          if (existing.outbound || this.id < m.id) {
+            existing.fail(new ConnectionError('superseded by a newer link to the same peer'))
+          } else {
+            socket.destroy()
+            this.handshaking.delete(socket)
+            return resolve()
+          }
+        }
+        this.establish(socket, m.id, t.port, r.rest, true)
+        resolve()
+      }
+      const onError = (e: Error): void => {
+        if (secure && !connected) fail(new AuthenticationError(`TLS handshake with ${host}:${t.port} failed: ${e.message}`, e))
+        else fail(new ConnectionError(`dial ${host}:${t.port}: ${e.message}`, e))
+      }
+      const onClose = (): void => fail(new ConnectionError(`${host}:${t.port} closed the connection during the handshake`))
+      socket.once(secure ? 'secureConnect' : 'connect', onConnect)
+      socket.on('data', onData)
+      socket.on('error', onError)
+      socket.on('close', onClose)
+    })
+  }
+
+  private connect(host: string, port: number): net.Socket {
+    if (this.psk !== undefined) {
+      const psk = this.psk
+      return tls.connect({ host, port, ciphers: PSK_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', checkServerIdentity: () => undefined, pskCallback: () => ({ psk, identity: PSK_IDENTITY }) })
+    }
+    if (this.o.tls !== undefined) return tls.connect({ ...this.o.tls, host, port, rejectUnauthorized: true, checkServerIdentity: () => undefined })
+    return net.connect({ host, port })
+  }
+
+  // ---------------------------------------------------------------- establish / leave
+
+  private establish(socket: net.Socket, id: string, port: number, rest: Buffer, outbound: boolean): void {
+    this.handshaking.delete(socket)
+    if (rest.length > 0) socket.unshift(rest)
+    const channel = socketChannel(socket, { maxLength: this.o.maxLength, highWaterMark: this.o.highWaterMark, overflow: this.o.overflow })
+    const address = normalize(socket.remoteAddress)
+    const peer = new MeshPeer<In, Out>(id, address, port, outbound, channel, this.codec, this.o)
+    this.peers.set(id, peer)
+    if (port > 0 && ![...this.targets.values()].some((t) => t.id === id)) this.addTarget(`peer:${id}`, 'learned', [address], port, id)
+    void peer.left.then((reason) => this.onLeave(peer, reason))
+    this.publishMembers()
+    this.eventsSubject.next({ type: 'join', peer })
+    this.joined.next(peer)
+    peer.start()
+  }
+
+  private onLeave(peer: MeshPeer<In, Out>, reason: LeaveReason): void {
+    this.droppedPast += peer.stats.dropped
+    if (reason.type === 'failed') {
+      this.stats.failures++
+      if (reason.error instanceof PeerTimeoutError) this.stats.timeouts++
+    }
+    if (this.peers.get(peer.id) === peer) {
+      this.peers.delete(peer.id)
+      this.publishMembers()
+    }
+    this.eventsSubject.next({ type: 'leave', peer, reason })
+    if (this.closing) return
+    for (const t of this.targets.values()) {
+      if (t.id !== peer.id) continue
+      if (peer.saidGoodbye && t.kind === 'learned') {
+        clearTimeout(t.timer)
+        this.targets.delete(t.key)
+        continue
+      }
+      t.attempt = 0
+      const base = peer.saidGoodbye ? this.o.maxReconnectDelay : this.o.reconnectDelay
+      this.scheduleDial(t, jitter(this.id < peer.id ? base : base * 3))
+    }
+  }
+
+  private publishMembers(): void {
+    this.membersSubject.next(new Map(this.peers))
+  }
+
+  broadcast(value: Out): number {
+    if (this.closing) throw new ClosedError('mesh')
+    const bytes = encodeWith(this.codec, value)
+    for (const p of this.peers.values()) p.sendBytes(bytes)
+    return this.peers.size
+  }
+
+  private report(e: RxnetError): void {
+    this.eventsSubject.next({ type: 'error', error: e })
+    this.errorsSubject.next(e)
+  }
+
+  // ---------------------------------------------------------------- close
+
+  close(): Promise<void> {
+    this.closing ??= this.shutdown()
+    return this.closing
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close()
+  }
+
+  private async shutdown(): Promise<void> {
+    for (const t of this.targets.values()) clearTimeout(t.timer)
+    this.targets.clear()
+    for (const p of [...this.pendingOut.values()]) p.abort()
+    for (const s of this.handshaking) s.destroy()
+    this.handshaking.clear()
+    const server = this.server
+    const serverClosed = server === undefined || !server.listening ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
+    const discoveryClosed = this.discovery?.close() ?? Promise.resolve()
+    const peers = [...this.peers.values()]
+    const linksClosed = Promise.all(peers.map((p) => p.close()))
+    let timer: NodeJS.Timeout | undefined
+    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))
+    await Promise.race([linksClosed, deadline])
+    clearTimeout(timer)
+    for (const p of peers) p.fail(new ClosedError('mesh'))
+    for (const s of this.inbound) s.destroy()
+    await Promise.all([linksClosed, serverClosed, discoveryClosed])
+    server?.off('error', this.onServerError)
+    this.eventsSubject.next({ type: 'close' })
+    this.joined.complete()
+    this.membersSubject.complete()
+    this.eventsSubject.complete()
+    this.errorsSubject.complete()
+  }
+}
+
+function refusal(m: HandshakeMessage, name: string): RxnetError {
+  switch (m.reason) {
+    case 'name':
+      return new NameMismatchError(name, m.name)
+    case 'version':
+      return new VersionMismatchError(PROTOCOL_VERSION, m.version)
+    case 'duplicate':
+      return new DuplicateIdError(m.id)
+    case 'closing':
+      return new ConnectionError('peer is closing')
+    default:
+      return new HandshakeError(`peer refused the handshake (${m.reason})`)
+  }
+}
+
+function jitter(ms: number): number {
+  return Math.round(ms * (0.5 + Math.random()))
+}
+
+function normalize(a: string | undefined): string {
+  if (a === undefined) return ''
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a
+}
+
+function noop(): void {}
+
