@@ -1,0 +1,404 @@
+/**
+ * Interop with async iterables: a {@link Channel} becomes an it-pipe Duplex
+ * (`{ source: AsyncIterable, sink(source): Promise<void> }`) and back, so rxnet composes with
+ * it-pipe, it-length-prefixed and libp2p streams.
+ *
+ * - {@link toDuplex}: Channel → Duplex. `source` buffers what the channel emits (bounded, with an
+ *   overflow policy); `sink` sends, waiting on `whenWritable()` when the channel has one.
+ * - {@link fromDuplex}: Duplex → Channel of the values as they are. Pull-based: the duplex source
+ *   is only read while `source` has subscribers, so an unobserved channel pushes back.
+ * - {@link fromByteDuplex}: a byte-stream Duplex (`Uint8Array` / `Uint8ArrayList` chunks, e.g. a
+ *   libp2p stream) → framed `Channel<Uint8Array>` on the it-length-prefixed wire format.
+ * @module
+ */
+import { Observable, Subject, type Observer, type Subscriber, type Subscription } from 'rxjs'
+import type { Channel } from './channel.js'
+import { BufferOverflowError, ChannelAbortedError, ClosedError, ConnectionError, InvalidArgumentError, RxnetError } from './errors.js'
+import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
+import { encodeFrame } from './framing/encoder.js'
+import type { Uint8ArrayList } from 'uint8arraylist'
+import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from './queue.js'
+
+/** An it-pipe duplex: an async-iterable `source` and a `sink` that consumes an async iterable. */
+export interface Duplex<In, Out = In> {
+  /** What the far side sends. */
+  source: AsyncIterable<In> | Iterable<In>
+  /** Consumes what we send; resolves when it has all been written. */
+  sink(source: AsyncIterable<Out> | Iterable<Out>): Promise<void>
+}
+
+/** Options of {@link toDuplex}, {@link fromDuplex} and {@link fromByteDuplex}. */
+export interface DuplexOptions {
+  /** Most messages buffered between the two worlds (per direction) before `overflow` applies. @default 1024 ({@link DEFAULT_DUPLEX_HIGH_WATER_MARK}) */
+  highWaterMark?: number
+  /** What a full buffer does with one more message. @default 'error' */
+  overflow?: OverflowPolicy
+}
+
+/** Options of {@link fromByteDuplex}. */
+export interface ByteDuplexOptions extends DuplexOptions {
+  /** Largest inbound frame accepted, checked on the declared length. @default 4 MiB ({@link DEFAULT_MAX_LENGTH}) */
+  maxLength?: number
+}
+
+/** Default `highWaterMark` of the interop buffers, in messages. */
+export const DEFAULT_DUPLEX_HIGH_WATER_MARK = 1024
+
+/** A Channel made from a Duplex, with write-readiness and a close that waits for the sink. */
+export interface DuplexChannel<In, Out = In> extends Channel<In, Out> {
+  /** True while the outbound buffer is under half its high-water mark. */
+  readonly writable: boolean
+  /** Resolves once the outbound buffer is under half its high-water mark (rejects once closing). */
+  whenWritable(): Promise<void>
+  /** Ends the outbound side and resolves when the duplex sink has consumed everything. */
+  close(): Promise<void>
+}
+
+/** What {@link toDuplex} can use from a channel beyond the {@link Channel} shape. */
+type MaybeWritable = { readonly writable?: boolean; whenWritable?: () => Promise<void> }
+
+function check(options: DuplexOptions): Required<DuplexOptions> {
+  const highWaterMark = options.highWaterMark ?? DEFAULT_DUPLEX_HIGH_WATER_MARK
+  const overflow = options.overflow ?? DEFAULT_OVERFLOW
+  if (!Number.isSafeInteger(highWaterMark) || highWaterMark <= 0) throw new InvalidArgumentError(`highWaterMark must be a positive integer, got ${highWaterMark}`)
+  if (!OVERFLOW_POLICIES.includes(overflow)) throw new InvalidArgumentError(`overflow must be one of ${OVERFLOW_POLICIES.join(', ')}`)
+  return { highWaterMark, overflow }
+}
+
+const one = (): number => 1
+
+/**
+ * Turns a {@link Channel} into an it-pipe Duplex.
+ *
+ * Each iteration of `source` subscribes to `channel.source` and buffers up to `highWaterMark`
+ * messages for the consumer (then `overflow` applies; `'error'` throws `ERR_BUFFER_OVERFLOW` from
+ * the iterator); breaking out of the loop unsubscribes. `sink(iterable)` sends every value,
+ * awaiting `channel.whenWritable()` whenever the channel reports `writable === false`, then
+ * completes the channel; if the iterable throws, the channel is aborted with that error.
+ *
+ * @example
+ * ```ts
+ * import net from 'node:net'
+ * import { pipe } from 'it-pipe'
+ * import { socketChannel, toDuplex } from 'rxnet'
+ * const duplex = toDuplex(socketChannel(net.connect(9000, '127.0.0.1')))
+ * await pipe([new Uint8Array([1, 2, 3])], duplex, async (replies) => {
+ *   for await (const reply of replies) console.log(reply)
+ * })
+ * ```
+ */
+export function toDuplex<In, Out = In>(channel: Channel<In, Out>, options: DuplexOptions = {}): Duplex<In, Out> & { source: AsyncIterable<In> } {
+  const { highWaterMark, overflow } = check(options)
+  const ch = channel as Channel<In, Out> & MaybeWritable
+  return {
+    source: { [Symbol.asyncIterator]: () => iterate(channel.source, new BoundedQueue<In>(highWaterMark, overflow, one, 'duplex source buffer')) },
+    async sink(source) {
+      try {
+        for await (const value of source) {
+          if (ch.writable === false && typeof ch.whenWritable === 'function') await ch.whenWritable()
+          ch.send(value)
+        }
+      } catch (e) {
+        ch.sink.error(e)
+        throw e
+      }
+      ch.sink.complete()
+    },
+  }
+}
+
+/** An async iterator over a hot Observable, buffering in `queue`. */
+function iterate<T>(source: Observable<T>, queue: BoundedQueue<T>): AsyncIterator<T> {
+  let done = false
+  let failure: { error: unknown } | null = null
+  let wake: (() => void) | null = null
+  let subscription: Subscription | null = null
+  const notify = (): void => {
+    const w = wake
+    wake = null
+    w?.()
+  }
+  const stop = (): void => {
+    subscription?.unsubscribe()
+    subscription = null
+  }
+  subscription = source.subscribe({
+    next(value) {
+      try {
+        queue.push(value)
+      } catch (e) {
+        failure = { error: e }
+        queueMicrotask(stop)
+      }
+      notify()
+    },
+    error(e) {
+      failure = { error: e }
+      notify()
+    },
+    complete() {
+      done = true
+      notify()
+    },
+  })
+  if (done || failure !== null) stop()
+  return {
+    async next(): Promise<IteratorResult<T>> {
+      for (;;) {
+        // Under 'error', the overflow is reported at once; otherwise buffered values come first.
+        if (failure !== null && (queue.length === 0 || failure.error instanceof BufferOverflowError)) {
+          queue.clear()
+          stop()
+          throw failure.error
+        }
+        if (queue.length > 0) return { value: queue.shift() as T, done: false }
+        if (done) return { value: undefined, done: true }
+        await new Promise<void>((resolve) => (wake = resolve))
+      }
+    },
+    async return(): Promise<IteratorResult<T>> {
+      done = true
+      stop()
+      queue.clear()
+      notify()
+      return { value: undefined, done: true }
+    },
+  }
+}
+
+/**
+ * Turns an it-pipe Duplex into a {@link Channel} of the values as they are.
+ *
+ * The duplex `source` is pulled only while `source` has subscribers (nothing is lost, and an
+ * unobserved channel pushes back on the far side). Its end completes `source`; its failure errors
+ * `source` with `ERR_CONNECTION` (`cause`: the error). `send` buffers up to `highWaterMark`
+ * messages for the duplex `sink` (then `overflow` applies); `sink.complete()` ends the iterable
+ * the duplex sink consumes, `sink.error(e)` makes it throw `ERR_ABORTED`.
+ *
+ * @example
+ * ```ts
+ * import { fromDuplex } from 'rxnet'
+ * const ch = fromDuplex<string>({ source: ['a', 'b'], sink: async (src) => { for await (const s of src) console.log('sent', s) } })
+ * ch.source.subscribe((s) => console.log('got', s)) // got a, got b
+ * ch.send('c')
+ * ch.sink.complete()
+ * ```
+ */
+export function fromDuplex<In, Out = In>(duplex: Duplex<In, Out>, options: DuplexOptions = {}): DuplexChannel<In, Out> {
+  return new DuplexChannelImpl<In, In, Out, Out>(duplex, check(options), (chunk, emit) => emit(chunk), null, (v) => v)
+}
+
+/**
+ * Turns a byte-stream Duplex (chunks of `Uint8Array` or `Uint8ArrayList`, e.g. a libp2p stream)
+ * into a framed `Channel<Uint8Array>` on the it-length-prefixed wire format, like
+ * `socketChannel` does for a socket. Inbound frames are checked against `maxLength` on their
+ * declared length (`ERR_FRAME_TOO_LONG`); a stream that ends inside a frame errors with
+ * `ERR_TRUNCATED_FRAME`.
+ *
+ * @example
+ * ```ts
+ * import { fromByteDuplex } from 'rxnet'
+ * // `stream` is any { source, sink } of bytes, e.g. a libp2p stream
+ * const ch = fromByteDuplex(stream, { maxLength: 1 << 20 })
+ * ch.source.subscribe((msg) => console.log(msg.length))
+ * ch.send(new TextEncoder().encode('hello'))
+ * ```
+ */
+export function fromByteDuplex(duplex: Duplex<Uint8Array | Uint8ArrayList, Uint8Array>, options: ByteDuplexOptions = {}): DuplexChannel<Uint8Array> {
+  const maxLength = options.maxLength ?? DEFAULT_MAX_LENGTH
+  if (!Number.isSafeInteger(maxLength) || maxLength < 0) throw new InvalidArgumentError(`maxLength must be a non-negative integer, got ${maxLength}`)
+  const decoder = new FrameDecoder(maxLength)
+  return new DuplexChannelImpl(
+    duplex,
+    check(options),
+    (chunk, emit) => {
+      if (chunk instanceof Uint8Array) decoder.push(chunk, emit)
+      else for (const part of chunk) decoder.push(part, emit)
+    },
+    () => decoder.end(),
+    encodeFrame,
+  )
+}
+
+class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> {
+  readonly source: Observable<In>
+  readonly sink: Observer<Out>
+  private readonly subject = new Subject<In>()
+  private readonly out: BoundedQueue<Wire>
+  private terminal: { error: unknown } | { error?: undefined } | null = null
+  private readers = 0
+  private pulling = false
+  private iterator: Iterator<Chunk> | AsyncIterator<Chunk> | null = null
+  /** A chunk read while the last subscriber left: delivered to the next one. */
+  private held: { chunk: Chunk } | null = null
+  private ending = false
+  private aborted: { error: unknown } | null = null
+  private wakeSink: (() => void) | null = null
+  private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = []
+  private readonly sinkDone: Promise<void>
+  private readonly emit = (value: In): void => this.subject.next(value)
+
+  constructor(
+    private readonly duplex: Duplex<Chunk, Wire>,
+    private readonly opts: Required<DuplexOptions>,
+    private readonly decode: (chunk: Chunk, emit: (value: In) => void) => void,
+    private readonly onEnd: (() => void) | null,
+    private readonly toWire: (value: Out) => Wire,
+  ) {
+    this.out = new BoundedQueue<Wire>(opts.highWaterMark, opts.overflow, one, 'duplex sink buffer')
+    this.source = new Observable<In>((subscriber) => this.subscribe(subscriber))
+    this.sink = { next: (v) => this.send(v), error: (e) => this.abort(e), complete: () => this.end() }
+    this.sinkDone = Promise.resolve()
+      .then(() => duplex.sink(this.outbound()))
+      .then(
+        () => {
+          this.ending = true
+          this.out.clear()
+          this.settleWaiters(new ClosedError('channel'))
+        },
+        (e: unknown) => this.fail({ error: e instanceof RxnetError ? e : new ConnectionError(`duplex sink failed: ${String((e as Error)?.message ?? e)}`, e) }),
+      )
+  }
+
+  get writable(): boolean {
+    return !this.ending && this.aborted === null && this.out.length <= this.opts.highWaterMark >> 1
+  }
+
+  whenWritable(): Promise<void> {
+    if (this.writable) return Promise.resolve()
+    if (this.ending || this.aborted !== null) return Promise.reject(new ClosedError('channel'))
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
+  }
+
+  send(value: Out): void {
+    // The far side ending its source does not stop us sending (half-close); failure does.
+    if (this.ending || this.aborted !== null) return
+    let wire: Wire
+    try {
+      wire = this.toWire(value)
+      this.out.push(wire)
+    } catch (e) {
+      this.fail(e)
+      return
+    }
+    this.wake()
+  }
+
+  async close(): Promise<void> {
+    this.end()
+    await this.sinkDone
+  }
+
+  private end(): void {
+    if (this.ending) return
+    this.ending = true
+    this.settleWaiters(new ClosedError('channel'))
+    this.wake()
+  }
+
+  private abort(cause: unknown): void {
+    this.fail(new ChannelAbortedError(cause))
+  }
+
+  private fail(e: unknown): void {
+    if (this.aborted === null) this.aborted = { error: e }
+    this.ending = true
+    this.out.clear()
+    this.finish({ error: e })
+    void this.iterator?.return?.()
+    this.wake()
+  }
+
+  private wake(): void {
+    const w = this.wakeSink
+    this.wakeSink = null
+    w?.()
+  }
+
+  private settleWaiters(error?: unknown): void {
+    if (this.waiters.length === 0) return
+    if (error === undefined && !this.writable) return
+    const w = this.waiters
+    this.waiters = []
+    for (const { resolve, reject } of w) error === undefined ? resolve() : reject(error)
+  }
+
+  /** The iterable the duplex sink consumes. */
+  private async *outbound(): AsyncGenerator<Wire> {
+    for (;;) {
+      if (this.aborted !== null) throw this.aborted.error
+      if (this.out.length > 0) {
+        const v = this.out.shift() as Wire
+        this.settleWaiters()
+        yield v
+        continue
+      }
+      if (this.ending) return
+      await new Promise<void>((resolve) => (this.wakeSink = resolve))
+    }
+  }
+
+  private subscribe(subscriber: Subscriber<In>): () => void {
+    const t = this.terminal
+    if (t !== null) {
+      if ('error' in t && t.error !== undefined) subscriber.error(t.error)
+      else subscriber.complete()
+      return () => {}
+    }
+    const inner = this.subject.subscribe(subscriber)
+    this.readers++
+    void this.pull()
+    return () => {
+      inner.unsubscribe()
+      this.readers--
+    }
+  }
+
+  /** Reads the duplex source while someone is subscribed. */
+  private async pull(): Promise<void> {
+    if (this.pulling) return
+    this.pulling = true
+    try {
+      if (this.iterator === null) {
+        const src = this.duplex.source as AsyncIterable<Chunk> & Iterable<Chunk>
+        this.iterator = typeof src[Symbol.asyncIterator] === 'function' ? src[Symbol.asyncIterator]() : src[Symbol.iterator]()
+      }
+      const it = this.iterator
+      while (this.readers > 0 && this.terminal === null) {
+        if (this.held !== null) {
+          const { chunk } = this.held
+          this.held = null
+          this.decode(chunk, this.emit)
+          continue
+        }
+        const r = await it.next()
+        if (this.terminal !== null) return
+        if (r.done === true) {
+          this.onEnd?.()
+          this.finish({})
+          return
+        }
+        if (this.readers === 0) this.held = { chunk: r.value }
+        else this.decode(r.value, this.emit)
+      }
+    } catch (e) {
+      if (this.terminal === null) {
+        const error = e instanceof RxnetError ? e : new ConnectionError(`duplex source failed: ${String((e as Error)?.message ?? e)}`, e)
+        this.fail(error)
+      }
+    } finally {
+      this.pulling = false
+    }
+  }
+
+  private finish(t: { error: unknown } | { error?: undefined }): void {
+    if (this.terminal !== null) return
+    this.terminal = t
+    if (t.error !== undefined) {
+      this.settleWaiters(t.error)
+      this.subject.error(t.error)
+    } else {
+      this.subject.complete()
+    }
+  }
+}
