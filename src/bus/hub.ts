@@ -10,7 +10,7 @@ import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { Observable, Subject } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
-import { AbortError, ClosedError, ConnectionError, DuplicateIdError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
+import { AbortError, ClosedError, DuplicateIdError, isRxnetError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
 import { multicast, type MulticastChannel, type MulticastOptions } from '../multicast/index.js'
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodePong, encodeString, encodeWelcome, pubToMsg } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
@@ -233,7 +233,8 @@ class HubImpl implements Hub {
     s.helloTimer = setTimeout(() => this.drop(s, new TimeoutError('HELLO', this.helloTimeout)), this.helloTimeout)
     ch.source.subscribe({
       next: (frame) => this.onFrame(s, frame),
-      error: (e) => this.remove(s, e instanceof RxnetError ? e : new ConnectionError('client connection failed', e)),
+      // A connection that failed is a disconnect; anything else (oversized frame, overflow) is the client's fault.
+      error: (e) => (isRxnetError(e) && e.code !== 'ERR_CONNECTION' ? this.drop(s, e) : this.remove(s, null)),
       complete: () => this.remove(s, null),
     })
   }
