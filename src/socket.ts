@@ -318,8 +318,14 @@ class SocketChannelImpl implements SocketChannel {
     this.finish({ kind: 'error', error: e })
     // A reset (RST) tells the far side this was a failure, not a clean end.
     const s = this.socket as Duplex & { resetAndDestroy?: () => void }
-    if (typeof s.resetAndDestroy === 'function' && !s.destroyed) s.resetAndDestroy()
-    else s.destroy()
+    // resetAndDestroy() throws ERR_INVALID_HANDLE_TYPE on anything but TCP (Unix sockets, pipes).
+    if (typeof s.resetAndDestroy === 'function' && !s.destroyed) {
+      try {
+        s.resetAndDestroy()
+      } catch {
+        s.destroy()
+      }
+    } else s.destroy()
   }
 
   private abort(cause: unknown): void {
