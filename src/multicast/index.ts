@@ -5,7 +5,8 @@
  * gaps counted), and with `secret` datagrams are sealed with AES-256-GCM.
  *
  * Layout: `datagram.ts` (pure wire format), `crypto.ts` (HKDF key, GCM seal / open),
- * `window.ts` (per-sender sequence window), `multicast.ts` (the socket adapter).
+ * `window.ts` (per-sender sequence window), `options.ts` (options, defaults, public types),
+ * `multicast.ts` (the socket adapter).
  *
  * @example
  * ```ts
@@ -16,8 +17,8 @@
  * ```
  * @module
  */
+export { multicast } from './multicast.js'
 export {
-  multicast,
   type MulticastOptions,
   type MulticastChannel,
   type MulticastMessage,
@@ -31,4 +32,4 @@ export {
   DEFAULT_MULTICAST_PORT,
   DEFAULT_MAX_DATAGRAM,
   DEFAULT_MULTICAST_HIGH_WATER_MARK,
-} from './multicast.js'
+} from './options.js'

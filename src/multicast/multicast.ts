@@ -1,30 +1,20 @@
 /**
- * The socket adapter: a UDP multicast group as a {@link Channel}. It owns the dgram socket, packs
+ * The socket adapter: a UDP multicast group as a `Channel`. It owns the dgram socket, packs
  * small messages into datagrams, numbers and (with `secret`) seals them, and on the way in drops
  * own echoes, duplicates, replays and anything malformed or forged, counting each.
- * The wire format lives in `./datagram.ts`, sealing in `./crypto.ts`, sequence tracking in `./window.ts`.
+ * The wire format lives in `./datagram.ts`, sealing in `./crypto.ts`, sequence tracking in
+ * `./window.ts`, options and public types in `./options.ts`.
  * @module
  */
 import { randomBytes } from 'node:crypto'
 import dgram from 'node:dgram'
-import { isIPv4 } from 'node:net'
 import { Observable, Subject, type Observer, type Subscriber } from 'rxjs'
-import type { Channel, ChannelStats } from '../channel.js'
-import {
-  AbortError,
-  BadDatagramError,
-  ChannelAbortedError,
-  ConnectionError,
-  DatagramTooLargeError,
-  InvalidArgumentError,
-  RxnetError,
-} from '../errors.js'
+import { BadDatagramError, ChannelAbortedError, ConnectionError, DatagramTooLargeError, InvalidArgumentError, RxnetError } from '../errors.js'
 import { varintLength } from '../framing/varint.js'
-import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from '../queue.js'
+import { BoundedQueue } from '../queue.js'
 import { deriveKey, open, sealInPlace } from './crypto.js'
 import {
   HEADER_BYTES,
-  MAX_UDP_PAYLOAD,
   SENDER_ID_BYTES,
   TAG_BYTES,
   decodeBody,
@@ -35,180 +25,19 @@ import {
   writeBody,
   writeHeader,
 } from './datagram.js'
+import {
+  resolveOptions,
+  type DatagramRejectReason,
+  type DatagramRejection,
+  type MulticastChannel,
+  type MulticastMessage,
+  type MulticastOptions,
+  type MulticastSender,
+  type MulticastStats,
+  type Resolved,
+  type SenderInfo,
+} from './options.js'
 import { SequenceWindow } from './window.js'
-
-/** Default group: administratively scoped (239.0.0.0/8, RFC 2365), never routed off-site. */
-export const DEFAULT_MULTICAST_GROUP = '239.255.0.2'
-/** Default UDP port of the group. */
-export const DEFAULT_MULTICAST_PORT = 4455
-/**
- * Default largest datagram (UDP payload), header included: 1400 bytes fits a 1500-byte Ethernet
- * MTU with room for IP options and common tunnel / VPN encapsulations, so nothing is IP-fragmented.
- */
-export const DEFAULT_MAX_DATAGRAM = 1400
-/** Default byte budget of the send buffer: 1 MiB. */
-export const DEFAULT_MULTICAST_HIGH_WATER_MARK = 1024 * 1024
-
-/** Options of {@link multicast}. */
-export interface MulticastOptions {
-  /** IPv4 multicast group to join and send to. @default '239.255.0.2' ({@link DEFAULT_MULTICAST_GROUP}) */
-  group?: string
-  /** UDP port every member binds (shared with `reuseAddr`). @default 4455 ({@link DEFAULT_MULTICAST_PORT}) */
-  port?: number
-  /**
-   * IPv4 address of the interface used for membership and for sending (`'127.0.0.1'` keeps
-   * everything on this host, unprivileged). @default undefined: the system's default multicast interface
-   */
-  interface?: string
-  /** IP time-to-live of sent datagrams (1 = this link only). @default 1 */
-  ttl?: number
-  /** Deliver our datagrams to other sockets on this host (our own echoes are dropped either way). @default true */
-  loopback?: boolean
-  /** Shared secret: datagrams are sealed with AES-256-GCM under a key derived by HKDF-SHA256. @default undefined (plain) */
-  secret?: string | Uint8Array
-  /** Largest datagram sent, header included; small messages are packed up to it. @default 1400 ({@link DEFAULT_MAX_DATAGRAM}) */
-  maxDatagram?: number
-  /** Most bytes buffered for sending before `overflow` applies. @default 1 MiB ({@link DEFAULT_MULTICAST_HIGH_WATER_MARK}) */
-  highWaterMark?: number
-  /** What a full send buffer does with one more message. @default 'error' (the channel fails with ERR_BUFFER_OVERFLOW) */
-  overflow?: OverflowPolicy
-  /** Datagrams handed to the socket and not yet confirmed sent, at most. @default 64 */
-  maxInFlight?: number
-  /** Per-sender duplicate / replay window, in datagrams (a power of two, 32..65536). @default 1024 */
-  replayWindow?: number
-  /** Senders tracked at once; the oldest is forgotten beyond it. @default 4096 */
-  maxSenders?: number
-  /**
-   * Local address the socket binds. On Linux binding the group address means the socket only
-   * receives that group's datagrams (a socket bound to 0.0.0.0 gets every group joined on the
-   * port by anyone on the host). @default the group on Linux, '0.0.0.0' elsewhere
-   */
-  bind?: string
-  /** SO_RCVBUF in bytes (capped by the OS). @default undefined (the OS default) */
-  recvBufferSize?: number
-  /** SO_SNDBUF in bytes (capped by the OS). @default undefined (the OS default) */
-  sendBufferSize?: number
-  /** Period of `stats$` snapshots, ms. @default 1000 */
-  statsInterval?: number
-  /** Closes the channel when aborted. @default undefined */
-  signal?: AbortSignal
-}
-
-/** Defaults of {@link MulticastOptions} (`interface`, `secret`, `bind`, buffer sizes and `signal` have none). */
-export const DEFAULT_MULTICAST_OPTIONS = {
-  group: DEFAULT_MULTICAST_GROUP,
-  port: DEFAULT_MULTICAST_PORT,
-  ttl: 1,
-  loopback: true,
-  maxDatagram: DEFAULT_MAX_DATAGRAM,
-  highWaterMark: DEFAULT_MULTICAST_HIGH_WATER_MARK,
-  overflow: DEFAULT_OVERFLOW as OverflowPolicy,
-  maxInFlight: 64,
-  replayWindow: 1024,
-  maxSenders: 4096,
-  statsInterval: 1000,
-} as const satisfies MulticastOptions
-
-/** Who sent a message: the datagram's source address and the sender's channel id. */
-export interface MulticastSender {
-  /** Source IP address of the datagram. */
-  readonly address: string
-  /** Source UDP port of the datagram. */
-  readonly port: number
-  /** The sending channel's id (16 hex digits, see {@link MulticastChannel.id}). */
-  readonly senderId: string
-}
-
-/** One message received from the group. */
-export interface MulticastMessage {
-  /** The message bytes, as sent. */
-  readonly data: Uint8Array
-  /** Its sender. */
-  readonly from: MulticastSender
-}
-
-/** Why a received datagram was dropped. */
-export type DatagramRejectReason =
-  | 'truncated' // shorter than a header
-  | 'foreign' // not an rxnet datagram (wrong magic byte)
-  | 'version' // unknown wire version or flags
-  | 'malformed' // body lengths do not add up
-  | 'unsealed' // plain datagram on a channel with a secret
-  | 'sealed' // sealed datagram on a channel without a secret
-  | 'forged' // failed AES-GCM authentication (wrong key, forged or garbled)
-  | 'replayed' // sealed datagram already accepted, or older than the replay window
-  | 'duplicate' // plain datagram already accepted, or older than the window
-
-/** A dropped datagram, as reported on {@link MulticastChannel.rejected$}. */
-export interface DatagramRejection {
-  readonly reason: DatagramRejectReason
-  /** Source of the datagram. */
-  readonly from: { readonly address: string; readonly port: number }
-  /** The typed error describing it (`code` `ERR_BAD_DATAGRAM`). */
-  readonly error: BadDatagramError
-}
-
-/** Counters of a {@link MulticastChannel}. `messages*` / `bytes*` count messages, `datagrams*` datagrams. */
-export interface MulticastStats extends ChannelStats {
-  /** Datagrams accepted (their messages went to `source`). */
-  datagramsIn: number
-  /** Datagrams sent. */
-  datagramsOut: number
-  /** Our own datagrams looped back to us, dropped. */
-  echoes: number
-  /** Plain datagrams received twice (or too old for the window), dropped. */
-  duplicates: number
-  /** Sealed datagrams received twice (or too old for the replay window), dropped. */
-  replayed: number
-  /** Malformed, foreign, forged or mis-sealed datagrams, dropped. */
-  bad: number
-  /** Sequence numbers skipped, over all senders (datagrams lost, unless they arrive late: see `reordered`). */
-  gaps: number
-  /** Datagrams that arrived after a later one of the same sender (each fills a gap). */
-  reordered: number
-  /** Datagrams the socket failed to send. */
-  sendErrors: number
-  /** Senders tracked now. */
-  senders: number
-}
-
-/** What this receiver knows about one sender. */
-export interface SenderInfo {
-  readonly senderId: string
-  readonly address: string
-  readonly port: number
-  /** Datagrams accepted from it. */
-  readonly datagrams: number
-  /** Its sequence numbers skipped (lost, unless they arrived late). */
-  readonly gaps: number
-  /** Its datagrams that arrived late. */
-  readonly reordered: number
-  /** Its datagrams dropped as duplicates or replays. */
-  readonly duplicates: number
-}
-
-/** A UDP multicast group as a Channel: `source` emits `{ data, from }`, `send(bytes)` sends to the group. */
-export interface MulticastChannel extends Channel<MulticastMessage, Uint8Array> {
-  /** This channel's sender id (16 hex digits), carried in every datagram it sends. */
-  readonly id: string
-  /** Live counters. */
-  readonly stats: MulticastStats
-  /** Snapshots of `stats`: one on subscribe, then every `statsInterval` ms; completes on close. */
-  readonly stats$: Observable<MulticastStats>
-  /** Every dropped datagram except own echoes (hot); completes on close. */
-  readonly rejected$: Observable<DatagramRejection>
-  /** Largest message `send` accepts (`maxDatagram` minus framing). */
-  readonly maxMessageSize: number
-  /** Resolves once the socket is bound and has joined the group (sends before that are queued). */
-  readonly ready: Promise<void>
-  /** Resolves when the socket has closed, however it closed. */
-  readonly closed: Promise<void>
-  /** Per-sender counters. */
-  senders(): SenderInfo[]
-  /** Sends what is queued, leaves the group, closes the socket; `source` completes. Idempotent. */
-  close(): Promise<void>
-  [Symbol.asyncDispose](): Promise<void>
-}
 
 /**
  * Joins a UDP multicast group as a {@link MulticastChannel}. Several channels (in one process or
@@ -225,45 +54,6 @@ export interface MulticastChannel extends Channel<MulticastMessage, Uint8Array> 
  */
 export function multicast(options: MulticastOptions = {}): MulticastChannel {
   return new MulticastChannelImpl(resolveOptions(options))
-}
-
-type Resolved = Required<Omit<MulticastOptions, 'interface' | 'secret' | 'recvBufferSize' | 'sendBufferSize' | 'signal'>> &
-  Pick<MulticastOptions, 'interface' | 'secret' | 'recvBufferSize' | 'sendBufferSize' | 'signal'>
-
-function resolveOptions(options: MulticastOptions): Resolved {
-  const o: Record<string, unknown> = { ...DEFAULT_MULTICAST_OPTIONS }
-  for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v
-  const r = o as unknown as Resolved
-  const int = (k: keyof Resolved, min: number, max: number): void => {
-    const v = r[k] as unknown
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
-      throw new InvalidArgumentError(`${String(k)} must be an integer in ${min}..${max}, got ${String(v)}`)
-    }
-  }
-  if (typeof r.group !== 'string' || !isIPv4(r.group) || Number(r.group.split('.')[0]) < 224 || Number(r.group.split('.')[0]) > 239) {
-    throw new InvalidArgumentError(`group must be an IPv4 multicast address (224.0.0.0/4), got ${String(r.group)}`)
-  }
-  if (r.interface !== undefined && (typeof r.interface !== 'string' || !isIPv4(r.interface))) {
-    throw new InvalidArgumentError(`interface must be the IPv4 address of an interface, got ${String(r.interface)}`)
-  }
-  if (r.bind === undefined) r.bind = process.platform === 'linux' ? r.group : '0.0.0.0'
-  if (typeof r.bind !== 'string' || !isIPv4(r.bind)) throw new InvalidArgumentError(`bind must be an IPv4 address, got ${String(r.bind)}`)
-  int('port', 1, 65535)
-  int('ttl', 0, 255)
-  const sealed = r.secret !== undefined
-  int('maxDatagram', overhead(sealed) + 2, MAX_UDP_PAYLOAD)
-  int('highWaterMark', 1, Number.MAX_SAFE_INTEGER)
-  int('maxInFlight', 1, 1 << 20)
-  int('replayWindow', 32, 65536)
-  if ((r.replayWindow & (r.replayWindow - 1)) !== 0) throw new InvalidArgumentError(`replayWindow must be a power of two, got ${r.replayWindow}`)
-  int('maxSenders', 1, 1 << 24)
-  int('statsInterval', 1, 2 ** 31 - 1)
-  if (r.recvBufferSize !== undefined) int('recvBufferSize', 1, 2 ** 31 - 1)
-  if (r.sendBufferSize !== undefined) int('sendBufferSize', 1, 2 ** 31 - 1)
-  if (typeof r.loopback !== 'boolean') throw new InvalidArgumentError('loopback must be a boolean')
-  if (!OVERFLOW_POLICIES.includes(r.overflow)) throw new InvalidArgumentError(`overflow must be one of ${OVERFLOW_POLICIES.join(', ')}`)
-  if (r.signal?.aborted) throw new AbortError(r.signal.reason)
-  return r
 }
 
 const sizeOfMessage = (p: Uint8Array): number => p.length + varintLength(p.length)
