@@ -199,3 +199,13 @@ export class ClosedError extends RxnetError {
 export function isRxnetError(e: unknown, code?: string): e is RxnetError {
   return e instanceof RxnetError && (code === undefined || e.code === code)
 }
+
+/** A request's handler on the far side failed; `remoteCode` is its error's `code`, when it had one. */
+export class RemoteError extends RxnetError {
+  /** The `code` of the remote error, if it had one. */
+  readonly remoteCode: string | undefined
+  constructor(message: string, remoteCode?: string) {
+    super('ERR_REMOTE', `remote handler failed: ${message}`)
+    this.remoteCode = remoteCode
+  }
+}

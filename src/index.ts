@@ -120,5 +120,6 @@ export {
   ProtocolError,
   CrashLoopError,
   ClosedError,
+  RemoteError,
   isRxnetError,
 } from './errors.js'

@@ -1,0 +1,53 @@
+import { randomInt } from 'node:crypto'
+import { afterEach, describe, expect, it } from 'vitest'
+import { connectBus, startHub, type Bus, type Hub } from 'rxnet'
+import { tmpSocket, until } from './helpers.js'
+
+const open: { close(): unknown }[] = []
+afterEach(async () => {
+  for (const o of open.splice(0).reverse()) await o.close()
+})
+
+describe('hubs bridged over multicast (one host, loopback)', () => {
+  it('a message emitted on one hub reaches subscribers on every hub exactly once, in order; nothing loops', async () => {
+    const multicast = { group: `239.255.${randomInt(1, 254)}.${randomInt(1, 254)}`, port: randomInt(20_000, 60_000), interface: '127.0.0.1', secret: 'bus-test' }
+    const hubs: Hub[] = []
+    for (let k = 0; k < 3; k++) {
+      const h = await startHub({ path: tmpSocket(), multicast })
+      open.push(h)
+      hubs.push(h)
+    }
+    const clients: Bus[] = hubs.map((h) => {
+      const b = connectBus(h.path)
+      open.push(b)
+      return b
+    })
+    const got: number[][] = [[], [], []]
+    clients.forEach((b, k) => {
+      const sub = b.messages$<number>('b.>').subscribe((i) => got[k]!.push(i))
+      open.push({ close: () => sub.unsubscribe() })
+    })
+    // a second client on hub 0 sees the local path only once too
+    const local = connectBus(hubs[0]!.path)
+    open.push(local)
+    const gotLocal: number[] = []
+    const sub = local.messages$<number>('b.*').subscribe((i) => gotLocal.push(i))
+    open.push({ close: () => sub.unsubscribe() })
+    await Promise.all([...clients, local].map((b) => b.flush()))
+
+    const N = 500
+    for (let i = 0; i < N; i++) clients[0]!.emit('b.x', i)
+    await clients[0]!.flush()
+    await until(() => got[1]!.length >= N && got[2]!.length >= N && gotLocal.length >= N, 10_000, 'bridged delivery')
+    await new Promise((r) => setTimeout(r, 100)) // a late duplicate would show up here
+    expect(got[0]).toEqual([]) // no self-echo, not even via the group
+    expect(got[1]).toEqual([...Array(N).keys()])
+    expect(got[2]).toEqual([...Array(N).keys()])
+    expect(gotLocal).toEqual([...Array(N).keys()])
+    expect(hubs[0]!.stats.bridgedOut).toBe(N)
+    expect(hubs[0]!.stats.bridgedIn).toBe(0) // its own datagrams are dropped as echoes
+    expect(hubs[1]!.stats.bridgedIn).toBe(N)
+    expect(hubs[1]!.stats.bridgedOut).toBe(0) // only locally-originated messages go to the group
+    expect(hubs[2]!.bridge!.stats.gaps).toBe(0)
+  })
+})
