@@ -10,6 +10,7 @@ export type Command = (args: string[]) => Promise<number>
 
 const commands: Record<string, { summary: string; load: () => Promise<{ run: Command }> }> = {
   demo: { summary: 'start 3 local processes that join one mesh on loopback and talk', load: () => import('./demo.js') },
+  peers: { summary: "live table of a mesh's members (id, address, port, RTT, state)", load: () => import('./peers.js') },
 }
 
 function usage(): string {

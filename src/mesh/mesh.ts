@@ -43,8 +43,10 @@ export interface MeshOptions {
   interface?: string
   /** `'host:port'` entries dialled directly (no multicast needed). @default [] */
   seeds?: string[]
-  /** Discover peers over mDNS / DNS-SD and advertise this node. @default true */
+  /** Discover peers over mDNS / DNS-SD. @default true */
   discovery?: boolean
+  /** Advertise this node over mDNS (false: it still finds and dials the others). @default true */
+  advertise?: boolean
   /** Pre-shared key: every connection is TLS 1.2 with an ECDHE-PSK cipher keyed from it. @default undefined */
   secret?: string
   /** Certificates for mutual TLS (`key`, `cert`, `ca`); peers must present a certificate the `ca` signed. @default undefined */
@@ -77,6 +79,7 @@ export interface MeshOptions {
 export const DEFAULT_MESH_OPTIONS = {
   seeds: [] as string[],
   discovery: true,
+  advertise: true,
   codec: 'raw' as CodecLike<any>,
   heartbeatInterval: 400,
   failureTimeout: 1500,
@@ -99,6 +102,7 @@ export interface MeshAddress {
 /** Lifecycle of a mesh as data. */
 export type MeshEvent<In = Uint8Array, Out = Uint8Array | string> =
   | { type: 'listening'; address: MeshAddress }
+  | { type: 'discovered'; id: string; addresses: string[]; port: number }
   | { type: 'join'; peer: Peer<In, Out> }
   | { type: 'leave'; peer: Peer<In, Out>; reason: LeaveReason }
   | { type: 'refused'; error: RxnetError; remote: string }
@@ -147,7 +151,7 @@ export interface Mesh<In = Uint8Array, Out = Uint8Array | string> extends AsyncD
   readonly members$: Observable<ReadonlyMap<string, Peer<In, Out>>>
   /** The current members. */
   readonly members: ReadonlyMap<string, Peer<In, Out>>
-  /** Lifecycle events: listening, join, leave, refused, dial-failed, error, close. */
+  /** Lifecycle events: listening, discovered (on every mDNS answer), join, leave, refused, dial-failed, error, close. */
   readonly events$: Observable<MeshEvent<In, Out>>
   /** Errors worth a human's attention (server, mDNS, refused handshakes). Never errors itself. */
   readonly errors$: Observable<RxnetError>
@@ -323,6 +327,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
         interface: this.o.interface,
         listenAddress: isWildcard(host) ? undefined : host,
         mdnsPort: this.o.mdnsPort,
+        advertise: this.o.advertise,
       })
       this.discovery = d
       d.errors.subscribe((e) => this.report(e))
@@ -493,6 +498,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
 
   private onDiscovered(id: string, addresses: string[], port: number): void {
     if (this.closing || addresses.length === 0) return
+    this.eventsSubject.next({ type: 'discovered', id, addresses, port })
     const t = this.addTarget(id, 'mdns', addresses, port, id)
     if (this.peers.has(id) || t.dialing || t.timer !== undefined) return
     // The smaller id dials first; the larger one waits a little so simultaneous dials are rare.

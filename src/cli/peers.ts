@@ -1,0 +1,100 @@
+/**
+ * `rxnet peers <name>`: a live table of a mesh's members (id, address, port, RTT, state). It joins
+ * the mesh as a silent observer: it browses and dials every node but does not advertise itself.
+ * @module
+ */
+import { parseArgs } from 'node:util'
+import { createMesh } from '../mesh/index.js'
+import type { Peer } from '../mesh/peer.js'
+
+const HELP = `usage: rxnet peers <name> [--interface 127.0.0.1] [--secret KEY] [--seed host:port ...] [--once MS]
+
+Shows the members of mesh <name>: id, address, port, heartbeat RTT and state
+(discovered / connected / left). Redraws every second until Ctrl-C; with --once MS it
+prints one table after MS milliseconds and exits. --interface defaults to 127.0.0.1 (this machine).`
+
+interface Row {
+  id: string
+  address: string
+  port: number
+  state: 'discovered' | 'connected' | 'left'
+  peer?: Peer
+  note?: string
+}
+
+/** Runs `rxnet peers`; resolves to the exit code. */
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      interface: { type: 'string', default: '127.0.0.1' },
+      secret: { type: 'string' },
+      seed: { type: 'string', multiple: true, default: [] },
+      once: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  })
+  if (values.help || positionals.length !== 1) {
+    console.log(HELP)
+    return values.help ? 0 : 2
+  }
+  const name = positionals[0]!
+  const iface = values.interface === 'all' ? undefined : values.interface
+  const mesh = createMesh({ name, interface: iface, secret: values.secret, seeds: values.seed, advertise: false, id: `peers-cli-${process.pid}` })
+  const rows = new Map<string, Row>()
+  mesh.events$.subscribe((e) => {
+    if (e.type === 'discovered') {
+      const r = rows.get(e.id)
+      if (r === undefined) rows.set(e.id, { id: e.id, address: e.addresses[0] ?? '', port: e.port, state: 'discovered' })
+      else if (r.state === 'left') r.state = 'discovered'
+    } else if (e.type === 'join') {
+      rows.set(e.peer.id, { id: e.peer.id, address: e.peer.address, port: e.peer.port, state: 'connected', peer: e.peer })
+    } else if (e.type === 'leave') {
+      const r = rows.get(e.peer.id)
+      if (r !== undefined && r.peer === e.peer) {
+        r.state = 'left'
+        r.note = e.reason.type === 'failed' ? e.reason.error.code : undefined
+      }
+    }
+  })
+  await mesh.listen(0, iface)
+  const tty = process.stdout.isTTY === true && values.once === undefined
+  const draw = (): void => {
+    const table = render(name, [...rows.values()])
+    if (tty) process.stdout.write(`\x1b[H\x1b[2J${table}\n`)
+    else console.log(table)
+  }
+  let stop!: () => void
+  const stopped = new Promise<void>((resolve) => (stop = resolve))
+  const onSignal = (): void => stop()
+  process.once('SIGINT', onSignal)
+  process.once('SIGTERM', onSignal)
+  let timer: NodeJS.Timeout
+  if (values.once !== undefined) {
+    timer = setTimeout(() => stop(), Number(values.once))
+  } else {
+    draw()
+    timer = setInterval(draw, 1000)
+  }
+  await stopped
+  clearTimeout(timer)
+  clearInterval(timer)
+  process.off('SIGINT', onSignal)
+  process.off('SIGTERM', onSignal)
+  if (values.once !== undefined) draw()
+  await mesh.close()
+  return 0
+}
+
+/** Formats the member table. */
+export function render(name: string, rows: Row[]): string {
+  const head = ['ID', 'ADDRESS', 'PORT', 'RTT', 'STATE']
+  const body = rows
+    .sort((a, b) => a.id.localeCompare(b.id))
+    .map((r) => [r.id, r.address, String(r.port), r.state === 'connected' && r.peer && !Number.isNaN(r.peer.rtt) ? `${r.peer.rtt.toFixed(2)} ms` : '-', r.note ? `${r.state} (${r.note})` : r.state])
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)))
+  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()
+  const connected = rows.filter((r) => r.state === 'connected').length
+  return [`mesh "${name}": ${connected} connected, ${rows.length} seen`, line(head), ...body.map(line)].join('\n')
+}

@@ -1,0 +1,56 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+
+function run(args: string[], ms = 25_000, onOut?: (out: string) => void): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+    let out = ''
+    p.stdout.on('data', (d) => {
+      out += d
+      onOut?.(out)
+    })
+    const t = setTimeout(() => p.kill('SIGKILL'), ms)
+    p.on('exit', (code) => {
+      clearTimeout(t)
+      resolve({ code, out })
+    })
+  })
+}
+
+describe('mesh CLI and example', () => {
+  it('rxnet demo: 3 processes exchange "message from <id>", then stop cleanly', async () => {
+    const { code, out } = await run(['src/cli/main.ts', 'demo', '--name', `demo-${process.pid}`, '--interval', '200', '--seconds', '5'])
+    expect(code).toBe(0)
+    expect(out).toMatch(/write to 2 nodes/)
+    const senders = new Set([...out.matchAll(/message from ([0-9a-f]{12})/g)].map((m) => m[1]))
+    expect(senders.size).toBe(3)
+    expect(out).toMatch(/all nodes stopped cleanly/)
+  }, 30_000)
+
+  it('examples/tcpnet.ts runs as-is: two copies find each other and talk, then exit on their own', async () => {
+    const [a, b] = await Promise.all([run(['examples/tcpnet.ts', '--seconds', '4']), run(['examples/tcpnet.ts', '--seconds', '4'])])
+    for (const r of [a, b]) {
+      expect(r.code).toBe(0)
+      expect(r.out).toMatch(/write to 1 nodes/)
+      expect(r.out).toMatch(/message from [0-9a-f]{12}/)
+    }
+  }, 30_000)
+
+  it('rxnet peers --once lists the members of a running mesh', async () => {
+    const name = `peers-${process.pid}`
+    let formed!: () => void
+    const meshFormed = new Promise<void>((resolve) => (formed = resolve))
+    const demo = run(['src/cli/main.ts', 'demo', '--name', name, '--nodes', '2', '--interval', '200', '--seconds', '6'], 25_000, (out) => {
+      if ((out.match(/write to 1 nodes/g) ?? []).length >= 2) formed()
+    })
+    await meshFormed
+    const { code, out } = await run(['src/cli/main.ts', 'peers', name, '--once', '1500'])
+    expect(code).toBe(0)
+    expect(out).toMatch(/2 connected/)
+    expect(out.match(/127\.0\.0\.1\s+\d+\s+[\d.]+ ms\s+connected/g)).toHaveLength(2)
+    expect((await demo).code).toBe(0)
+  }, 30_000)
+})
