@@ -22,19 +22,20 @@ export function deriveKey(secret: string | Uint8Array): Buffer {
 }
 
 /**
- * Seals `datagram` in place: `datagram[0..HEADER_BYTES)` is the header (AAD, and bytes 2..14 the
- * nonce), `datagram[HEADER_BYTES..length - TAG_BYTES)` the plaintext body, replaced by its
- * ciphertext; the tag is written into the last {@link TAG_BYTES} bytes.
+ * Seals a body under `header` (AAD; its bytes 2..14 are the nonce): returns the ciphertext and the
+ * 16-byte tag, to be sent as `[header, ciphertext, tag]`. The header must have the sealed flag set.
  */
-export function sealInPlace(key: Buffer, datagram: Buffer): void {
-  const bodyEnd = datagram.length - TAG_BYTES
-  const cipher = createCipheriv('aes-256-gcm', key, datagram.subarray(2, HEADER_BYTES), { authTagLength: TAG_BYTES })
-  cipher.setAAD(datagram.subarray(0, HEADER_BYTES))
-  const body = datagram.subarray(HEADER_BYTES, bodyEnd)
-  const n = cipher.update(body).copy(datagram, HEADER_BYTES)
-  const rest = cipher.final()
-  if (rest.length > 0) rest.copy(datagram, HEADER_BYTES + n)
-  cipher.getAuthTag().copy(datagram, bodyEnd)
+export function sealParts(key: Buffer, header: Uint8Array, body: Uint8Array): [Buffer, Buffer] {
+  const cipher = createCipheriv('aes-256-gcm', key, header.subarray(2, HEADER_BYTES), { authTagLength: TAG_BYTES })
+  cipher.setAAD(header.subarray(0, HEADER_BYTES))
+  const head = cipher.update(body)
+  const tail = cipher.final()
+  return [tail.length === 0 ? head : Buffer.concat([head, tail]), cipher.getAuthTag()]
+}
+
+/** {@link sealParts} as one datagram buffer. */
+export function seal(key: Buffer, header: Uint8Array, body: Uint8Array): Buffer {
+  return Buffer.concat([header, ...sealParts(key, header, body)])
 }
 
 /**

@@ -13,7 +13,8 @@
  * The 12 bytes at offset 2 (sender id + sequence number) are the GCM nonce.
  * @module
  */
-import { varintLength, writeVarint } from '../framing/varint.js'
+import { encodeBatch, framedSize } from '../framing/encoder.js'
+import { varintLength } from '../framing/varint.js'
 
 /** First byte of every rxnet datagram. */
 export const MAGIC = 0x72
@@ -86,36 +87,24 @@ export function parseHeader(buf: Uint8Array): DatagramHeader | DatagramFault {
   return { sealed: (vf & FLAG_SEALED) !== 0, senderId: senderIdToHex(buf, 2), seq }
 }
 
-/** Bytes `items[from..to)` take as a body (each message varint-length-prefixed). */
-export function bodySize(items: readonly Uint8Array[], from: number, to: number): number {
-  let n = 0
-  for (let i = from; i < to; i++) n += items[i]!.length + varintLength(items[i]!.length)
-  return n
-}
-
-/** Writes `items[from..to)` as a body into `out` at `offset`; returns the offset after it. */
-export function writeBody(out: Uint8Array, offset: number, items: readonly Uint8Array[], from: number, to: number): number {
-  for (let i = from; i < to; i++) {
-    const p = items[i]!
-    offset = writeVarint(out, offset, p.length)
-    out.set(p, offset)
-    offset += p.length
-  }
-  return offset
+/** A fresh 14-byte header. */
+export function encodeHeader(senderId: Uint8Array, seq: number, sealed: boolean): Buffer {
+  const out = Buffer.allocUnsafe(HEADER_BYTES)
+  writeHeader(out, senderId, seq, sealed)
+  return out
 }
 
 /**
- * Encodes one plain (unsealed) datagram holding `messages`.
+ * Encodes one plain (unsealed) datagram holding `messages` (the body is the foundation's framing:
+ * `encodeBatch`, varint length + bytes per message).
  * @example
  * ```ts
  * const dg = encodeDatagram(senderId, 7, [new Uint8Array([1, 2])])
  * ```
  */
 export function encodeDatagram(senderId: Uint8Array, seq: number, messages: readonly Uint8Array[]): Buffer {
-  const out = Buffer.allocUnsafe(HEADER_BYTES + bodySize(messages, 0, messages.length))
-  writeHeader(out, senderId, seq, false)
-  writeBody(out, HEADER_BYTES, messages, 0, messages.length)
-  return out
+  const body = encodeBatch(messages, 0, messages.length, framedSize(messages, 0, messages.length))
+  return Buffer.concat([encodeHeader(senderId, seq, false), body])
 }
 
 /**

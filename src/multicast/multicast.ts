@@ -12,19 +12,9 @@ import { Observable, Subject, type Observer, type Subscriber } from 'rxjs'
 import { BadDatagramError, ChannelAbortedError, ConnectionError, DatagramTooLargeError, InvalidArgumentError, RxnetError } from '../errors.js'
 import { varintLength } from '../framing/varint.js'
 import { BoundedQueue } from '../queue.js'
-import { deriveKey, open, sealInPlace } from './crypto.js'
-import {
-  HEADER_BYTES,
-  SENDER_ID_BYTES,
-  TAG_BYTES,
-  decodeBody,
-  maxMessageSize,
-  overhead,
-  parseHeader,
-  senderIdToHex,
-  writeBody,
-  writeHeader,
-} from './datagram.js'
+import { encodeBatch } from '../framing/encoder.js'
+import { deriveKey, open, sealParts } from './crypto.js'
+import { HEADER_BYTES, SENDER_ID_BYTES, decodeBody, encodeHeader, maxMessageSize, overhead, parseHeader, senderIdToHex } from './datagram.js'
 import {
   resolveOptions,
   type DatagramRejectReason,
@@ -199,17 +189,16 @@ class MulticastChannelImpl implements MulticastChannel {
         payload += n
         to++
       }
-      const dg = Buffer.allocUnsafe(HEADER_BYTES + bytes + (sealed ? TAG_BYTES : 0))
-      writeHeader(dg, this.idBytes, this.seq, sealed)
-      writeBody(dg, HEADER_BYTES, items, from, to)
-      if (this.key !== null) sealInPlace(this.key, dg)
+      const header = encodeHeader(this.idBytes, this.seq, sealed)
+      const body = encodeBatch(items, from, to, bytes)
+      const datagram = this.key !== null ? [header, ...sealParts(this.key, header, body)] : [header, body]
       this.advanceSeq()
       q.consume(to, bytes)
       this.stats.datagramsOut++
       this.stats.messagesOut += to - from
       this.stats.bytesOut += payload
       this.inFlight++
-      this.socket.send(dg, port, group, this.afterSend)
+      this.socket.send(datagram, port, group, this.afterSend)
     }
     if (q.head >= q.items.length && this.inFlight === 0) this.wakeIdle()
   }

@@ -2,8 +2,9 @@
 // key, garbled, truncated or replayed by a raw dgram socket are dropped and counted, never delivered.
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
-import { TAG_BYTES, encodeDatagram, parseHeader, writeHeader } from '../../src/multicast/datagram.js'
-import { deriveKey, sealInPlace } from '../../src/multicast/crypto.js'
+import { encodeHeader, parseHeader, writeHeader } from '../../src/multicast/datagram.js'
+import { encodeBatch, framedSize } from '../../src/framing/encoder.js'
+import { deriveKey, seal } from '../../src/multicast/crypto.js'
 import { Resources, collect, freshGroup, str, text, until } from './helpers.js'
 
 const res = new Resources()
@@ -11,12 +12,7 @@ afterEach(() => res.closeAll())
 
 /** A sealed datagram built outside the channel, with the given key. */
 function craft(secret: string, senderId: Uint8Array, seq: number, messages: Uint8Array[]): Buffer {
-  const plain = encodeDatagram(senderId, seq, messages)
-  const dg = Buffer.alloc(plain.length + TAG_BYTES)
-  plain.copy(dg)
-  writeHeader(dg, senderId, seq, true)
-  sealInPlace(deriveKey(secret), dg)
-  return dg
+  return seal(deriveKey(secret), encodeHeader(senderId, seq, true), encodeBatch(messages, 0, messages.length, framedSize(messages, 0, messages.length)))
 }
 
 describe('multicast with a secret', () => {
