@@ -26,14 +26,16 @@ export async function spawnTs(file: string, args: string[], marker = 'ready'): P
   child.stderr!.on('data', (d) => (err += d))
   await new Promise<void>((resolve, reject) => {
     const check = (): void => {
-      if (out.includes(marker)) {
+      if (out.includes(marker) || err.includes(marker)) {
         child.stdout!.off('data', check)
+        child.stderr!.off('data', check)
         child.off('exit', onExit)
         resolve()
       }
     }
     const onExit = (code: number | null): void => reject(new Error(`${file} exited with ${code} before "${marker}": ${err}`))
     child.stdout!.on('data', check)
+    child.stderr!.on('data', check)
     child.once('exit', onExit)
     if (marker === '') resolve()
   })

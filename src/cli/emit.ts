@@ -1,0 +1,47 @@
+/**
+ * `rxnet emit <topic> <json> [--path P]`: publishes one JSON value on the bus and exits once the
+ * hub has taken it.
+ * @module
+ */
+import { parseArgs } from 'node:util'
+import { connectBus } from '../bus/client.js'
+import { defaultBusPath } from '../bus/listen.js'
+import { InvalidArgumentError } from '../errors.js'
+
+const HELP = `usage: rxnet emit <topic> <json> [--path P] [--timeout ms]
+
+  <topic>        e.g. log.info (no wildcards)
+  <json>         any JSON value: '{"line":"TESTE"}', 42, '"a string"'
+  --path P       the hub's socket (default ${defaultBusPath()})
+  --timeout ms   give up if the hub has not taken the message by then (default 5000)`
+
+export async function run(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { path: { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  })
+  if (values.help) {
+    console.log(HELP)
+    return 0
+  }
+  if (positionals.length !== 2) {
+    console.error(HELP)
+    return 2
+  }
+  const [topic, text] = positionals as [string, string]
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch {
+    throw new InvalidArgumentError(`<json> is not JSON: ${text} (quote strings: '"text"')`)
+  }
+  const bus = connectBus(values.path ?? defaultBusPath())
+  try {
+    bus.emit(topic, data)
+    await bus.flush({ timeout: Number(values.timeout ?? 5000) })
+  } finally {
+    await bus.close()
+  }
+  return 0
+}

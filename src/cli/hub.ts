@@ -1,0 +1,72 @@
+/**
+ * `rxnet hub --path P [--multicast group:port] [--interface A] [--secret-file F]`: runs a bus hub
+ * until SIGINT / SIGTERM. With `--multicast`, bridges to the hubs of other hosts; the interface
+ * defaults to loopback (127.0.0.1), so nothing leaves the machine unless you name an interface.
+ * @module
+ */
+import fs from 'node:fs'
+import { parseArgs } from 'node:util'
+import { startHub } from '../bus/hub.js'
+import { defaultBusPath } from '../bus/listen.js'
+import { InvalidArgumentError } from '../errors.js'
+import type { MulticastOptions } from '../multicast/index.js'
+
+const HELP = `usage: rxnet hub [--path P] [--multicast group:port] [--interface A] [--secret-file F]
+
+  --path P              Unix socket or \\\\?\\pipe\\name to listen on (default ${defaultBusPath()})
+  --multicast group:port  bridge to other hosts' hubs over this multicast group
+  --interface A         IPv4 address of the interface for multicast (default 127.0.0.1: this host only)
+  --secret-file F       file holding the shared secret that seals bridge datagrams (AES-256-GCM)`
+
+/** Parses `group:port` into multicast options. */
+export function parseGroup(spec: string): { group: string; port: number } {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(spec)
+  const port = m ? Number(m[2]) : NaN
+  if (!m || port < 1 || port > 65535) throw new InvalidArgumentError(`--multicast wants group:port (e.g. 239.255.0.1:4454), got "${spec}"`)
+  return { group: m[1]!, port }
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      path: { type: 'string' },
+      multicast: { type: 'string' },
+      interface: { type: 'string' },
+      'secret-file': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  })
+  if (values.help) {
+    console.log(HELP)
+    return 0
+  }
+  let multicast: MulticastOptions | undefined
+  if (values.multicast !== undefined) {
+    multicast = { ...parseGroup(values.multicast), interface: values.interface ?? '127.0.0.1' }
+    if (values['secret-file'] !== undefined) multicast.secret = fs.readFileSync(values['secret-file'], 'utf8').trim()
+  } else if (values.interface !== undefined || values['secret-file'] !== undefined) {
+    throw new InvalidArgumentError('--interface and --secret-file need --multicast')
+  }
+  const path = values.path ?? defaultBusPath()
+  const hub = await startHub({ path, ...(multicast ? { multicast } : {}) })
+  const events = hub.events$.subscribe((e) => {
+    if (e.type === 'drop') console.error(`dropped ${e.client ?? '(before HELLO)'}: ${e.error.code} ${e.error.message}`)
+    else if (e.type === 'bridge-error') console.error(`bridge failed: ${String((e.error as Error)?.message ?? e.error)}`)
+    else console.error(`${e.type} ${e.client}`)
+  })
+  console.log(`hub ${hub.id} listening on ${path}${multicast ? `, bridged over ${multicast.group}:${multicast.port} on ${multicast.interface}` : ''}`)
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      resolve()
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+  })
+  events.unsubscribe()
+  await hub.close()
+  console.error(`hub closed: ${JSON.stringify(hub.stats)}`)
+  return 0
+}

@@ -1,0 +1,53 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { fileURLToPath } from 'node:url'
+import { exited, spawnTs, tmpSocket } from './helpers.js'
+
+const example = (name: string): string => fileURLToPath(new URL(`../../examples/${name}`, import.meta.url))
+const children: { kill(sig?: NodeJS.Signals): unknown }[] = []
+afterEach(() => {
+  for (const c of children.splice(0)) c.kill('SIGKILL')
+})
+
+describe('netcluster examples', () => {
+  it('server, receiver and sender run as they are and exit cleanly', async () => {
+    process.env.RXNET_BUS_PATH = tmpSocket()
+    try {
+      const server = await spawnTs(example('netcluster-server.ts'), [], 'hub listening')
+      children.push(server)
+      const receiver = await spawnTs(example('netcluster-receiver.ts'), ['3'], 'receiver ready')
+      children.push(receiver)
+      const sender = await spawnTs(example('netcluster-sender.ts'), ['3', '20'], '')
+      children.push(sender)
+      expect(await exited(sender)).toBe(0)
+      expect(await exited(receiver)).toBe(0)
+      expect(receiver.output().match(/A called:"TESTE"/g)).toHaveLength(3)
+      server.kill('SIGINT')
+      expect(await exited(server)).toBe(0)
+      expect(server.output()).toContain('hub closed after 3 messages')
+    } finally {
+      delete process.env.RXNET_BUS_PATH
+    }
+  })
+})
+
+describe('rxnet hub / tail / emit', () => {
+  it('tail prints what emit publishes; bad input exits non-zero with the error code', async () => {
+    const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
+    const path = tmpSocket()
+    const hub = await spawnTs(cli, ['hub', '--path', path], 'listening on')
+    children.push(hub)
+    const tail = await spawnTs(cli, ['tail', 'log.>', '--path', path, '--count', '2'], 'tailing')
+    children.push(tail)
+    for (const [t, v] of [['log.a', '{"line":"TESTE"}'], ['other', '1'], ['log.b.c', '42']]) {
+      const emit = await spawnTs(cli, ['emit', t!, v!, '--path', path], '')
+      expect(await exited(emit), emit.output()).toBe(0)
+    }
+    expect(await exited(tail)).toBe(0)
+    expect(tail.output()).toContain('log.a {"line":"TESTE"}\nlog.b.c 42\n')
+    const bad = await spawnTs(cli, ['emit', 'log.*', '1', '--path', path], '')
+    expect(await exited(bad)).toBe(1)
+    expect(bad.output()).toContain('ERR_INVALID_ARGUMENT')
+    hub.kill('SIGTERM')
+    expect(await exited(hub)).toBe(0)
+  })
+})
