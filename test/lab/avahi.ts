@@ -13,7 +13,7 @@
  * ```
  */
 import { spawnSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { labTempDir, LabError, type ExecOptions, type LabHost, type LabProcess, type RunOptions, type RunResult } from './lab.js'
 
@@ -50,7 +50,20 @@ export function avahiUnavailableReason(): string | undefined {
   const missing = ['avahi-daemon', 'avahi-browse', 'avahi-publish', 'dbus-daemon'].filter(
     (b) => spawnSync('sh', ['-c', `command -v ${b}`]).status !== 0,
   )
-  return missing.length > 0 ? `missing ${missing.join(', ')} (apt-get install avahi-daemon avahi-utils dbus)` : undefined
+  if (missing.length > 0) return `missing ${missing.join(', ')} (apt-get install avahi-daemon avahi-utils dbus)`
+  // avahi-daemon chowns its runtime dir to the avahi user, which a user namespace (isolate.mjs
+  // without root: unshare -r) does not map.
+  if (!fullUidMap()) return 'avahi-daemon needs real root; this user namespace maps only one uid'
+  return undefined
+}
+
+function fullUidMap(): boolean {
+  try {
+    const [inside, outside, count] = readFileSync('/proc/self/uid_map', 'utf8').trim().split(/\s+/).map(Number)
+    return inside === 0 && outside === 0 && count > 65_536
+  } catch {
+    return false
+  }
 }
 
 function dbusConfig(socket: string): string {

@@ -1,10 +1,22 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLab, labAvailable, labUnavailableReason, LabError, type Lab, type LabProcess } from './lab.js'
 import { describeLab } from './vitest.js'
 
 const FIXTURE = 'test/lab/fixtures/netnode.ts'
 const PORT = 7000
+
+/** True while `pid` runs (a zombie adopted by isolate.mjs's PID 1 has released its namespaces: dead). */
+function alive(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z'
+  } catch {
+    return false
+  }
+}
 
 function ipLines(args: string[]): string[] {
   return execFileSync('ip', args, { encoding: 'utf8' }).split('\n').filter(Boolean)
@@ -116,9 +128,9 @@ describeLab('lab: 3 hosts on a bridge', () => {
 
   it('crash kills a host with SIGKILL; waitFor reports the exit', async () => {
     const extra = lab.hosts[0].exec('sleep', ['60'])
-    const waiting = nodes[0].waitFor('never-sent', 10_000)
+    const waiting = expect(nodes[0].waitFor('never-sent', 10_000)).rejects.toMatchObject({ code: 'ERR_LAB_EXITED' })
     await lab.crash(lab.hosts[0])
-    await expect(waiting).rejects.toMatchObject({ code: 'ERR_LAB_EXITED' })
+    await waiting
     expect(nodes[0].exit).toEqual({ code: null, signal: 'SIGKILL' })
     expect((await extra.exited).signal).toBe('SIGKILL')
     expect((await probe(1, 0, 800)).type).toBe('connect-error')
@@ -135,7 +147,67 @@ describeLab('lab: 3 hosts on a bridge', () => {
     expect(links).not.toContain(lab.bridge)
     expect(links).not.toMatch(new RegExp(`rxv-${lab.subnet.split('.')[1]}-${lab.subnet.split('.')[2]}-`))
     for (const p of nodes) expect(p.exit).toBeDefined()
-    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow()
+    for (const pid of pids) expect(alive(pid)).toBe(false)
     await expect(lab.partition(lab.hosts[0])).rejects.toMatchObject({ code: 'ERR_LAB' })
+  })
+})
+
+describeLab('lab: cleanup without close()', () => {
+  /** Runs fixtures/orphan-lab.ts; returns what it built once it said so, and its exit. */
+  async function orphan(mode: string, signal?: NodeJS.Signals) {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/lab/fixtures/orphan-lab.ts', mode], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    })
+    let stderr = ''
+    child.stderr.on('data', (d) => (stderr += d))
+    const exited = once(child, 'exit')
+    const rl = createInterface({ input: child.stdout })
+    const [line] = (await Promise.race([once(rl, 'line'), exited.then(() => [''])])) as string[]
+    expect(line, stderr).toContain('"built"')
+    const built = JSON.parse(line) as { netns: string[]; bridge: string; pids: number[] }
+    for (const pid of built.pids) expect(alive(pid)).toBe(true)
+    if (signal) child.kill(signal)
+    else child.stdin.write('go\n')
+    const [code, sig] = await exited
+    rl.close()
+    return { built, code, sig }
+  }
+
+  function expectGone(built: { netns: string[]; bridge: string; pids: number[] }) {
+    const left = ipLines(['netns', 'list']).map((l) => l.split(' ')[0])
+    for (const n of built.netns) expect(left).not.toContain(n)
+    expect(ipLines(['-br', 'link']).join('\n')).not.toContain(built.bridge)
+    for (const pid of built.pids) expect(alive(pid)).toBe(false)
+  }
+
+  it('process.exit', async () => {
+    const r = await orphan('--exit')
+    expect(r.code).toBe(0)
+    expectGone(r.built)
+  }, 20_000)
+
+  it('uncaught exception', async () => {
+    const r = await orphan('--throw')
+    expect(r.code).not.toBe(0)
+    expectGone(r.built)
+  }, 20_000)
+
+  it('SIGTERM and SIGINT keep their default meaning (the process ends) after cleanup', async () => {
+    for (const s of ['SIGTERM', 'SIGINT'] as const) {
+      const r = await orphan('--wait', s)
+      expect(r.sig).toBe(s)
+      expectGone(r.built)
+    }
+  }, 30_000)
+
+  it('labs built at the same time get different subnets', async () => {
+    const labs = await Promise.all([createLab({ hosts: 1 }), createLab({ hosts: 1 }), createLab({ hosts: 1 })])
+    try {
+      expect(new Set(labs.map((l) => l.subnet)).size).toBe(3)
+      await expect(createLab({ hosts: 1, subnet: labs[0].subnet })).rejects.toBeInstanceOf(LabError)
+      await expect(createLab({ hosts: 1, subnet: '192.168.1.0/24' })).rejects.toMatchObject({ code: 'ERR_LAB' })
+    } finally {
+      await Promise.all(labs.map((l) => l.close()))
+    }
   })
 })
