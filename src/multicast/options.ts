@@ -10,19 +10,47 @@ import { DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from '../que
 import { MAX_UDP_PAYLOAD, overhead } from './datagram.js'
 import type { multicast } from './multicast.js'
 
-/** Default group: administratively scoped (239.0.0.0/8, RFC 2365), never routed off-site. */
+/**
+ * Default group: administratively scoped (239.0.0.0/8, RFC 2365), never routed off-site.
+ * @example
+ * ```ts
+ * multicast({ group: DEFAULT_MULTICAST_GROUP, interface: '127.0.0.1' })
+ * ```
+ */
 export const DEFAULT_MULTICAST_GROUP = '239.255.0.2'
-/** Default UDP port of the group. */
+/**
+ * Default UDP port of the group.
+ * @example
+ * ```ts
+ * multicast({ port: DEFAULT_MULTICAST_PORT + 1, interface: '127.0.0.1' }) // a second, separate group
+ * ```
+ */
 export const DEFAULT_MULTICAST_PORT = 4455
 /**
  * Default largest datagram (UDP payload), header included: 1400 bytes fits a 1500-byte Ethernet
  * MTU with room for IP options and common tunnel / VPN encapsulations, so nothing is IP-fragmented.
+ * @example
+ * ```ts
+ * multicast({ interface: '127.0.0.1', maxDatagram: 8 * DEFAULT_MAX_DATAGRAM }) // loopback only: lo has a 64 KiB MTU
+ * ```
  */
 export const DEFAULT_MAX_DATAGRAM = 1400
-/** Default byte budget of the send buffer: 1 MiB. */
+/**
+ * Default byte budget of the send buffer: 1 MiB.
+ * @example
+ * ```ts
+ * multicast({ interface: '127.0.0.1', highWaterMark: 4 * DEFAULT_MULTICAST_HIGH_WATER_MARK, overflow: 'drop-oldest' })
+ * ```
+ */
 export const DEFAULT_MULTICAST_HIGH_WATER_MARK = 1024 * 1024
 
-/** Options of {@link multicast}. */
+/**
+ * Options of {@link multicast}.
+ * @example
+ * ```ts
+ * const options: MulticastOptions = { group: '239.255.0.9', port: 5000, interface: '127.0.0.1', secret: process.env.MC_SECRET }
+ * ```
+ */
 export interface MulticastOptions {
   /** IPv4 multicast group to join and send to. @default '239.255.0.2' ({@link DEFAULT_MULTICAST_GROUP}) */
   group?: string
@@ -67,7 +95,13 @@ export interface MulticastOptions {
   signal?: AbortSignal
 }
 
-/** Defaults of {@link MulticastOptions} (`interface`, `secret`, `bind`, buffer sizes and `signal` have none). */
+/**
+ * Defaults of {@link MulticastOptions} (`interface`, `secret`, `bind`, buffer sizes and `signal` have none).
+ * @example
+ * ```ts
+ * console.log(DEFAULT_MULTICAST_OPTIONS.maxDatagram) // 1400
+ * ```
+ */
 export const DEFAULT_MULTICAST_OPTIONS = {
   group: DEFAULT_MULTICAST_GROUP,
   port: DEFAULT_MULTICAST_PORT,
@@ -82,7 +116,13 @@ export const DEFAULT_MULTICAST_OPTIONS = {
   statsInterval: 1000,
 } as const satisfies MulticastOptions
 
-/** Who sent a message: the datagram's source address and the sender's channel id. */
+/**
+ * Who sent a message: the datagram's source address and the sender's channel id.
+ * @example
+ * ```ts
+ * mc.source.subscribe(({ from }) => console.log(`${from.address}:${from.port} ${from.senderId}`))
+ * ```
+ */
 export interface MulticastSender {
   /** Source IP address of the datagram. */
   readonly address: string
@@ -92,7 +132,13 @@ export interface MulticastSender {
   readonly senderId: string
 }
 
-/** One message received from the group. */
+/**
+ * One message received from the group.
+ * @example
+ * ```ts
+ * mc.source.subscribe(({ data }: MulticastMessage) => console.log(new TextDecoder().decode(data)))
+ * ```
+ */
 export interface MulticastMessage {
   /** The message bytes, as sent. */
   readonly data: Uint8Array
@@ -100,7 +146,13 @@ export interface MulticastMessage {
   readonly from: MulticastSender
 }
 
-/** Why a received datagram was dropped. */
+/**
+ * Why a received datagram was dropped.
+ * @example
+ * ```ts
+ * mc.rejected$.pipe(filter((r) => r.reason === 'forged')).subscribe((r) => console.warn('forgery from', r.from.address))
+ * ```
+ */
 export type DatagramRejectReason =
   | 'truncated' // shorter than a header
   | 'foreign' // not an rxnet datagram (wrong magic byte)
@@ -112,7 +164,13 @@ export type DatagramRejectReason =
   | 'replayed' // sealed datagram already accepted, or older than the replay window
   | 'duplicate' // plain datagram already accepted, or older than the window
 
-/** A dropped datagram, as reported on {@link MulticastChannel.rejected$}. */
+/**
+ * A dropped datagram, as reported on {@link MulticastChannel.rejected$}.
+ * @example
+ * ```ts
+ * mc.rejected$.subscribe(({ reason, from, error }) => console.warn(reason, from.address, error.code))
+ * ```
+ */
 export interface DatagramRejection {
   readonly reason: DatagramRejectReason
   /** Source of the datagram. */
@@ -121,7 +179,13 @@ export interface DatagramRejection {
   readonly error: BadDatagramError
 }
 
-/** Counters of a {@link MulticastChannel}. `messages*` / `bytes*` count messages, `datagrams*` datagrams. */
+/**
+ * Counters of a {@link MulticastChannel}. `messages*` / `bytes*` count messages, `datagrams*` datagrams.
+ * @example
+ * ```ts
+ * mc.stats$.subscribe((s) => console.log(`lost ~${s.gaps - s.reordered}, forged ${s.bad}, replayed ${s.replayed}`))
+ * ```
+ */
 export interface MulticastStats extends ChannelStats {
   /** Datagrams accepted (their messages went to `source`). */
   datagramsIn: number
@@ -145,7 +209,13 @@ export interface MulticastStats extends ChannelStats {
   senders: number
 }
 
-/** What this receiver knows about one sender. */
+/**
+ * What this receiver knows about one sender.
+ * @example
+ * ```ts
+ * for (const s of mc.senders()) console.log(s.senderId, s.address, s.gaps)
+ * ```
+ */
 export interface SenderInfo {
   readonly senderId: string
   readonly address: string
@@ -160,7 +230,17 @@ export interface SenderInfo {
   readonly duplicates: number
 }
 
-/** A UDP multicast group as a Channel: `source` emits `{ data, from }`, `send(bytes)` sends to the group. */
+/**
+ * A UDP multicast group as a Channel: `source` emits `{ data, from }`, `send(bytes)` sends to the group.
+ * `source` is hot: it emits what arrives while it is subscribed.
+ * @example
+ * ```ts
+ * const mc: MulticastChannel = multicast({ interface: '127.0.0.1' })
+ * await mc.ready
+ * mc.send(new Uint8Array([1]))
+ * await mc.close()
+ * ```
+ */
 export interface MulticastChannel extends Channel<MulticastMessage, Uint8Array> {
   /** This channel's sender id (16 hex digits), carried in every datagram it sends. */
   readonly id: string
