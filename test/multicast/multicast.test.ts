@@ -35,6 +35,23 @@ describe('multicast on loopback', () => {
     expect(new Set([a.id, b.id, c.id]).size).toBe(3)
   })
 
+  it("works bound to 0.0.0.0 (the non-Linux default), and binding the group keeps other groups' traffic out", async () => {
+    const g = freshGroup()
+    const other = { ...g, group: g.group.replace(/\.\d+$/, (m) => `.${(Number(m.slice(1)) % 254) + 1}`) }
+    const wildcard = res.channel({ ...g, bind: '0.0.0.0' })
+    const byGroup = res.channel(g)
+    const sender = res.channel(g)
+    const otherSender = res.channel(other)
+    await Promise.all([wildcard.ready, byGroup.ready, sender.ready, otherSender.ready])
+    const [gw, gg] = [collect(wildcard), collect(byGroup)]
+    otherSender.send(text('other group'))
+    sender.send(text('our group'))
+    await until(() => gg.length === 1 && gw.length === 2, 5000, 'deliveries')
+    expect(gg.map((m) => str(m.data))).toEqual(['our group'])
+    // a socket bound to 0.0.0.0 on Linux also gets the other group's datagrams on the same port
+    expect(gw.map((m) => str(m.data)).sort()).toEqual(['other group', 'our group'])
+  })
+
   it('packs small messages sent in one tick into few datagrams, in order', async () => {
     const g = freshGroup()
     const a = res.channel(g)
