@@ -51,8 +51,21 @@ export class BoundedQueue<T> {
    * {@link BufferOverflowError} under the `'error'` policy.
    */
   push(item: T, extra = 0): boolean {
-    const size = this.sizeOf(item)
-    if (this.bytes + extra + size > this.highWaterMark && (this.length > 0 || extra > 0)) {
+    return this.pushSized(item, this.sizeOf(item), extra)
+  }
+
+  /** {@link push} with the item's size already known (saves a `sizeOf` call on hot paths). */
+  pushSized(item: T, size: number, extra = 0): boolean {
+    if (this.bytes + extra + size <= this.highWaterMark) {
+      this.items.push(item)
+      this.bytes += size
+      return true
+    }
+    return this.overflow(item, size, extra)
+  }
+
+  private overflow(item: T, size: number, extra: number): boolean {
+    if (this.length > 0 || extra > 0) {
       this.overflows++
       if (this.policy === 'error') throw new BufferOverflowError(this.what, this.highWaterMark)
       if (this.policy === 'drop-newest') {
@@ -85,6 +98,12 @@ export class BoundedQueue<T> {
 
   /** Marks `items[head..to)` as consumed, totalling `bytes`. */
   consume(to: number, bytes: number): void {
+    if (to >= this.items.length) {
+      this.items.length = 0
+      this.head = 0
+      this.bytes -= bytes
+      return
+    }
     for (let i = this.head; i < to; i++) this.items[i] = undefined
     this.head = to
     this.bytes -= bytes

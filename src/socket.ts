@@ -10,11 +10,10 @@
  * @module
  */
 import type { Duplex } from 'node:stream'
-import { Observable, Subject, type Observer, type Subscriber } from 'rxjs'
+import { Observable, type Observer, type Subscriber } from 'rxjs'
 import type { Channel, ChannelStats } from './channel.js'
 import { ChannelAbortedError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError } from './errors.js'
 import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
-import { encodeBatch } from './framing/encoder.js'
 import { varintLength, writeVarint } from './framing/varint.js'
 import { BoundedQueue, DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from './queue.js'
 
@@ -98,7 +97,8 @@ class SocketChannelImpl implements SocketChannel {
   readonly stats: Stats
   readonly closed: Promise<void>
 
-  private readonly subject = new Subject<Uint8Array>()
+  /** Current subscribers of `source` (copy-on-write, so emitting never sees a half-updated list). */
+  private subscribers: Subscriber<Uint8Array>[] = []
   private readonly decoder: FrameDecoder
   private readonly queue: BoundedQueue<Uint8Array>
   /** Socket buffer level above which we stop handing it batches and wait for 'drain'. */
@@ -112,7 +112,10 @@ class SocketChannelImpl implements SocketChannel {
   private readonly emit = (frame: Uint8Array): void => {
     this.stats.messagesIn++
     this.stats.bytesIn += frame.length
-    this.subject.next(frame)
+    // Hot path: dispatch straight to the subscribers (a Subject would add a layer per message).
+    const subs = this.subscribers
+    if (subs.length === 1) subs[0]!.next(frame)
+    else for (let i = 0; i < subs.length; i++) subs[i]!.next(frame)
   }
 
   constructor(
@@ -143,7 +146,7 @@ class SocketChannelImpl implements SocketChannel {
   }
 
   get writable(): boolean {
-    return !this.ending && this.terminal === null && this.stats.bufferedBytes <= this.opts.highWaterMark >> 1
+    return !this.ending && this.terminal === null && this.queue.bytes + this.socket.writableLength <= this.opts.highWaterMark >> 1
   }
 
   whenWritable(): Promise<void> {
@@ -155,18 +158,19 @@ class SocketChannelImpl implements SocketChannel {
   }
 
   send(payload: Uint8Array): void {
+    const n = payload.length
     if (this.ending || this.terminal !== null || this.socket.destroyed) {
       this.stats.droppedAfterClose++
       return
     }
-    if (payload.length > this.opts.maxLength) {
+    if (n > this.opts.maxLength) {
       // An Observer must not throw (RxJS would rethrow it asynchronously): fail the channel instead.
-      this.fail(new FrameTooLongError(payload.length, this.opts.maxLength))
+      this.fail(new FrameTooLongError(n, this.opts.maxLength))
       return
     }
     let accepted: boolean
     try {
-      accepted = this.queue.push(payload, this.socket.writableLength)
+      accepted = this.queue.pushSized(payload, n < 0x80 ? n + 1 : n + varintLength(n), this.socket.writableLength)
     } catch (e) {
       this.fail(e)
       return
@@ -189,10 +193,10 @@ class SocketChannelImpl implements SocketChannel {
       else subscriber.complete()
       return () => {}
     }
-    const inner = this.subject.subscribe(subscriber)
+    this.subscribers = [...this.subscribers, subscriber]
     if (++this.readers === 1 && this.opts.pauseWhenUnobserved) this.socket.resume()
     return () => {
-      inner.unsubscribe()
+      this.subscribers = this.subscribers.filter((s) => s !== subscriber)
       if (--this.readers === 0 && this.opts.pauseWhenUnobserved && this.terminal === null && !this.ending) this.socket.pause()
     }
   }
@@ -203,41 +207,55 @@ class SocketChannelImpl implements SocketChannel {
     const q = this.queue
     if (sock.destroyed) return
     const { copyThreshold, batchBytes } = this.opts
+    const stats = this.stats
     let corked = false
     while (q.head < q.items.length && sock.writableLength < this.writeLimit) {
-      if (!corked && q.items.length - q.head > 1) {
+      const items = q.items as Uint8Array[]
+      const end = items.length
+      const from = q.head
+      if (!corked && end - from > 1) {
         sock.cork()
         corked = true
       }
-      const items = q.items as Uint8Array[]
-      const from = q.head
-      let to = from
-      let bytes = 0
-      let payload = 0
-      while (to < items.length) {
-        const n = items[to]!.length
-        if (n >= copyThreshold) break
-        const f = n + varintLength(n)
-        if (bytes + f > batchBytes && bytes > 0) break
-        bytes += f
-        payload += n
-        to++
-      }
-      if (to > from) {
-        sock.write(encodeBatch(items, from, to, bytes), this.onWritten)
-        this.stats.messagesOut += to - from
-        this.stats.bytesOut += payload
-        q.consume(to, bytes)
-      } else {
-        const p = items[from]!
-        const header = Buffer.allocUnsafe(varintLength(p.length))
-        writeVarint(header, 0, p.length)
+      const first = items[from]!
+      if (first.length >= copyThreshold) {
+        // Large payload: header from the pool, payload by reference (writev, no copy).
+        const n = first.length
+        const header = Buffer.allocUnsafe(varintLength(n))
+        writeVarint(header, 0, n)
         sock.write(header)
-        sock.write(p, this.onWritten)
-        this.stats.messagesOut++
-        this.stats.bytesOut += p.length
-        q.consume(from + 1, p.length + header.length)
+        sock.write(first, this.onWritten)
+        stats.messagesOut++
+        stats.bytesOut += n
+        q.consume(from + 1, n + header.length)
+        continue
       }
+      // Small payloads: one pass, copying frames into one batch until it is full or a large one comes.
+      const cap = Math.max(Math.min(batchBytes, q.bytes), first.length + varintLength(first.length))
+      const out = Buffer.allocUnsafe(cap)
+      let o = 0
+      let i = from
+      let payload = 0
+      while (i < end) {
+        const p = items[i]!
+        const n = p.length
+        if (n >= copyThreshold) break
+        if (n < 0x80) {
+          if (o + n + 1 > cap) break
+          out[o++] = n
+        } else {
+          if (o + n + varintLength(n) > cap) break
+          o = writeVarint(out, o, n)
+        }
+        out.set(p, o)
+        o += n
+        payload += n
+        i++
+      }
+      sock.write(o === cap ? out : out.subarray(0, o), this.onWritten)
+      stats.messagesOut += i - from
+      stats.bytesOut += payload
+      q.consume(i, o)
     }
     if (corked) sock.uncork()
     // More queued than the socket should hold: resume from the write callbacks (not 'drain',
@@ -345,14 +363,20 @@ class SocketChannelImpl implements SocketChannel {
     }
   }
 
+  private takeSubscribers(): Subscriber<Uint8Array>[] {
+    const subs = this.subscribers
+    this.subscribers = []
+    return subs
+  }
+
   private finish(t: Terminal): void {
     if (this.terminal !== null) return
     this.terminal = t
     if (t.kind === 'error') {
       this.rejectWaiters(t.error)
-      this.subject.error(t.error)
+      for (const s of this.takeSubscribers()) s.error(t.error)
     } else {
-      this.subject.complete()
+      for (const s of this.takeSubscribers()) s.complete()
     }
   }
 }

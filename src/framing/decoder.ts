@@ -14,7 +14,7 @@ export const DEFAULT_MAX_LENGTH = 4 * 1024 * 1024
 /** Splits a byte stream into length-prefixed frames. Throws typed errors on bad input. */
 export class FrameDecoder {
   private readonly header = new VarintReader()
-  private partial: Uint8Array | null = null
+  private partial: Buffer | null = null
   private filled = 0
 
   constructor(readonly maxLength: number = DEFAULT_MAX_LENGTH) {}
@@ -63,7 +63,8 @@ export class FrameDecoder {
         emit(chunk.subarray(offset, offset + length))
         offset += length
       } else {
-        const buf = new Uint8Array(length)
+        // Uninitialised is safe: the frame is only emitted once every byte has been written.
+        const buf = Buffer.allocUnsafe(length)
         buf.set(chunk.subarray(offset), 0)
         this.filled = end - offset
         this.partial = buf

@@ -26,6 +26,8 @@ export interface BenchRow {
 
 export interface BenchContext {
   readonly suite: string
+  /** Samples per measurement (`--runs N`, default 5). */
+  readonly runs: number
   /** Runs `sample` `runs` times (after one warm-up); each call returns one figure (e.g. msg/s). */
   measure(sample: () => Promise<number>, runs?: number): Promise<{ median: number; samples: number[] }>
   /** Records a row; when `baseline` names an earlier row, `ratio` is computed. */
@@ -46,6 +48,7 @@ export function createContext(suite: string, rows: BenchRow[], defaultRuns: numb
   const log = (line: string): void => void process.stderr.write(`[${suite}] ${line}\n`)
   return {
     suite,
+    runs: defaultRuns,
     log,
     async measure(sample, runs = defaultRuns) {
       await sample()
