@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createLab, labAvailable, labUnavailableReason, LabError, type Lab, type LabProcess } from './lab.js'
+import { createTcpProxy } from './faults.js'
 import { describeLab } from './vitest.js'
 
 const FIXTURE = 'test/lab/fixtures/netnode.ts'
@@ -114,6 +115,30 @@ describeLab('lab: 3 hosts on a bridge', () => {
     await lab.heal(lab.hosts[2])
     expect((await probe(0, 2)).type).toBe('reply')
     expect((await probe(2, 0)).type).toBe('reply')
+  })
+
+  it('a TCP proxy on the gateway sits between two hosts (faults.ts in the lab)', async () => {
+    const proxy = await createTcpProxy({ target: { host: lab.hosts[1].address, port: PORT }, listen: { host: lab.gateway } })
+    try {
+      const payload = `via-proxy-${Math.random()}`
+      nodes[0].send({ cmd: 'connect', host: lab.gateway, port: proxy.port, payload, timeoutMs: 3000 })
+      const r = await nodes[0].waitFor((e) => e.id === payload, 8000)
+      expect(r).toMatchObject({ type: 'reply', payload: `${lab.hosts[1].address}:${payload}` })
+      expect(proxy.stats.accepted).toBe(1)
+    } finally {
+      await proxy.close()
+    }
+  })
+
+  it('split separates groups of hosts, merge joins them again', async () => {
+    await lab.split([lab.hosts[0]], [lab.hosts[1], lab.hosts[2]])
+    const [across, within] = await Promise.all([probe(0, 1, 800), probe(1, 2)])
+    expect(across.type).toBe('connect-error')
+    expect(within.type).toBe('reply')
+    await lab.merge()
+    expect((await probe(0, 1)).type).toBe('reply')
+    expect(ipLines(['-br', 'link']).join('\n')).not.toContain(`${lab.bridge}s`)
+    await expect(lab.split([lab.hosts[0]], [lab.hosts[0]])).rejects.toBeInstanceOf(LabError)
   })
 
   it('freeze stops a process, thaw resumes it', async () => {

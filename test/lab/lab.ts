@@ -173,6 +173,14 @@ export interface Lab {
   partition(host: LabHost): Promise<void>
   /** Brings the host's link back up. */
   heal(host: LabHost): Promise<void>
+  /**
+   * Splits the network: each group moves to a bridge of its own, so hosts in different groups cannot
+   * reach each other (hosts in no group stay on the main bridge, with the gateway). Replaces an
+   * earlier split.
+   */
+  split(...groups: LabHost[][]): Promise<void>
+  /** Undoes {@link Lab.split}: every host back on the main bridge. */
+  merge(): Promise<void>
   /** Kills every process, removes every namespace and link; idempotent. */
   close(): Promise<void>
 }
@@ -516,6 +524,7 @@ class HostImpl implements LabHost {
 class LabImpl implements Lab {
   hosts: HostImpl[] = []
   closed = false
+  private sideBridges: string[] = []
   private closing: Promise<void> | undefined
   private tmp: string | undefined
   readonly subnet: string
@@ -595,6 +604,40 @@ class LabImpl implements Lab {
     await ip(['link', 'set', (host as HostImpl).veth, 'up'])
     // ARP entries left INCOMPLETE/FAILED while cut off would delay the first packets by ~1-3 s;
     // forget them so traffic resumes at once (what the test wants to observe is its own recovery).
+    await this.flushNeighbours()
+  }
+
+  async split(...groups: LabHost[][]): Promise<void> {
+    this.checkOpen('split')
+    const seen = new Set<LabHost>()
+    for (const h of groups.flat()) {
+      if (!this.hosts.includes(h as HostImpl)) throw new LabError(`split: ${h.name} is not a host of this lab`)
+      if (seen.has(h)) throw new LabError(`split: ${h.name} is in more than one group`)
+      seen.add(h)
+    }
+    await this.merge()
+    for (const [k, group] of groups.entries()) {
+      if (group.length === 0) continue
+      const br = `${this.bridge}s${k + 1}`
+      await ip(['link', 'add', br, 'type', 'bridge'])
+      this.sideBridges.push(br)
+      await ip(['link', 'set', br, 'type', 'bridge', 'mcast_snooping', '0', 'stp_state', '0'])
+      await ip(['link', 'set', br, 'up'])
+      for (const h of group) await ip(['link', 'set', (h as HostImpl).veth, 'master', br])
+    }
+    await this.flushNeighbours()
+  }
+
+  async merge(): Promise<void> {
+    this.checkOpen('merge')
+    if (this.sideBridges.length === 0) return
+    for (const h of this.hosts) await ip(['link', 'set', h.veth, 'master', this.bridge])
+    for (const br of this.sideBridges.splice(0)) await ip(['link', 'del', br])
+    await this.flushNeighbours()
+  }
+
+  /** Forgets ARP entries on every host, so a changed topology takes effect at once (no ~1-3 s of stale INCOMPLETE/FAILED). */
+  private async flushNeighbours(): Promise<void> {
     await Promise.all(this.hosts.map((h) => ip(['-n', h.netns, 'neigh', 'flush', 'dev', h.iface]).catch(() => {})))
   }
 
@@ -630,6 +673,7 @@ class LabImpl implements Lab {
       ipSync(['netns', 'del', h.netns])
       ipSync(['link', 'del', h.veth]) // normally gone with the namespace already
     }
+    for (const br of this.sideBridges.splice(0)) ipSync(['link', 'del', br])
     ipSync(['link', 'del', this.bridge])
     if (this.tmp) rmSync(this.tmp, { recursive: true, force: true })
     this.tmp = undefined
