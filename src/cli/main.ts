@@ -10,6 +10,7 @@ export type Command = (args: string[]) => Promise<number>
 
 const commands: Record<string, { summary: string; load: () => Promise<{ run: Command }> }> = {
   demo: { summary: 'start 3 local processes that join one mesh on loopback and talk', load: () => import('./demo.js') },
+  serve: { summary: 'run a script as a supervised cluster on one port, with live worker status', load: () => import('./serve.js') },
   hub: { summary: 'run a bus hub on a Unix socket / named pipe, optionally bridged over multicast', load: () => import('./hub.js') },
   tail: { summary: 'print the bus messages matching a topic pattern, live', load: () => import('./tail.js') },
   emit: { summary: 'publish one JSON value on the bus', load: () => import('./emit.js') },

@@ -1,0 +1,135 @@
+/**
+ * `rxnet serve app.js --workers 4 --port 8080`: runs a script as a supervised cluster. The app's
+ * default export is an `http` request listener or a `net.Server` (`http.Server` included); the
+ * primary and every worker serve it on one port. The primary shows the workers' status live
+ * (a table on a terminal, one line per event otherwise). SIGTERM/SIGINT: graceful stop;
+ * SIGHUP: rolling restart.
+ * @module
+ */
+import http from 'node:http'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { parseArgs } from 'node:util'
+import { pathToFileURL } from 'node:url'
+import { cluster } from '../cluster/node.js'
+import type { ClusterNode, WorkerEvent } from '../cluster/types.js'
+
+const USAGE = `usage: rxnet serve <app.js> [options]
+
+The app's default export is an HTTP request listener (req, res) => {} or a net.Server
+(http.Server included). Every process of the cluster serves it on one port.
+
+options:
+  --workers, -w <n>       worker processes (default: available parallelism)
+  --port, -p <port>       port to serve on (default: 8080)
+  --host <address>        address to listen on (default: 127.0.0.1)
+  --no-primary-serves     the primary supervises only, workers accept
+  --shutdown-timeout <ms> how long in-flight requests may finish on stop (default: 10000)
+  --help, -h              this text
+
+signals: SIGTERM/SIGINT stop gracefully, SIGHUP restarts the workers one at a time.`
+
+/** Runs `rxnet serve`. */
+export async function run(args: string[]): Promise<number> {
+  let parsed
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: {
+        workers: { type: 'string', short: 'w' },
+        port: { type: 'string', short: 'p', default: '8080' },
+        host: { type: 'string', default: '127.0.0.1' },
+        'no-primary-serves': { type: 'boolean', default: false },
+        'shutdown-timeout': { type: 'string', default: '10000' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    })
+  } catch (e) {
+    console.error(`rxnet serve: ${(e as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  const { values, positionals } = parsed
+  if (values.help) {
+    console.log(USAGE)
+    return 0
+  }
+  const app = positionals[0]
+  const workers = values.workers === undefined ? os.availableParallelism() : Number(values.workers)
+  const port = Number(values.port)
+  const shutdownTimeout = Number(values['shutdown-timeout'])
+  const bad =
+    app === undefined ? 'missing <app.js>' :
+    !Number.isSafeInteger(workers) || workers < 1 ? `--workers must be a positive integer, got ${values.workers}` :
+    !Number.isSafeInteger(port) || port < 0 || port > 65535 ? `--port must be 0..65535, got ${values.port}` :
+    !Number.isSafeInteger(shutdownTimeout) || shutdownTimeout < 1 ? `--shutdown-timeout must be a positive integer, got ${values['shutdown-timeout']}` :
+    null
+  if (bad !== null) {
+    console.error(`rxnet serve: ${bad}\n\n${USAGE}`)
+    return 2
+  }
+
+  const node = cluster({ workers, shutdownTimeout })
+  const mod = (await import(pathToFileURL(path.resolve(app!)).href)) as { default?: unknown }
+  const server = toServer(mod.default)
+  if (server === null) {
+    console.error(`rxnet serve: ${app} must default-export a request listener (req, res) => {} or a net.Server`)
+    if (node.isPrimary) await node.close()
+    return 2
+  }
+  const setTitle = node.isPrimary ? showStatus(node, `${app} (starting)`) : () => {}
+  const info = await node.serve(server, { port, host: values.host, primaryServes: !values['no-primary-serves'] })
+  setTitle(`${app} on http://${values.host}:${info.port}/ — ${workers} workers${info.serving ? ' + primary' : ''}`)
+  // Keep running until a signal stops the cluster (the cluster exits the process).
+  return new Promise<number>(() => {})
+}
+
+function toServer(exported: unknown): net.Server | null {
+  if (exported instanceof net.Server) return exported
+  if (typeof exported === 'function') return http.createServer(exported as http.RequestListener)
+  return null
+}
+
+/** Live status: a redrawn table on a terminal, one line per event otherwise. */
+function showStatus(node: ClusterNode, initialTitle: string): (title: string) => void {
+  const tty = process.stdout.isTTY === true
+  let title = initialTitle
+  let drawn = 0
+  const draw = (): void => {
+    const rows = node.status()
+    const lines = [`rxnet serve: ${title}`, `${rows.filter((r) => r.state === 'listening').length}/${rows.length} workers listening`, '  id  pid      state       restarts']
+    for (const r of rows) lines.push(`  ${String(r.id).padEnd(3)} ${String(r.pid ?? '-').padEnd(8)} ${r.state.padEnd(11)} ${r.restarts}`)
+    if (drawn > 0) process.stdout.write(`\x1b[${drawn}A\x1b[J`)
+    process.stdout.write(lines.join('\n') + '\n')
+    drawn = lines.length
+  }
+  const describe = (e: WorkerEvent): string => {
+    switch (e.type) {
+      case 'online':
+        return `worker ${e.id} online (pid ${e.pid})`
+      case 'listening':
+        return `worker ${e.id} listening (pid ${e.pid})`
+      case 'exit':
+        return `worker ${e.id} exited (pid ${e.pid}, code ${e.code}, signal ${e.signal}${e.expected ? ', requested' : ''})`
+      case 'restarting':
+        return `worker ${e.id} restarting in ${e.delay} ms (attempt ${e.attempt})`
+      case 'gave-up':
+        return `worker ${e.id} gave up: ${e.error.code}: ${e.error.message}`
+    }
+  }
+  node.workers$.subscribe((e) => {
+    if (tty) draw()
+    else console.log(`rxnet serve: ${describe(e)}`)
+    if (e.type === 'gave-up' && tty) console.error(describe(e))
+  })
+  if (tty) {
+    const timer = setInterval(draw, 1_000)
+    timer.unref()
+  }
+  return (t) => {
+    title = t
+    if (tty) draw()
+    else console.log(`rxnet serve: ${t}`)
+  }
+}

@@ -1,0 +1,38 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+import { get } from './harness.js'
+
+const root = fileURLToPath(new URL('../..', import.meta.url))
+const app = fileURLToPath(new URL('./fixtures/serve-app.mjs', import.meta.url))
+
+describe('rxnet serve', () => {
+  it('runs an app as a supervised cluster, reports workers live, answers from every process, stops on SIGTERM', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', app, '--workers', '2', '--port', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
+    try {
+      const deadline = Date.now() + 20_000
+      while (!(out.match(/worker \d listening/g)?.length === 2 && /127\.0\.0\.1:\d+/.test(out)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      const port = Number(/127\.0\.0\.1:(\d+)/.exec(out)![1])
+      const ids = new Set<number>()
+      for (let i = 0; i < 200 && ids.size < 3; i++) ids.add((await get(port)).body.id)
+      expect(ids).toEqual(new Set([0, 1, 2]))
+      child.kill('SIGTERM')
+      expect(await exited).toBe(0)
+      expect(out).toMatch(/worker 1 exited .*requested/)
+    } finally {
+      child.kill('SIGKILL')
+    }
+  })
+
+  it('refuses bad options with exit code 2', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', app, '--workers', 'zero'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let err = ''
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c))
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
+    expect(code).toBe(2)
+    expect(err).toMatch(/--workers must be a positive integer/)
+  })
+})
