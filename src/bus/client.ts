@@ -10,9 +10,9 @@ import { randomBytes } from 'node:crypto'
 import { BehaviorSubject, Observable, type Subscriber } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from '../queue.js'
-import { decodeWith, encodeWith, resolveCodec, type Codec, type CodecLike } from '../codec/index.js'
-import { AbortError, ClosedError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
-import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodeString, encodeSub, encodeUnsub, MAX_ID_LENGTH } from './protocol.js'
+import { decodeWith, encodeWith, json, resolveCodec, type Codec, type CodecLike } from '../codec/index.js'
+import { AbortError, ClosedError, EncodeError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MAX_ID_LENGTH } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { checkSocketPath } from './listen.js'
 import { DEFAULT_MAX_MESSAGE_SIZE } from './hub.js'
@@ -269,9 +269,21 @@ class BusImpl implements Bus {
       if (this.topics.size > 1000) this.topics.clear()
       this.topics.set(topic, t)
     }
-    const payload = encodeWith(this.codec, data)
     const seq = this.seq + 1
-    const frame = encodePub(seq, t, payload)
+    let frame: Uint8Array
+    if (this.codec === json) {
+      // JSON fast path: the text goes straight into the frame.
+      let text: string | undefined
+      try {
+        text = JSON.stringify(data)
+      } catch (e) {
+        throw new EncodeError('json', e)
+      }
+      if (text === undefined) throw new EncodeError('json', new TypeError(`${typeof data} is not JSON-serialisable`))
+      frame = encodePubText(seq, t, text)
+    } else {
+      frame = encodePub(seq, t, encodeWith(this.codec, data))
+    }
     if (frame.length > this.maxMessageSize) throw new InvalidArgumentError(`message of ${frame.length} bytes exceeds maxMessageSize ${this.maxMessageSize}`)
     const before = this.outbox.dropped
     let accepted: boolean

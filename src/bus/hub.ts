@@ -153,6 +153,8 @@ class HubImpl implements Hub {
   /** topic -> sessions interested; cleared whenever interests change. */
   private routes = new Map<string, Session[]>()
   private readonly congested = new Set<Session>()
+  /** Topics already validated (the check is not free; topics repeat). */
+  private readonly validTopics = new Set<string>()
   private readonly ackPending = new Set<Session>()
   private ackScheduled = false
   private closing: Promise<void> | null = null
@@ -251,7 +253,11 @@ class HubImpl implements Hub {
       }
       switch (f.type) {
         case 'pub': {
-          validateTopic(f.topic)
+          if (!this.validTopics.has(f.topic)) {
+            validateTopic(f.topic)
+            if (this.validTopics.size >= 10_000) this.validTopics.clear()
+            this.validTopics.add(f.topic)
+          }
           if (f.seq <= s.ackSeq) return // a resend this hub has already forwarded
           s.ackSeq = f.seq
           this.stats.published++

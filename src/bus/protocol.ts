@@ -56,7 +56,7 @@ export function encodeString(s: string): Uint8Array {
 function build(type: number, parts: (number | Uint8Array)[]): Uint8Array {
   let size = 1
   for (const p of parts) size += typeof p === 'number' ? varintLength(p) : p.length
-  const out = new Uint8Array(size)
+  const out = Buffer.allocUnsafe(size)
   out[0] = type
   let o = 1
   for (const p of parts) {
@@ -89,6 +89,21 @@ export function encodeUnsub(pattern: string): Uint8Array {
 export function encodePub(seq: number, topic: string | Uint8Array, payload: Uint8Array): Uint8Array {
   return build(FrameType.PUB, [seq, typeof topic === 'string' ? encodeString(topic) : topic, payload])
 }
+/**
+ * Encodes PUB with a JSON text payload written straight into the frame (one allocation, no
+ * intermediate payload buffer). `topic` is pre-encoded with {@link encodeString}.
+ */
+export function encodePubText(seq: number, topic: Uint8Array, text: string): Uint8Array {
+  const n = Buffer.byteLength(text)
+  const head = 1 + varintLength(seq) + topic.length
+  const out = Buffer.allocUnsafe(head + n)
+  out[0] = FrameType.PUB
+  const o = writeVarint(out, 1, seq)
+  out.set(topic, o)
+  out.write(text, head, n, 'utf8')
+  return out
+}
+
 /** Encodes MSG. */
 export function encodeMsg(seq: number, origin: string | Uint8Array, topic: string | Uint8Array, payload: Uint8Array): Uint8Array {
   return build(FrameType.MSG, [seq, typeof origin === 'string' ? encodeString(origin) : origin, typeof topic === 'string' ? encodeString(topic) : topic, payload])
@@ -115,7 +130,7 @@ export function pubToMsg(pub: Uint8Array, origin: Uint8Array): Uint8Array {
   let k = 1
   while (pub[k]! >= 0x80) k++
   k++ // k: end of the seq varint
-  const out = new Uint8Array(pub.length + origin.length)
+  const out = Buffer.allocUnsafe(pub.length + origin.length)
   out[0] = FrameType.MSG
   out.set(pub.subarray(1, k), 1)
   out.set(origin, k)

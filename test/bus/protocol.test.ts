@@ -9,6 +9,7 @@ import {
   encodePing,
   encodePong,
   encodePub,
+  encodePubText,
   encodeString,
   encodeSub,
   encodeUnsub,
@@ -23,8 +24,12 @@ describe('hub frames', () => {
     expect(decodeFrame(encodeWelcome('hub'))).toEqual({ type: 'welcome', version: 1, hubId: 'hub' })
     expect(decodeFrame(encodeSub('log.>'))).toEqual({ type: 'sub', pattern: 'log.>' })
     expect(decodeFrame(encodeUnsub('log.*'))).toEqual({ type: 'unsub', pattern: 'log.*' })
-    expect(decodeFrame(encodePub(300, 'log.é', payload))).toMatchObject({ type: 'pub', seq: 300, topic: 'log.é', payload })
-    expect(decodeFrame(encodeMsg(2 ** 40, 'o', 't', payload))).toMatchObject({ type: 'msg', seq: 2 ** 40, origin: 'o', topic: 't', payload })
+    const pub = decodeFrame(encodePub(300, 'log.é', payload))
+    expect(pub).toMatchObject({ type: 'pub', seq: 300, topic: 'log.é' })
+    expect([...(pub as { payload: Uint8Array }).payload]).toEqual([1, 2, 3])
+    const msg = decodeFrame(encodeMsg(2 ** 40, 'o', 't', payload))
+    expect(msg).toMatchObject({ type: 'msg', seq: 2 ** 40, origin: 'o', topic: 't' })
+    expect([...(msg as { payload: Uint8Array }).payload]).toEqual([1, 2, 3])
     expect(decodeFrame(encodeAck(7))).toEqual({ type: 'ack', seq: 7 })
     expect(decodeFrame(encodePing(9))).toEqual({ type: 'ping', id: 9 })
     expect(decodeFrame(encodePong(9))).toEqual({ type: 'pong', id: 9 })
@@ -37,6 +42,17 @@ describe('hub frames', () => {
         const msg = pubToMsg(encodePub(seq, topic, payload), encodeString(origin))
         expect(Buffer.from(msg).equals(Buffer.from(encodeMsg(seq, origin, topic, payload)))).toBe(true)
         expect(decodeFrame(msg)).toMatchObject({ type: 'msg', seq, origin, topic })
+      }),
+    )
+  })
+
+  it('encodePubText (the JSON fast path) equals encodePub of the UTF-8 text', () => {
+    fc.assert(
+      fc.property(fc.nat(), fc.string({ minLength: 1, maxLength: 50 }), fc.jsonValue(), (seq, topic, value) => {
+        const text = JSON.stringify(value)
+        const a = encodePubText(seq, encodeString(topic), text)
+        const b = encodePub(seq, topic, new TextEncoder().encode(text))
+        expect(Buffer.from(a).equals(Buffer.from(b))).toBe(true)
       }),
     )
   })
