@@ -11,7 +11,7 @@ import path from 'node:path'
 import type net from 'node:net'
 import { EMPTY, type Observable } from 'rxjs'
 import { resolveCodec } from '../codec/index.js'
-import { AbortError, ClosedError, InvalidArgumentError, type RxnetError } from '../errors.js'
+import { AbortError, ClosedError, InvalidArgumentError, TimeoutError, type RxnetError } from '../errors.js'
 import { TAG, controlMessages, ipcMessages, type Control } from './ipc.js'
 import { LinkManager } from './links.js'
 import { ServedServer, listenAsync, serveKey } from './serve.js'
@@ -69,6 +69,7 @@ class ClusterNodeImpl implements ClusterNode {
   private readonly dir: string
   private readonly ownsDir: boolean
   private readonly shutdownTimeout: number
+  private readonly readyTimeout: number
   private readonly ready: Promise<void>
   private closing: Promise<void> | null = null
   private readonly teardown: (() => void)[] = []
@@ -77,6 +78,7 @@ class ClusterNodeImpl implements ClusterNode {
     const o = { ...DEFAULT_CLUSTER_OPTIONS, ...stripUndefined(options) }
     this.isPrimary = nodeCluster.isPrimary
     this.shutdownTimeout = positive('shutdownTimeout', o.shutdownTimeout)
+    this.readyTimeout = positive('readyTimeout', o.readyTimeout)
     const codec = resolveCodec(o.codec)
     const channel = { highWaterMark: positive('highWaterMark', o.highWaterMark), overflow: o.overflow, maxLength: positive('maxLength', o.maxLength) }
 
@@ -102,10 +104,11 @@ class ClusterNodeImpl implements ClusterNode {
       this.ownsDir = false
     }
 
-    this.links = new LinkManager({ id: this.id, path: path.join(this.dir, `${this.id}-${process.pid}.sock`), token, codec, channel })
+    const linkPath =
+      process.platform === 'win32' ? `\\\\?\\pipe\\${path.basename(this.dir)}-${this.id}-${process.pid}` : path.join(this.dir, `${this.id}-${process.pid}.sock`)
+    this.links = new LinkManager({ id: this.id, path: linkPath, token, codec, channel })
     this.links$ = this.links.links$
     this.errors$ = this.links.errors.asObservable()
-    const linkPath = this.links.path
 
     if (this.isPrimary) {
       const restart = o.restart === false ? null : { ...DEFAULT_RESTART_OPTIONS, ...(o.restart === true ? {} : stripUndefined(o.restart)) }
@@ -115,7 +118,7 @@ class ClusterNodeImpl implements ClusterNode {
         dir: this.dir,
         token,
         shutdownTimeout: this.shutdownTimeout,
-        readyTimeout: positive('readyTimeout', o.readyTimeout),
+        readyTimeout: this.readyTimeout,
         args: o.args,
         self: { id: 0, pid: process.pid, path: linkPath },
       })
@@ -128,9 +131,7 @@ class ClusterNodeImpl implements ClusterNode {
       const roster = controlMessages(process as never, 'roster').subscribe(([m]) => this.links.roster(m.peers))
       const shutdown = controlMessages(process as never, 'shutdown').subscribe(() => this.exitGracefully())
       this.teardown.push(() => roster.unsubscribe(), () => shutdown.unsubscribe())
-      this.ready = this.links.listen().then(() => {
-        process.send?.({ [TAG]: 'links', id: this.id, pid: process.pid, path: linkPath } satisfies Control)
-      })
+      this.ready = this.links.listen().then(() => this.toPrimary({ [TAG]: 'links', id: this.id, pid: process.pid, path: linkPath }))
     }
     // A failure to start links is reported, not thrown out of a constructor.
     this.ready.catch((e: RxnetError) => this.links.errors.next(e))
@@ -167,18 +168,27 @@ class ClusterNodeImpl implements ClusterNode {
     if (primaryServes) {
       // Ask the primary for its listening socket; every process then accepts on the same one.
       const handle = await new Promise<unknown>((resolve, reject) => {
+        const cleanup = (): void => {
+          sub.unsubscribe()
+          clearTimeout(timer)
+          signal?.removeEventListener('abort', onAbort)
+        }
         const sub = controlMessages(process as never, 'handle').subscribe(([m, h]) => {
           if (m.key !== key) return
-          sub.unsubscribe()
-          signal?.removeEventListener('abort', onAbort)
+          cleanup()
           resolve(h)
         })
         const onAbort = (): void => {
-          sub.unsubscribe()
+          cleanup()
           reject(new AbortError(signal?.reason))
         }
+        // The primary answers once it serves the same port itself (same script, same serve call).
+        const timer = setTimeout(() => {
+          cleanup()
+          reject(new TimeoutError(`serve(): the primary to serve ${key} (it must call serve() with the same port and host)`, this.readyTimeout))
+        }, this.readyTimeout)
         signal?.addEventListener('abort', onAbort, { once: true })
-        process.send?.({ [TAG]: 'serve', key } satisfies Control)
+        this.toPrimary({ [TAG]: 'serve', key })
       })
       await listenAsync(server, handle, signal)
     } else {
@@ -186,14 +196,14 @@ class ClusterNodeImpl implements ClusterNode {
       await listenAsync(server, { port, host, backlog }, signal)
     }
     this.track(key, server)
-    process.send?.({ [TAG]: 'serving', key, address: server.address() } satisfies Control)
+    this.toPrimary({ [TAG]: 'serving', key, address: server.address() })
     const address = server.address()
     return { port: typeof address === 'object' && address !== null ? address.port : port, host, serving: true }
   }
 
   reload(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.isPrimary) return this.supervisor!.reload(options.signal)
-    process.send?.({ [TAG]: 'reload' } satisfies Control)
+    this.toPrimary({ [TAG]: 'reload' })
     return Promise.resolve()
   }
 
@@ -205,6 +215,11 @@ class ClusterNodeImpl implements ClusterNode {
     if (options.signal?.aborted) return Promise.reject(new AbortError(options.signal.reason))
     this.closing ??= this.doClose()
     return this.closing
+  }
+
+  /** Worker: a control message to the primary (dropped if the IPC channel is gone: we are exiting then). */
+  private toPrimary(message: Control): void {
+    if (process.connected && process.send !== undefined) process.send(message, undefined, {}, noop)
   }
 
   private track(key: string, server: net.Server): void {
@@ -249,6 +264,8 @@ class ClusterNodeImpl implements ClusterNode {
     })
   }
 }
+
+function noop(): void {}
 
 function positive(name: string, v: number): number {
   if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`cluster(): ${name} must be a positive integer, got ${v}`)

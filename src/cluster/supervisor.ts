@@ -273,7 +273,8 @@ export class Supervisor {
     proc.expected = true
     const slot = this.slots.get(proc.id)
     if (slot?.current === proc) slot.state = 'draining'
-    if (proc.worker.isConnected()) proc.worker.send({ [TAG]: 'shutdown' } satisfies Control, undefined, () => {})
+    // Before it announced its links the worker may not listen for 'shutdown' yet: a signal always lands.
+    if (proc.linked && proc.worker.isConnected()) proc.worker.send({ [TAG]: 'shutdown' } satisfies Control, undefined, () => {})
     else proc.worker.process.kill('SIGTERM')
     const timer = setTimeout(() => proc.worker.process.kill('SIGKILL'), this.opts.shutdownTimeout + 2_000)
     await proc.exited
@@ -326,7 +327,7 @@ export class Supervisor {
       const sub = this.events.subscribe((e) => {
         if (e.type === 'exit' && e.pid === proc.pid) {
           cleanup()
-          reject(new TimeoutError(`worker ${proc.id} exited (code ${e.code}, signal ${e.signal}) before serving; reload`, 0))
+          reject(new ClosedError(`worker ${proc.id} (pid ${proc.pid}, exited with code ${e.code}, signal ${e.signal} before serving)`))
         } else check()
       })
       // 'links' does not raise an event: poll the flag briefly as well (bounded by the timeout).

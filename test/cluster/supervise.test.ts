@@ -49,6 +49,24 @@ describe('cluster: serving and supervision', () => {
     expect(pids.has(f.proc.pid!)).toBe(true)
   })
 
+  it('primaryServes: false — only the workers accept', async () => {
+    const { fx: f, port } = await startHttp({ WORKERS: '2', PRIMARY_SERVES: '0' })
+    const ids = new Set<number>()
+    for (let i = 0; i < 60; i++) ids.add((await get(port)).body.id)
+    expect(ids).toEqual(new Set([1, 2]))
+    expect(f.reports.find((r) => r.ev === 'serving' && r.id === 0)!.serving).toBe(false)
+  })
+
+  it('cluster IPC as an Observable: worker -> primary, primary -> worker, worker -> worker (relayed)', async () => {
+    const f = new Fixture({ FX: 'ipc', WORKERS: '2' })
+    fx = f
+    await f.waitFor((r) => r.ev === 'ipc' && r.id === 1 && r.from === 0 && r.data === 'go', 20_000, 'primary -> 1')
+    const ww = await f.waitFor((r) => r.ev === 'ipc' && r.id === 2 && r.from === 1, 10_000, '1 -> 2')
+    expect(ww.data).toEqual({ hi: 'w1->w2' })
+    const wp = await f.waitFor((r) => r.ev === 'ipc' && r.id === 0 && r.from === 1 && typeof r.data === 'object', 10_000, '1 -> 0')
+    expect(wp.data).toEqual({ hi: 'w1->p' })
+  })
+
   it('restarts a SIGKILLed worker with the same id, re-links it everywhere, leaks no fd', async () => {
     const { fx: f } = await startHttp({ WORKERS: '2' })
     const primary = f.proc.pid!
