@@ -11,8 +11,8 @@ import { BehaviorSubject, Observable, type Subscriber } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from '../queue.js'
 import { decodeWith, encodeWith, json, resolveCodec, type Codec, type CodecLike } from '../codec/index.js'
-import { AbortError, ClosedError, EncodeError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
-import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MAX_ID_LENGTH } from './protocol.js'
+import { AbortError, ClosedError, EncodeError, FrameTooLongError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MSG_OVERHEAD } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { checkSocketPath } from './listen.js'
 import { DEFAULT_MAX_MESSAGE_SIZE } from './hub.js'
@@ -32,8 +32,6 @@ export interface BusOptions {
   codec?: CodecLike
   /** Receive this client's own messages too. @default false */
   echo?: boolean
-  /** This client's id (unique on the bus, at most 64 bytes). @default 16 random hex digits */
-  id?: string
   /** Bytes of emitted messages held until the hub acknowledges them. @default 8 MiB ({@link DEFAULT_BUS_HIGH_WATER_MARK}) */
   highWaterMark?: number
   /** What `emit` does when the outbox is full: `'error'` throws `ERR_BUFFER_OVERFLOW`, the others drop and count. @default 'error' */
@@ -42,7 +40,7 @@ export interface BusOptions {
   minReconnectDelay?: number
   /** Longest reconnect delay, ms. @default 2000 ({@link DEFAULT_MAX_RECONNECT_DELAY}) */
   maxReconnectDelay?: number
-  /** Largest frame accepted from the hub. @default 1 MiB (`DEFAULT_MAX_MESSAGE_SIZE`) */
+  /** Largest message (topic + payload + a few bytes) `emit` sends (`ERR_FRAME_TOO_LONG` above it) and accepts from the hub; match the hub's. @default 1 MiB (`DEFAULT_MAX_MESSAGE_SIZE`) */
   maxMessageSize?: number
   /** How long `close()` waits for the hub to take what is still in the outbox, ms. @default 2000 ({@link DEFAULT_CLOSE_TIMEOUT}) */
   closeTimeout?: number
@@ -87,7 +85,7 @@ export interface BusStats {
 
 /** A client of the bus. */
 export interface Bus {
-  /** This client's id. */
+  /** This client's id: random, fresh for every `connectBus` (the `origin` of its messages). */
   readonly id: string
   /** Live counters. */
   readonly stats: BusStats
@@ -189,10 +187,8 @@ class BusImpl implements Bus {
     checkSocketPath(path)
     this.codec = resolveCodec(options.codec ?? 'json')
     this.echo = options.echo ?? false
-    this.id = options.id ?? randomBytes(8).toString('hex')
-    if (typeof this.id !== 'string' || this.id.length === 0 || Buffer.byteLength(this.id) > MAX_ID_LENGTH) {
-      throw new InvalidArgumentError(`id must be 1..${MAX_ID_LENGTH} bytes`)
-    }
+    // Fresh for every client: receivers key duplicate detection on (id, seq), and seq restarts at 1.
+    this.id = randomBytes(8).toString('hex')
     const overflow = options.overflow ?? DEFAULT_OVERFLOW
     if (!OVERFLOW_POLICIES.includes(overflow)) throw new InvalidArgumentError(`overflow must be one of ${OVERFLOW_POLICIES.join(', ')}`)
     this.outbox = new BoundedQueue<Entry>(positive('highWaterMark', options.highWaterMark, DEFAULT_BUS_HIGH_WATER_MARK), overflow, (e) => e.frame.length, 'bus outbox')
@@ -284,7 +280,7 @@ class BusImpl implements Bus {
     } else {
       frame = encodePub(seq, t, encodeWith(this.codec, data))
     }
-    if (frame.length > this.maxMessageSize) throw new InvalidArgumentError(`message of ${frame.length} bytes exceeds maxMessageSize ${this.maxMessageSize}`)
+    if (frame.length > this.maxMessageSize) throw new FrameTooLongError(frame.length, this.maxMessageSize)
     const before = this.outbox.dropped
     let accepted: boolean
     try {
@@ -351,7 +347,7 @@ class BusImpl implements Bus {
     this.status.next({ type: 'connecting', attempt: this.attempt })
     const socket = net.connect(this.path)
     const ch = socketChannel(socket, {
-      maxLength: this.maxMessageSize,
+      maxLength: this.maxMessageSize + MSG_OVERHEAD,
       // The outbox bounds what we send; this only has to hold it plus control frames.
       highWaterMark: this.outbox.highWaterMark * 2 + (1 << 20),
       overflow: 'error',

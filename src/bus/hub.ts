@@ -10,9 +10,9 @@ import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { Observable, Subject } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
-import { AbortError, ClosedError, DuplicateIdError, isRxnetError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
+import { AbortError, ClosedError, DuplicateIdError, FrameTooLongError, isRxnetError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
 import { multicast, type MulticastChannel, type MulticastOptions } from '../multicast/index.js'
-import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodePong, encodeString, encodeWelcome, pubToMsg } from './protocol.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodePong, encodeString, encodeWelcome, pubToMsg, MSG_OVERHEAD } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { listenOnPath } from './listen.js'
 
@@ -229,7 +229,8 @@ class HubImpl implements Hub {
       socket.destroy()
       return
     }
-    const ch = socketChannel(socket, { maxLength: this.maxMessageSize, highWaterMark: this.clientHighWaterMark, overflow: 'error' })
+    // Inbound frames are checked against maxMessageSize below; outbound MSGs carry the origin id too.
+    const ch = socketChannel(socket, { maxLength: this.maxMessageSize + MSG_OVERHEAD, highWaterMark: this.clientHighWaterMark, overflow: 'error' })
     const s: Session = { ch, id: null, origin: null, echo: false, patterns: new Map(), ackSeq: -1, acked: -1, slowTimer: null, helloTimer: null, closed: false }
     this.sessions.add(s)
     s.helloTimer = setTimeout(() => this.drop(s, new TimeoutError('HELLO', this.helloTimeout)), this.helloTimeout)
@@ -244,6 +245,7 @@ class HubImpl implements Hub {
   private onFrame(s: Session, bytes: Uint8Array): void {
     if (s.closed) return
     try {
+      if (bytes.length > this.maxMessageSize) throw new FrameTooLongError(bytes.length, this.maxMessageSize)
       const f = decodeFrame(bytes)
       if (s.id === null) {
         if (f.type !== 'hello') throw new ProtocolError(`expected HELLO, got ${f.type.toUpperCase()}`)

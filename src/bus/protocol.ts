@@ -27,6 +27,9 @@ export const BUS_PROTOCOL_VERSION = 1
 /** Longest client / hub id accepted, in bytes. */
 export const MAX_ID_LENGTH = 64
 
+/** Most bytes a MSG adds to the PUB it is made from (the origin id and its length). */
+export const MSG_OVERHEAD = MAX_ID_LENGTH + 1
+
 /** Frame type bytes. */
 export const FrameType = { HELLO: 1, WELCOME: 2, SUB: 3, UNSUB: 4, PUB: 5, MSG: 6, ACK: 7, PING: 8, PONG: 9 } as const
 

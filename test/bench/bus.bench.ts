@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import os from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { connectBus, startHub } from 'rxnet'
-import type { BenchContext } from './harness.js'
+import { median, type BenchContext } from './harness.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const peer = fileURLToPath(new URL('./bus.peer.ts', import.meta.url))
@@ -63,11 +63,16 @@ function sample(child: ChildProcess, arm: (onValue: (v: { i: number }) => void) 
 }
 
 export default async function (ctx: BenchContext): Promise<void> {
-  // --- baseline: cluster IPC, process.send from a forked child
+  const runs = 5
+  const path = `${os.tmpdir()}/rxnet-bench-${randomBytes(4).toString('hex')}.sock`
+  const hub = await startHub({ path })
+  const receiver = connectBus(path)
   const ipc = await startPeer(['ipc'])
-  let ipcResult
-  try {
-    ipcResult = await ctx.measure(() =>
+  const sender = await startPeer(['bus', path])
+  // The machine is shared: samples of the two cases are interleaved (order alternating) so load
+  // changes hit both alike.
+  const cases = {
+    ipc: () =>
       sample(ipc, (onValue) => {
         const h = (m: unknown): void => {
           if (typeof m === 'object' && m !== null) onValue(m as { i: number })
@@ -75,37 +80,35 @@ export default async function (ctx: BenchContext): Promise<void> {
         ipc.on('message', h)
         return () => ipc.off('message', h)
       }),
-    )
-  } finally {
-    await stopPeer(ipc)
+    bus: () =>
+      sample(sender, (onValue) => {
+        const sub = receiver.messages$<{ i: number }>('bench.>').subscribe(onValue)
+        return () => sub.unsubscribe()
+      }),
   }
-  ctx.report({ name: 'process.send json 100B child->parent', unit: 'msg/s', ...ipcResult, params: { n: N } })
-
-  // --- the bus: child client -> hub (here) -> client (here)
-  const path = `${os.tmpdir()}/rxnet-bench-${randomBytes(4).toString('hex')}.sock`
-  const hub = await startHub({ path })
-  const receiver = connectBus(path)
+  const samples: Record<keyof typeof cases, number[]> = { ipc: [], bus: [] }
   try {
-    const sender = await startPeer(['bus', path])
-    try {
-      const busResult = await ctx.measure(() =>
-        sample(sender, (onValue) => {
-          const sub = receiver.messages$<{ i: number }>('bench.>').subscribe(onValue)
-          return () => sub.unsubscribe()
-        }),
-      )
-      ctx.report({
-        name: 'bus json 100B client->hub->client',
-        unit: 'msg/s',
-        ...busResult,
-        baseline: 'process.send json 100B child->parent',
-        params: { n: N, hubClients: 2, duplicates: receiver.stats.duplicates, hubDropped: hub.stats.dropped },
-      })
-    } finally {
-      await stopPeer(sender)
+    await cases.ipc() // warm-up
+    await cases.bus()
+    for (let i = 0; i < runs; i++) {
+      for (const k of i % 2 === 0 ? (['ipc', 'bus'] as const) : (['bus', 'ipc'] as const)) {
+        const rate = await cases[k]()
+        samples[k].push(rate)
+        ctx.log(`${k}: ${Math.round(rate).toLocaleString('en')} msg/s`)
+      }
     }
   } finally {
+    await Promise.all([stopPeer(ipc), stopPeer(sender)])
     await receiver.close()
     await hub.close()
   }
+  ctx.report({ name: 'process.send json 100B child->parent', unit: 'msg/s', median: median(samples.ipc), samples: samples.ipc, params: { n: N } })
+  ctx.report({
+    name: 'bus json 100B client->hub->client',
+    unit: 'msg/s',
+    median: median(samples.bus),
+    samples: samples.bus,
+    baseline: 'process.send json 100B child->parent',
+    params: { n: N, duplicates: receiver.stats.duplicates, hubDropped: hub.stats.dropped },
+  })
 }

@@ -225,6 +225,23 @@ describe('hub and bus on one host', () => {
     expect(() => connectBus(`/tmp/${'z'.repeat(200)}`)).toThrow(expect.objectContaining({ code: 'ERR_PATH_TOO_LONG' }))
   })
 
+  it('a message right at maxMessageSize is delivered; one byte more is refused by emit with ERR_FRAME_TOO_LONG', async () => {
+    const max = 4096
+    const h = await hub({ maxMessageSize: max })
+    const a = bus(h.path, { maxMessageSize: max })
+    const b = bus(h.path, { maxMessageSize: max })
+    const got = collect<string>(b, 'big')
+    await b.flush()
+    // PUB frame: type 1 + seq 1 + topic 4 + JSON string (2 quotes) = 8 bytes around the text
+    const text = 'x'.repeat(max - 8)
+    a.emit('big', text)
+    expect(() => a.emit('big', text + 'x')).toThrow(expect.objectContaining({ code: 'ERR_FRAME_TOO_LONG' }))
+    await a.flush()
+    await until(() => got.length === 1)
+    expect(got[0]).toBe(text)
+    expect(h.stats.dropped).toBe(0)
+  })
+
   it('close() completes subscribers and status$, removes the socket, and is idempotent', async () => {
     const h = await hub()
     const b = connectBus(h.path)
