@@ -9,7 +9,13 @@ import type { CodecLike } from '../codec/index.js'
 import type { CrashLoopError, RxnetError } from '../errors.js'
 import type { OverflowPolicy } from '../queue.js'
 
-/** When and how fast a dead worker is restarted. */
+/**
+ * When and how fast a dead worker is restarted.
+ * @example
+ * ```ts
+ * cluster({ workers: 4, restart: { initialDelay: 200, maxRestarts: 10, window: 120_000 } })
+ * ```
+ */
 export interface RestartOptions {
   /** First restart delay; each further restart of the same slot doubles it. @default 100 */
   initialDelay?: number
@@ -21,7 +27,13 @@ export interface RestartOptions {
   window?: number
 }
 
-/** Defaults of {@link RestartOptions}. */
+/**
+ * Defaults of {@link RestartOptions}.
+ * @example
+ * ```ts
+ * cluster({ restart: { ...DEFAULT_RESTART_OPTIONS, maxDelay: 60_000 } })
+ * ```
+ */
 export const DEFAULT_RESTART_OPTIONS: Required<RestartOptions> = {
   initialDelay: 100,
   maxDelay: 10_000,
@@ -29,7 +41,13 @@ export const DEFAULT_RESTART_OPTIONS: Required<RestartOptions> = {
   window: 60_000,
 }
 
-/** Options of {@link cluster}. */
+/**
+ * Options of {@link cluster}.
+ * @example
+ * ```ts
+ * const node = cluster({ workers: 2, codec: 'msgpack', overflow: 'drop-oldest', shutdownTimeout: 5_000 })
+ * ```
+ */
 export interface ClusterOptions {
   /** Number of worker processes (ids 1..workers). @default os.availableParallelism() */
   workers?: number
@@ -55,7 +73,13 @@ export interface ClusterOptions {
   args?: string[]
 }
 
-/** Defaults of {@link ClusterOptions} that are plain values. */
+/**
+ * Defaults of {@link ClusterOptions} that are plain values.
+ * @example
+ * ```ts
+ * cluster({ shutdownTimeout: DEFAULT_CLUSTER_OPTIONS.shutdownTimeout * 3 })
+ * ```
+ */
 export const DEFAULT_CLUSTER_OPTIONS = {
   restart: true,
   codec: 'json',
@@ -67,7 +91,13 @@ export const DEFAULT_CLUSTER_OPTIONS = {
   handleSignals: true,
 } as const
 
-/** Options of {@link ClusterNode.serve}. */
+/**
+ * Options of {@link ClusterNode.serve}.
+ * @example
+ * ```ts
+ * await node.serve(server, { port: 8080, host: '127.0.0.1', primaryServes: false })
+ * ```
+ */
 export interface ServeOptions {
   /** TCP port every process accepts on (0: one random port, shared by all). */
   port: number
@@ -81,10 +111,27 @@ export interface ServeOptions {
   signal?: AbortSignal
 }
 
-/** Default of {@link ServeOptions.primaryServes}. */
+/**
+ * Default of {@link ServeOptions.primaryServes}: the primary accepts connections too.
+ * @example
+ * ```ts
+ * await node.serve(server, { port: 8080, primaryServes: DEFAULT_PRIMARY_SERVES })
+ * ```
+ */
 export const DEFAULT_PRIMARY_SERVES = true
 
-/** A process's direct link to another process of the cluster: a Channel of decoded values. */
+/**
+ * A process's direct link to another process of the cluster: a Channel of decoded values.
+ * @example
+ * ```ts
+ * node.links$.subscribe(async (link) => {
+ *   for (let i = 0; i < 1e6; i++) {
+ *     link.send({ i })
+ *     if (!link.writable) await link.whenWritable() // bounded: wait instead of overflowing
+ *   }
+ * })
+ * ```
+ */
 export interface Link<T = unknown> extends Channel<T, T> {
   /** Cluster id of the far process (0 = primary). */
   readonly id: number
@@ -102,7 +149,16 @@ export interface Link<T = unknown> extends Channel<T, T> {
   readonly closed: Promise<void>
 }
 
-/** A worker lifecycle event, emitted by {@link ClusterNode.workers$} in the primary. */
+/**
+ * A worker lifecycle event, emitted by {@link ClusterNode.workers$} in the primary.
+ * @example
+ * ```ts
+ * node.workers$.subscribe((e) => {
+ *   if (e.type === 'gave-up') console.error(e.error.code, e.error.message) // ERR_CRASH_LOOP
+ *   if (e.type === 'restarting') console.warn(`worker ${e.id} restarts in ${e.delay} ms`)
+ * })
+ * ```
+ */
 export type WorkerEvent =
   | { type: 'online'; id: number; pid: number }
   | { type: 'listening'; id: number; pid: number; address: AddressInfo | string | null }
@@ -110,7 +166,13 @@ export type WorkerEvent =
   | { type: 'restarting'; id: number; delay: number; attempt: number }
   | { type: 'gave-up'; id: number; error: CrashLoopError }
 
-/** State of one worker slot, as {@link ClusterNode.status} reports it. */
+/**
+ * State of one worker slot, as {@link ClusterNode.status} reports it.
+ * @example
+ * ```ts
+ * console.table(node.status())
+ * ```
+ */
 export interface WorkerStatus {
   id: number
   pid: number | null
@@ -118,14 +180,26 @@ export interface WorkerStatus {
   restarts: number
 }
 
-/** A message received over cluster IPC (`process.send` / `worker.send`). */
+/**
+ * A message received over cluster IPC (`process.send` / `worker.send`).
+ * @example
+ * ```ts
+ * node.ipc$.subscribe(({ from, data }) => console.log(`from ${from}:`, data))
+ * ```
+ */
 export interface IpcMessage {
   /** Cluster id of the sender (0 = primary). */
   from: number
   data: unknown
 }
 
-/** Where a served server accepts connections in this process. */
+/**
+ * Where a served server accepts connections in this process.
+ * @example
+ * ```ts
+ * const { port, serving } = await node.serve(server, { port: 0, host: '127.0.0.1' })
+ * ```
+ */
 export interface ServeInfo {
   /** The port all processes share. */
   port: number
@@ -134,7 +208,14 @@ export interface ServeInfo {
   serving: boolean
 }
 
-/** One process of a cluster, as returned by {@link cluster}. */
+/**
+ * One process of a cluster, as returned by {@link cluster}.
+ * @example
+ * ```ts
+ * const node = cluster({ workers: 2 })
+ * if (node.isPrimary) process.on('SIGUSR2', () => void node.reload())
+ * ```
+ */
 export interface ClusterNode {
   /** True in the primary (the process that was started). */
   readonly isPrimary: boolean

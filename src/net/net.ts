@@ -7,8 +7,6 @@ import nodeCluster from 'node:cluster'
 
 export * from 'node:net'
 
-type Listener = (socket: net.Socket) => void
-
 /** True when `port` means "any port" to `listen` (0, '0', null, undefined). */
 function isAnyPort(port: unknown): boolean {
   return port === undefined || port === null || port === 0 || port === '0'
@@ -65,9 +63,9 @@ export class Server extends net.Server {
  * const server = net.createServer((socket) => socket.end('hello\n')).listen(0, '127.0.0.1')
  * ```
  */
-export function createServer(connectionListener?: Listener): Server
-export function createServer(options?: net.ServerOpts, connectionListener?: Listener): Server
-export function createServer(a?: net.ServerOpts | Listener, b?: Listener): Server {
+export function createServer(connectionListener?: ((socket: net.Socket) => void)): Server
+export function createServer(options?: net.ServerOpts, connectionListener?: ((socket: net.Socket) => void)): Server
+export function createServer(a?: net.ServerOpts | ((socket: net.Socket) => void), b?: ((socket: net.Socket) => void)): Server {
   if (typeof a === 'function') return new Server(a)
   return new Server(a ?? {}, b)
 }
