@@ -59,13 +59,16 @@ function runChild(args, env, onSignal) {
 }
 
 const sh = (args) => spawnSync(args[0], args.slice(1), { encoding: 'utf8' })
+/** Why a spawnSync result failed, in one line. */
+const why = (r) => (r.stderr || r.error?.message || `exit ${r.status}`).trim()
 
 if (inner) {
   // ---- inside the namespaces (pid 1 when a PID namespace was created) ----
   const env = { ...process.env, RXNET_NETNS: 'isolated' }
-  sh(['ip', 'link', 'set', 'lo', 'up'])
-  sh(['ip', 'link', 'set', 'lo', 'multicast', 'on'])
-  sh(['ip', 'route', 'add', '224.0.0.0/4', 'dev', 'lo'])
+  for (const args of [['link', 'set', 'lo', 'up'], ['link', 'set', 'lo', 'multicast', 'on'], ['route', 'add', '224.0.0.0/4', 'dev', 'lo']]) {
+    const r = sh(['ip', ...args])
+    if (r.status !== 0) console.error(`isolate: WARNING: ip ${args.join(' ')} failed: ${why(r)} (is iproute2 installed?)`)
+  }
   const lab = prepareLab(process.env.RXNET_ISOLATE ?? '')
   if (lab === true) env.RXNET_LAB = 'ready'
   else Object.assign(env, { RXNET_LAB: 'unavailable', RXNET_LAB_REASON: lab })
@@ -85,13 +88,13 @@ function prepareLab(flags) {
     return `cannot create /run/netns: ${err.message}`
   }
   const m = sh(['mount', '-t', 'tmpfs', '-o', 'mode=0755,size=1m', 'rxnet-netns', '/run/netns'])
-  if (m.status !== 0) return `cannot mount a private /run/netns: ${(m.stderr || '').trim()}`
+  if (m.status !== 0) return `cannot mount a private /run/netns: ${why(m)}`
   const probe = `rxnet-probe-${process.pid}`
   const add = sh(['ip', 'netns', 'add', probe])
-  if (add.status !== 0) return `ip netns add failed: ${(add.stderr || '').trim()}`
+  if (add.status !== 0) return `ip netns add failed: ${why(add)}`
   sh(['ip', 'netns', 'del', probe])
   const br = sh(['ip', 'link', 'add', `rxprobe${process.pid % 1000}`, 'type', 'bridge'])
-  if (br.status !== 0) return `cannot create a bridge: ${(br.stderr || '').trim()}`
+  if (br.status !== 0) return `cannot create a bridge: ${why(br)}`
   sh(['ip', 'link', 'del', `rxprobe${process.pid % 1000}`])
   return true
 }
@@ -142,7 +145,7 @@ const tried = []
 for (const flags of attempts) {
   const probe = sh(['unshare', ...flags, 'true'])
   if (probe.status !== 0) {
-    tried.push(`unshare ${flags.join(' ')}: ${(probe.stderr || probe.error?.message || '').trim()}`)
+    tried.push(`unshare ${flags.join(' ')}: ${why(probe)}`)
     continue
   }
   const desc = flags.join(' ')
