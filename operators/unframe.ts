@@ -6,7 +6,16 @@ import { Observable, type OperatorFunction } from 'rxjs'
 import { DEFAULT_MAX_LENGTH, FrameDecoder } from '../src/framing/decoder.js'
 import { InvalidArgumentError } from '../src/errors.js'
 
-/** Options of {@link unframe}. */
+/**
+ * Options of {@link unframe}.
+ *
+ * @example
+ * ```ts
+ * import { unframe, type UnframeOptions } from 'rxnet/operators'
+ * const options: UnframeOptions = { maxLength: 64 * 1024 }
+ * // chunks.pipe(unframe(options))
+ * ```
+ */
 export interface UnframeOptions {
   /** Largest frame accepted, checked on the declared length before anything is buffered. @default 4 MiB */
   maxLength?: number

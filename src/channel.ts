@@ -31,6 +31,16 @@ import type { RxnetError } from './errors.js'
  * A bidirectional message connection: `source` in, `sink` out.
  * @typeParam In - what `source` emits.
  * @typeParam Out - what `sink` / `send` accept.
+ *
+ * @example
+ * ```ts
+ * import { interval, map, take } from 'rxjs'
+ * import type { Channel } from 'rxnet'
+ * function ticker(ch: Channel<Uint8Array>): void {
+ *   ch.source.subscribe({ next: (m) => console.log(m.length), complete: () => console.log('closed') })
+ *   interval(100).pipe(take(3), map((i) => new Uint8Array([i]))).subscribe(ch.sink) // completes the channel after 3
+ * }
+ * ```
  */
 export interface Channel<In, Out = In> {
   /** Inbound messages. Completes on clean close; errors with an {@link RxnetError} on failure. */
@@ -41,7 +51,17 @@ export interface Channel<In, Out = In> {
   send(value: Out): void
 }
 
-/** Counters every buffered channel keeps, live (read them at any time). */
+/**
+ * Counters every buffered channel keeps, live (read them at any time).
+ *
+ * @example
+ * ```ts
+ * import net from 'node:net'
+ * import { socketChannel } from 'rxnet'
+ * const ch = socketChannel(net.connect(9000, '127.0.0.1'), { overflow: 'drop-oldest' })
+ * setInterval(() => console.log(`out ${ch.stats.messagesOut}, dropped ${ch.stats.dropped}, buffered ${ch.stats.bufferedBytes} B`), 1000).unref()
+ * ```
+ */
 export interface ChannelStats {
   /** Messages delivered to `source`. */
   messagesIn: number
@@ -59,12 +79,36 @@ export interface ChannelStats {
   readonly bufferedBytes: number
 }
 
-/** Builds a {@link Channel} from an Observable and an Observer (adds `send`). */
+/**
+ * Builds a {@link Channel} from an Observable and an Observer (adds `send`).
+ *
+ * @example
+ * ```ts
+ * import { Subject } from 'rxjs'
+ * import { createChannel } from 'rxnet'
+ * const wire = new Subject<string>()
+ * const loopback = createChannel(wire.asObservable(), wire) // what is sent comes back
+ * loopback.source.subscribe((s) => console.log(s))
+ * loopback.send('hello')
+ * ```
+ */
 export function createChannel<In, Out = In>(source: Observable<In>, sink: Observer<Out>): Channel<In, Out> {
   return { source, sink, send: (value: Out) => sink.next(value) }
 }
 
-/** Re-types a Channel through a pair of mapping functions (decode inbound, encode outbound). */
+/**
+ * Re-types a Channel through a pair of mapping functions (decode inbound, encode outbound).
+ * A throwing `mapIn` errors `source` with what it threw.
+ *
+ * @example
+ * ```ts
+ * import net from 'node:net'
+ * import { codecs, mapChannel, socketChannel } from 'rxnet'
+ * const bytes = socketChannel(net.connect(9000, '127.0.0.1'))
+ * const text = mapChannel(bytes, codecs.utf8.decode, codecs.utf8.encode) // Channel<string>
+ * text.send('hello')
+ * ```
+ */
 export function mapChannel<In, Out, In2, Out2>(
   channel: Channel<In, Out>,
   mapIn: (value: In) => In2,

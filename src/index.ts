@@ -15,7 +15,7 @@
  */
 export { type Channel, type ChannelStats, createChannel, mapChannel } from './channel.js'
 export { socketChannel, type SocketChannel, type SocketChannelOptions, DEFAULT_SOCKET_CHANNEL_OPTIONS } from './socket.js'
-export { toDuplex, fromDuplex, fromByteDuplex, type Duplex, type DuplexChannel, type DuplexOptions, type ByteDuplexOptions, DEFAULT_DUPLEX_HIGH_WATER_MARK } from './interop.js'
+export { toDuplex, fromDuplex, fromByteDuplex, type Duplex, type ChannelDuplex, type DuplexChannel, type DuplexOptions, type ByteDuplexOptions, DEFAULT_DUPLEX_HIGH_WATER_MARK } from './interop.js'
 export { type OverflowPolicy, DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW } from './queue.js'
 export { DEFAULT_MAX_LENGTH } from './framing/decoder.js'
 export { type Codec, type CodecLike, codecs, json, msgpack, raw, utf8, resolveCodec } from './codec/index.js'

@@ -19,7 +19,15 @@ import { encodeFrame } from './framing/encoder.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from './queue.js'
 
-/** An it-pipe duplex: an async-iterable `source` and a `sink` that consumes an async iterable. */
+/**
+ * An it-pipe duplex: an async-iterable `source` and a `sink` that consumes an async iterable.
+ *
+ * @example
+ * ```ts
+ * import type { Duplex } from 'rxnet'
+ * const logger: Duplex<string> = { source: ['hello'], sink: async (src) => { for await (const s of src) console.log(s) } }
+ * ```
+ */
 export interface Duplex<In, Out = In> {
   /** What the far side sends. */
   source: AsyncIterable<In> | Iterable<In>
@@ -27,7 +35,15 @@ export interface Duplex<In, Out = In> {
   sink(source: AsyncIterable<Out> | Iterable<Out>): Promise<void>
 }
 
-/** Options of {@link toDuplex}, {@link fromDuplex} and {@link fromByteDuplex}. */
+/**
+ * Options of {@link toDuplex}, {@link fromDuplex} and {@link fromByteDuplex}.
+ *
+ * @example
+ * ```ts
+ * import type { DuplexOptions } from 'rxnet'
+ * const options: DuplexOptions = { highWaterMark: 256, overflow: 'drop-oldest' }
+ * ```
+ */
 export interface DuplexOptions {
   /** Most messages buffered between the two worlds (per direction) before `overflow` applies. @default 1024 ({@link DEFAULT_DUPLEX_HIGH_WATER_MARK}) */
   highWaterMark?: number
@@ -35,16 +51,45 @@ export interface DuplexOptions {
   overflow?: OverflowPolicy
 }
 
-/** Options of {@link fromByteDuplex}. */
+/**
+ * Options of {@link fromByteDuplex}.
+ *
+ * @example
+ * ```ts
+ * import type { ByteDuplexOptions } from 'rxnet'
+ * const options: ByteDuplexOptions = { maxLength: 1 << 20, highWaterMark: 64 }
+ * ```
+ */
 export interface ByteDuplexOptions extends DuplexOptions {
   /** Largest inbound frame accepted, checked on the declared length. @default 4 MiB ({@link DEFAULT_MAX_LENGTH}) */
   maxLength?: number
 }
 
-/** Default `highWaterMark` of the interop buffers, in messages. */
+/**
+ * Default `highWaterMark` of the interop buffers, in messages.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_DUPLEX_HIGH_WATER_MARK, fromDuplex } from 'rxnet'
+ * const ch = fromDuplex({ source: [1, 2], sink: async () => {} }, { highWaterMark: DEFAULT_DUPLEX_HIGH_WATER_MARK * 2 })
+ * ```
+ */
 export const DEFAULT_DUPLEX_HIGH_WATER_MARK = 1024
 
-/** A Channel made from a Duplex, with write-readiness and a close that waits for the sink. */
+/**
+ * A Channel made from a Duplex, with write-readiness and a close that waits for the sink.
+ *
+ * @example
+ * ```ts
+ * import { fromDuplex } from 'rxnet'
+ * const ch = fromDuplex<number>({ source: [], sink: async (src) => { for await (const n of src) console.log(n) } })
+ * for (let i = 0; i < 10_000; i++) {
+ *   ch.send(i)
+ *   if (!ch.writable) await ch.whenWritable()
+ * }
+ * await ch.close()
+ * ```
+ */
 export interface DuplexChannel<In, Out = In> extends Channel<In, Out> {
   /** True while the outbound buffer is under half its high-water mark. */
   readonly writable: boolean
@@ -52,6 +97,21 @@ export interface DuplexChannel<In, Out = In> extends Channel<In, Out> {
   whenWritable(): Promise<void>
   /** Ends the outbound side and resolves when the duplex sink has consumed everything. */
   close(): Promise<void>
+}
+
+/**
+ * The Duplex {@link toDuplex} returns: its `source` is always async.
+ *
+ * @example
+ * ```ts
+ * import { toDuplex, type ChannelDuplex } from 'rxnet'
+ * declare const duplex: ChannelDuplex<Uint8Array>
+ * for await (const message of duplex.source) console.log(message.length)
+ * ```
+ */
+export interface ChannelDuplex<In, Out = In> extends Duplex<In, Out> {
+  /** The channel's messages, buffered up to `highWaterMark`. */
+  source: AsyncIterable<In>
 }
 
 /** What {@link toDuplex} can use from a channel beyond the {@link Channel} shape. */
@@ -87,7 +147,7 @@ const one = (): number => 1
  * })
  * ```
  */
-export function toDuplex<In, Out = In>(channel: Channel<In, Out>, options: DuplexOptions = {}): Duplex<In, Out> & { source: AsyncIterable<In> } {
+export function toDuplex<In, Out = In>(channel: Channel<In, Out>, options: DuplexOptions = {}): ChannelDuplex<In, Out> {
   const { highWaterMark, overflow } = check(options)
   const ch = channel as Channel<In, Out> & MaybeWritable
   return {

@@ -10,16 +10,41 @@ import { BufferOverflowError } from './errors.js'
  * - `'error'`: refuse it and fail the channel with `ERR_BUFFER_OVERFLOW` (nothing is dropped silently);
  * - `'drop-newest'`: discard the new message, count it;
  * - `'drop-oldest'`: discard queued messages from the head until the new one fits, count them.
+ *
+ * @example
+ * ```ts
+ * import net from 'node:net'
+ * import { socketChannel, type OverflowPolicy } from 'rxnet'
+ * const policy: OverflowPolicy = 'drop-newest' // a slow reader loses new messages, never blocks us
+ * const ch = socketChannel(net.connect(9000, '127.0.0.1'), { highWaterMark: 1 << 20, overflow: policy })
+ * ```
  */
 export type OverflowPolicy = 'error' | 'drop-newest' | 'drop-oldest'
 
 /** The overflow policies, for validation. */
 export const OVERFLOW_POLICIES: readonly OverflowPolicy[] = ['error', 'drop-newest', 'drop-oldest']
 
-/** Default byte budget of a per-connection send buffer: 8 MiB. */
+/**
+ * Default byte budget of a per-connection send buffer: 8 MiB.
+ *
+ * @example
+ * ```ts
+ * import net from 'node:net'
+ * import { DEFAULT_HIGH_WATER_MARK, socketChannel } from 'rxnet'
+ * const ch = socketChannel(net.connect(9000, '127.0.0.1'), { highWaterMark: DEFAULT_HIGH_WATER_MARK * 4 })
+ * ```
+ */
 export const DEFAULT_HIGH_WATER_MARK = 8 * 1024 * 1024
 
-/** Default overflow policy: fail loudly. */
+/**
+ * Default overflow policy: fail loudly.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_OVERFLOW } from 'rxnet'
+ * console.log(DEFAULT_OVERFLOW) // 'error'
+ * ```
+ */
 export const DEFAULT_OVERFLOW: OverflowPolicy = 'error'
 
 /** FIFO with a byte budget. `push` applies the policy; `dropped` counts what it discarded. */

@@ -17,7 +17,16 @@ import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
 import { varintLength, writeVarint } from './framing/varint.js'
 import { BoundedQueue, DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from './queue.js'
 
-/** Options of {@link socketChannel}. */
+/**
+ * Options of {@link socketChannel}.
+ *
+ * @example
+ * ```ts
+ * import type { SocketChannelOptions } from 'rxnet'
+ * // a telemetry link: small frames, never block the producer, keep the freshest 1 MiB
+ * const options: SocketChannelOptions = { maxLength: 64 * 1024, highWaterMark: 1 << 20, overflow: 'drop-oldest' }
+ * ```
+ */
 export interface SocketChannelOptions {
   /** Largest inbound frame accepted, checked on the declared length. @default 4 MiB ({@link DEFAULT_MAX_LENGTH}) */
   maxLength?: number
@@ -37,7 +46,15 @@ export interface SocketChannelOptions {
   pauseWhenUnobserved?: boolean
 }
 
-/** Defaults of {@link SocketChannelOptions}. */
+/**
+ * Defaults of {@link SocketChannelOptions}.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_SOCKET_CHANNEL_OPTIONS } from 'rxnet'
+ * console.log(DEFAULT_SOCKET_CHANNEL_OPTIONS.highWaterMark) // 8388608
+ * ```
+ */
 export const DEFAULT_SOCKET_CHANNEL_OPTIONS: Required<SocketChannelOptions> = {
   maxLength: DEFAULT_MAX_LENGTH,
   highWaterMark: DEFAULT_HIGH_WATER_MARK,
@@ -47,7 +64,21 @@ export const DEFAULT_SOCKET_CHANNEL_OPTIONS: Required<SocketChannelOptions> = {
   pauseWhenUnobserved: true,
 }
 
-/** A framed Channel over a byte stream, with counters and write-readiness. */
+/**
+ * A framed Channel over a byte stream, with counters and write-readiness.
+ *
+ * @example
+ * ```ts
+ * import net from 'node:net'
+ * import { socketChannel } from 'rxnet'
+ * const ch = socketChannel(net.connect(9000, '127.0.0.1'))
+ * for (let i = 0; i < 1_000_000; i++) {
+ *   ch.send(new Uint8Array(64))
+ *   if (!ch.writable) await ch.whenWritable() // wait instead of overflowing
+ * }
+ * await ch.close()
+ * ```
+ */
 export interface SocketChannel extends Channel<Uint8Array, Uint8Array> {
   /** Live counters. */
   readonly stats: ChannelStats

@@ -8,7 +8,16 @@
 import { FrameTooLongError, TruncatedFrameError } from '../errors.js'
 import { VarintReader } from './varint.js'
 
-/** Default largest frame accepted: 4 MiB, as it-length-prefixed's `maxDataLength`. */
+/**
+ * Default largest frame accepted: 4 MiB, as it-length-prefixed's `maxDataLength`.
+ *
+ * @example
+ * ```ts
+ * import net from 'node:net'
+ * import { DEFAULT_MAX_LENGTH, socketChannel } from 'rxnet'
+ * const ch = socketChannel(net.connect(9000, '127.0.0.1'), { maxLength: DEFAULT_MAX_LENGTH / 4 })
+ * ```
+ */
 export const DEFAULT_MAX_LENGTH = 4 * 1024 * 1024
 
 /** Splits a byte stream into length-prefixed frames. Throws typed errors on bad input. */
