@@ -1,0 +1,40 @@
+import { spawn } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+
+const root = fileURLToPath(new URL('../../', import.meta.url))
+
+/** Runs `examples/<name>` as a user would (through tsx), bounded in time. */
+function run(name: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', `examples/${name}`], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d: Buffer) => (stdout += d))
+    child.stderr.on('data', (d: Buffer) => (stderr += d))
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+    child.once('error', reject)
+    child.once('close', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+describe('foundation examples run as-is and exit on their own', () => {
+  it('examples/framing.ts', async () => {
+    const r = await run('framing.ts')
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('sending 3 frames, 70 bytes, in 3-byte pieces')
+    expect(r.stdout).toContain('received #1: hello\nreceived #2: framed\nreceived #3: world')
+  })
+
+  it('examples/channel.ts', async () => {
+    const r = await run('channel.ts')
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain('echoed 10000 of 10000, last: MESSAGE 10000')
+    expect(r.stdout).toMatch(/stats: out 10000 msgs \/ \d+ B, in 10000, dropped 0/)
+  })
+})
