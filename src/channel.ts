@@ -71,7 +71,7 @@ export interface ChannelStats {
   messagesOut: number
   /** Payload bytes handed to the wire. */
   bytesOut: number
-  /** Outbound messages discarded by the overflow policy, or sent after close. */
+  /** Outbound messages discarded by the overflow policy, sent after close, or still queued when the connection closed. */
   readonly dropped: number
   /** Times the send buffer was full when a message arrived. */
   readonly overflows: number

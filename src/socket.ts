@@ -146,7 +146,19 @@ class SocketChannelImpl implements SocketChannel {
     // Hot path: dispatch straight to the subscribers (a Subject would add a layer per message).
     const subs = this.subscribers
     if (subs.length === 1) subs[0]!.next(frame)
+    else if (subs.length === 0) this.holdOrDiscard(frame)
     else for (let i = 0; i < subs.length; i++) subs[i]!.next(frame)
+  }
+  /**
+   * Frames decoded after the last subscriber left (the rest of the chunk being decoded, e.g.
+   * behind a `take(1)`), kept for the next subscriber: at most one chunk's worth, since the socket
+   * is paused meanwhile.
+   */
+  private held: Uint8Array[] = []
+  private heldHead = 0
+
+  private holdOrDiscard(frame: Uint8Array): void {
+    if (this.opts.pauseWhenUnobserved && !this.ending) this.held.push(frame)
   }
 
   constructor(
@@ -218,6 +230,17 @@ class SocketChannelImpl implements SocketChannel {
   }
 
   private subscribe(subscriber: Subscriber<Uint8Array>): () => void {
+    // Held frames first, in order, for as long as this subscriber stays.
+    while (this.heldHead < this.held.length && !subscriber.closed) {
+      const frame = this.held[this.heldHead]!
+      this.held[this.heldHead++] = undefined as unknown as Uint8Array
+      subscriber.next(frame)
+    }
+    if (this.heldHead === this.held.length && this.heldHead > 0) {
+      this.held = []
+      this.heldHead = 0
+    }
+    if (subscriber.closed) return () => {}
     const t = this.terminal
     if (t !== null) {
       if (t.kind === 'error') subscriber.error(t.error)
@@ -358,6 +381,7 @@ class SocketChannelImpl implements SocketChannel {
     // Keep a no-op error listener: a late 'error' after close must not crash the process.
     this.socket.off('error', this.onError)
     this.socket.on('error', noop)
+    this.stats.droppedAfterClose += this.queue.length // never written: counted as dropped
     this.queue.clear()
     this.rejectWaiters(new ClosedError('channel'))
   }

@@ -1,5 +1,6 @@
 import net from 'node:net'
 import { setImmediate as tick } from 'node:timers/promises'
+import { firstValueFrom } from 'rxjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { isRxnetError, socketChannel, type SocketChannel, type SocketChannelOptions } from 'rxnet'
 import { encodeFrame } from '../../src/framing/encoder.js'
@@ -290,6 +291,27 @@ describe('socketChannel', () => {
     const got = collect(b)
     a.sink.complete()
     expect((await got.done).map(seqOf)).toEqual([...Array(100).keys()])
+  })
+
+  it('frames after the last subscriber left (take(1)) wait for the next subscriber', async () => {
+    const [x, y] = await sockets()
+    const ch = socketChannel(y)
+    // three frames in one write: one chunk on loopback, decoded in one go
+    x.end(Buffer.concat([1, 2, 3].map((i) => encodeFrame(new Uint8Array([i])))))
+    const first = await firstValueFrom(ch.source)
+    expect([...first]).toEqual([1])
+    const rest = collect(ch)
+    expect((await rest.done).map((m) => [...m])).toEqual([[2], [3]])
+  })
+
+  it('a held frame is not lost when the next subscriber also takes just one', async () => {
+    const [x, y] = await sockets()
+    const ch = socketChannel(y)
+    x.end(Buffer.concat([1, 2, 3, 4].map((i) => encodeFrame(new Uint8Array([i])))))
+    const got: number[] = []
+    for (let i = 0; i < 3; i++) got.push((await firstValueFrom(ch.source))[0]!)
+    const rest = collect(ch)
+    expect([...got, ...(await rest.done).map((m) => m[0]!)]).toEqual([1, 2, 3, 4])
   })
 
   it('close() resolves even when nobody ever subscribed to source', async () => {
