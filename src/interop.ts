@@ -289,14 +289,17 @@ class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> 
   private readers = 0
   private pulling = false
   private iterator: Iterator<Chunk> | AsyncIterator<Chunk> | null = null
-  /** A chunk read while the last subscriber left: delivered to the next one. */
-  private held: { chunk: Chunk } | null = null
+  /** Values decoded while nobody was subscribed (the last one left mid-chunk): for the next one. */
+  private held: In[] = []
   private ending = false
   private aborted: { error: unknown } | null = null
   private wakeSink: (() => void) | null = null
   private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = []
   private readonly sinkDone: Promise<void>
-  private readonly emit = (value: In): void => this.subject.next(value)
+  private readonly emit = (value: In): void => {
+    if (this.readers > 0) this.subject.next(value)
+    else this.held.push(value)
+  }
 
   constructor(
     private readonly duplex: Duplex<Chunk, Wire>,
@@ -399,6 +402,10 @@ class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> 
   }
 
   private subscribe(subscriber: Subscriber<In>): () => void {
+    let i = 0
+    while (i < this.held.length && !subscriber.closed) subscriber.next(this.held[i++]!)
+    this.held = i === this.held.length ? [] : this.held.slice(i)
+    if (subscriber.closed) return () => {}
     const t = this.terminal
     if (t !== null) {
       if ('error' in t && t.error !== undefined) subscriber.error(t.error)
@@ -425,12 +432,6 @@ class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> 
       }
       const it = this.iterator
       while (this.readers > 0 && this.terminal === null) {
-        if (this.held !== null) {
-          const { chunk } = this.held
-          this.held = null
-          this.decode(chunk, this.emit)
-          continue
-        }
         const r = await it.next()
         if (this.terminal !== null) return
         if (r.done === true) {
@@ -438,8 +439,7 @@ class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> 
           this.finish({})
           return
         }
-        if (this.readers === 0) this.held = { chunk: r.value }
-        else this.decode(r.value, this.emit)
+        this.decode(r.value, this.emit)
       }
     } catch (e) {
       if (this.terminal === null) {

@@ -1,7 +1,7 @@
 import net from 'node:net'
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
-import { Subject } from 'rxjs'
+import { firstValueFrom, Subject } from 'rxjs'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createChannel, fromByteDuplex, fromDuplex, isRxnetError, socketChannel, toDuplex, type Duplex } from 'rxnet'
@@ -245,6 +245,15 @@ describe('fromDuplex / fromByteDuplex', () => {
     const rest: string[] = []
     await new Promise<void>((resolve) => ch.source.subscribe({ next: (s) => rest.push(s), complete: resolve }))
     expect(rest).toEqual(['c'])
+  })
+
+  it('fromByteDuplex: frames after a take(1) in the same chunk wait for the next subscriber', async () => {
+    const chunk = new Uint8Array(Buffer.concat([1, 2, 3].map((i) => lp.encode.single(Uint8Array.of(i)).subarray())))
+    const ch = fromByteDuplex({ source: [chunk], sink: async () => {} })
+    expect([...(await firstValueFrom(ch.source))]).toEqual([1])
+    const rest: number[] = []
+    await new Promise<void>((resolve, reject) => ch.source.subscribe({ next: (m) => rest.push(m[0]!), error: reject, complete: resolve }))
+    expect(rest).toEqual([2, 3])
   })
 
   it('sink.complete() ends what the duplex sink reads; close() waits for it', async () => {
