@@ -24,6 +24,8 @@ interface Proc {
   expected: boolean
   exited: Promise<void>
   linked: boolean
+  /** Its link server, once announced. */
+  entry: RosterEntry | null
 }
 
 interface Slot {
@@ -138,7 +140,8 @@ export class Supervisor {
     return e
   }
 
-  private fork(id: number): Proc {
+  /** Forks a worker for slot `id`; a `candidate` (rolling restart) does not become the slot's current worker yet. */
+  private fork(id: number, candidate = false): Proc {
     const slot = this.slots.get(id)!
     const worker = nodeCluster.fork({
       [ENV.id]: String(id),
@@ -147,9 +150,9 @@ export class Supervisor {
       [ENV.size]: String(this.opts.workers),
     })
     let onExited!: () => void
-    const proc: Proc = { id, worker, pid: worker.process.pid ?? -1, served: new Set(), expected: false, exited: new Promise((r) => (onExited = r)), linked: false }
+    const proc: Proc = { id, worker, pid: worker.process.pid ?? -1, served: new Set(), expected: false, exited: new Promise((r) => (onExited = r)), linked: false, entry: null }
     this.procs.add(proc)
-    slot.state = 'starting'
+    if (!candidate) slot.state = 'starting'
 
     const onOnline = (): void => {
       if (slot.current === proc) slot.state = 'online'
@@ -191,14 +194,9 @@ export class Supervisor {
     switch (c[TAG]) {
       case 'links': {
         proc.linked = true
-        const slot = this.slots.get(proc.id)
-        // A draining predecessor never takes the roster entry back from its successor.
-        if (slot?.current === proc || !this.roster.has(proc.id)) {
-          this.roster.set(proc.id, { id: c.id, pid: c.pid, path: c.path })
-          this.broadcastRoster()
-        } else if (proc.worker.isConnected()) {
-          proc.worker.send(this.rosterMessage())
-        }
+        proc.entry = { id: c.id, pid: c.pid, path: c.path }
+        // Only a slot's current worker is in the roster: a reload candidate joins when it is promoted.
+        if (this.slots.get(proc.id)?.current === proc) this.publish(proc)
         break
       }
       case 'serve': {
@@ -235,9 +233,19 @@ export class Supervisor {
     return { [TAG]: 'roster', peers: [...this.roster.values()] }
   }
 
+  /** Puts `proc`'s link server in the roster and tells every current worker. */
+  private publish(proc: Proc): void {
+    if (proc.entry === null) return
+    this.roster.set(proc.id, proc.entry)
+    this.broadcastRoster()
+  }
+
   private broadcastRoster(): void {
     const msg = this.rosterMessage()
-    for (const p of this.procs) if (p.linked && p.worker.isConnected()) p.worker.send(msg)
+    for (const slot of this.slots.values()) {
+      const p = slot.current
+      if (p !== null && p.linked && p.worker.isConnected()) p.worker.send(msg)
+    }
   }
 
   /** Roster for the primary's own link manager. */
@@ -287,20 +295,28 @@ export class Supervisor {
       if (this.stopping) throw new ClosedError('cluster')
       const old = slot.current
       if (old === null) continue
-      const next = this.fork(slot.id)
-      slot.current = next
+      const next = this.fork(slot.id, true)
       try {
         await this.whenReady(next, old.served, signal)
       } catch (e) {
-        // The successor did not come up: keep the predecessor, stop the successor.
-        if (slot.current === next) slot.current = old
-        slot.state = old.served.size > 0 ? 'listening' : 'online'
-        next.expected = true
+        // The successor did not come up: the predecessor keeps the slot, the successor is stopped.
         void this.stop(next)
         throw e
       }
+      if (slot.current !== old) {
+        if (slot.current === null && slot.timer !== null) {
+          // The predecessor crashed meanwhile: the ready successor replaces the scheduled restart.
+          clearTimeout(slot.timer)
+          slot.timer = null
+        } else {
+          void this.stop(next) // the slot has moved on (restarted already, or given up)
+          continue
+        }
+      }
+      slot.current = next
+      slot.state = next.served.size > 0 ? 'listening' : 'online'
+      this.publish(next)
       await this.stop(old)
-      if (slot.current === next) slot.state = next.served.size > 0 ? 'listening' : 'online'
     }
   }
 

@@ -35,6 +35,16 @@ describe('cluster links', () => {
     expect(r.heapGrowth as number).toBeLessThan(32 * 1024 * 1024)
   })
 
+  it("with the default 'error' policy a stalled reader fails the sender's link with ERR_BUFFER_OVERFLOW", async () => {
+    const hwm = 256 * 1024
+    const f = new Fixture({ FX: 'slow', WORKERS: '2', HWM: String(hwm), OVERFLOW: 'error' })
+    fx = f
+    const r = await f.waitFor((x) => x.ev === 'slow', 30_000, 'slow report')
+    expect(r.failed).toBe('ERR_BUFFER_OVERFLOW')
+    expect(r.maxBuffered as number).toBeLessThanOrEqual(hwm)
+    expect(f.proc.exitCode).toBeNull()
+  })
+
   it('garbage on a link: typed error, that link closed, processes and other links up', async () => {
     const f = new Fixture({ FX: 'garbage', WORKERS: '2' })
     fx = f

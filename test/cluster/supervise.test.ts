@@ -140,6 +140,24 @@ describe('cluster: serving and supervision', () => {
     expect(f.reports.filter(isWorker('restarting')).length).toBe(0) // a reload is not a crash
   })
 
+  it('reload fails safe: a successor that dies before serving leaves its predecessor serving', async () => {
+    const { fx: f, port } = await startHttp({ WORKERS: '2', RELOAD_FAILS: '1' })
+    const w1 = f.reports.find((r) => r.ev === 'serving' && r.id === 1)!.pid
+    f.proc.kill('SIGUSR2')
+    const failed = await f.waitFor((r) => r.ev === 'reload-failed', 20_000, 'reload-failed')
+    expect(failed.code).toBe('ERR_CLOSED')
+    const ids = new Set<number>()
+    const pids = new Set<number>()
+    for (let i = 0; i < 200 && ids.size < 3; i++) {
+      const { body } = await get(port)
+      ids.add(body.id)
+      pids.add(body.pid)
+    }
+    expect(ids).toEqual(new Set([0, 1, 2]))
+    expect(pids.has(w1)).toBe(true) // the predecessor still serves
+    expect(f.reports.filter(isWorker('restarting')).length).toBe(0)
+  })
+
   it('SIGTERM: stops accepting, lets in-flight requests complete, exits 0', async () => {
     const { fx: f, port } = await startHttp({ WORKERS: '2' })
     const inflight = Array.from({ length: 6 }, () => get(port, '/?delay=700'))
