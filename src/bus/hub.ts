@@ -21,7 +21,10 @@ export const DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 /** Default send budget per client on the hub, 8 MiB; a client over it is dropped. */
 export const DEFAULT_CLIENT_HIGH_WATER_MARK = 8 * 1024 * 1024
 /** Default time a client may stay over half its send budget (not reading) before it is dropped, ms. */
-export const DEFAULT_SLOW_CLIENT_TIMEOUT = 10_000
+export const DEFAULT_SLOW_CLIENT_TIMEOUT = 2_000
+/** Room above `clientHighWaterMark` for frames already read when the hub stops reading. */
+const READ_SLACK = 128 * 1024
+
 /** Default time a new connection has to say HELLO, ms. */
 export const DEFAULT_HELLO_TIMEOUT = 5_000
 
@@ -38,12 +41,17 @@ export interface HubOptions {
   multicast?: MulticastOptions
   /** Largest frame a client may send (topic + payload + a few bytes). @default 1 MiB ({@link DEFAULT_MAX_MESSAGE_SIZE}) */
   maxMessageSize?: number
-  /** Bytes buffered towards one client before it is dropped (`ERR_BUFFER_OVERFLOW`). @default 8 MiB ({@link DEFAULT_CLIENT_HIGH_WATER_MARK}) */
+  /**
+   * Send budget per client. Past half of it the hub stops reading all clients until that one
+   * catches up (senders slow down); past all of it (plus 128 KiB of slack for reads in progress)
+   * the client is dropped with `ERR_BUFFER_OVERFLOW`. @default 8 MiB ({@link DEFAULT_CLIENT_HIGH_WATER_MARK})
+   */
   clientHighWaterMark?: number
   /**
    * How long a client may stay over half its budget before it is dropped (`ERR_TIMEOUT`). While
-   * any client is that far behind, the hub holds its acknowledgements, so senders slow down.
-   * @default 10000 ({@link DEFAULT_SLOW_CLIENT_TIMEOUT})
+   * any client is that far behind, the hub reads no client and holds acknowledgements, so senders
+   * slow down: this is also the longest one stuck client can stall the others.
+   * @default 2000 ({@link DEFAULT_SLOW_CLIENT_TIMEOUT})
    */
   slowClientTimeout?: number
   /** Time a new connection has to send HELLO, ms. @default 5000 ({@link DEFAULT_HELLO_TIMEOUT}) */
@@ -98,6 +106,7 @@ export interface Hub {
 
 interface Session {
   readonly ch: SocketChannel
+  readonly socket: net.Socket
   id: string | null
   origin: Uint8Array | null
   echo: boolean
@@ -230,8 +239,10 @@ class HubImpl implements Hub {
       return
     }
     // Inbound frames are checked against maxMessageSize below; outbound MSGs carry the origin id too.
-    const ch = socketChannel(socket, { maxLength: this.maxMessageSize + MSG_OVERHEAD, highWaterMark: this.clientHighWaterMark, overflow: 'error' })
-    const s: Session = { ch, id: null, origin: null, echo: false, patterns: new Map(), ackSeq: -1, acked: -1, slowTimer: null, helloTimer: null, closed: false }
+    // Past half the budget the hub stops reading every client; what it is already processing (at
+    // most one read of 64 KiB per client) still lands, hence the slack before the hard limit.
+    const ch = socketChannel(socket, { maxLength: this.maxMessageSize + MSG_OVERHEAD, highWaterMark: this.clientHighWaterMark + READ_SLACK, overflow: 'error' })
+    const s: Session = { ch, socket, id: null, origin: null, echo: false, patterns: new Map(), ackSeq: -1, acked: -1, slowTimer: null, helloTimer: null, closed: false }
     this.sessions.add(s)
     s.helloTimer = setTimeout(() => this.drop(s, new TimeoutError('HELLO', this.helloTimeout)), this.helloTimeout)
     ch.source.subscribe({
@@ -240,6 +251,7 @@ class HubImpl implements Hub {
       error: (e) => (isRxnetError(e) && e.code !== 'ERR_CONNECTION' ? this.drop(s, e) : this.remove(s, null)),
       complete: () => this.remove(s, null),
     })
+    if (this.congested.size > 0) socket.pause()
   }
 
   private onFrame(s: Session, bytes: Uint8Array): void {
@@ -357,10 +369,14 @@ class HubImpl implements Hub {
     this.route(f.topic, data, null)
   }
 
-  /** A client over half its budget: hold everyone's acks until it catches up, drop it if it does not in time. */
+  /**
+   * A client over half its budget: stop reading every client (senders' outboxes fill, they slow
+   * down) and hold acknowledgements until it catches up; drop it if it does not in time.
+   */
   private congest(s: Session): void {
     if (this.congested.has(s)) return
     this.congested.add(s)
+    if (this.congested.size === 1) for (const t of this.sessions) t.socket.pause()
     s.slowTimer = setTimeout(() => this.drop(s, new TimeoutError('client reading its messages', this.slowClientTimeout)), this.slowClientTimeout)
     s.ch.whenWritable().then(
       () => this.uncongest(s),
@@ -372,7 +388,10 @@ class HubImpl implements Hub {
     if (!this.congested.delete(s)) return
     if (s.slowTimer !== null) clearTimeout(s.slowTimer)
     s.slowTimer = null
-    if (this.congested.size === 0) this.scheduleAck(null)
+    if (this.congested.size === 0) {
+      if (this.closing === null) for (const t of this.sessions) t.socket.resume()
+      this.scheduleAck(null)
+    }
   }
 
   private scheduleAck(s: Session | null): void {

@@ -19,9 +19,13 @@ if (mode === 'ipc') {
   await bus.flush()
   process.on('message', async (m) => {
     if (m === 'go') {
-      for (let i = 0; i < N; i++) {
-        bus.emit('bench.data', { i, pad })
-        if (!bus.writable) await bus.whenWritable()
+      try {
+        for (let i = 0; i < N; i++) {
+          bus.emit('bench.data', { i, pad })
+          if (!bus.writable) await bus.whenWritable()
+        }
+      } catch (e) {
+        console.error(`bus peer: ${(e as Error).message}`) // stopped mid-sample (the sample failed)
       }
     } else if (m === 'stop') {
       await bus.close()

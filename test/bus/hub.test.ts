@@ -185,6 +185,35 @@ describe('hub and bus on one host', () => {
     expect(h.stats.clients).toBe(2)
   })
 
+  it('a slow receiver slows the senders down instead of being dropped (far more data than any buffer)', async () => {
+    const h = await hub({ clientHighWaterMark: 64 * 1024 })
+    const sender = bus(h.path, { highWaterMark: 256 * 1024 })
+    const receiver = bus(h.path)
+    let next = 0
+    let bad = 0
+    const sub = receiver.messages$<{ i: number }>('flood').subscribe(({ i }) => {
+      if (i !== next) bad++
+      next = i + 1
+      const until = performance.now() + 0.005 // a receiver slower than the sender
+      while (performance.now() < until);
+    })
+    open.push({ close: () => sub.unsubscribe() })
+    await receiver.flush()
+    const N = 20_000
+    const pad = 'p'.repeat(500)
+    for (let i = 0; i < N; i++) {
+      sender.emit('flood', { i, pad })
+      if (!sender.writable) await sender.whenWritable()
+    }
+    await sender.flush()
+    await until(() => next === N, 20_000, 'the slow receiver to get everything').catch((e) => {
+      throw new Error(`${e.message} next=${next} hub=${JSON.stringify(h.stats)} r=${JSON.stringify(receiver.stats)} s=${JSON.stringify(sender.stats)}`)
+    })
+    expect(bad).toBe(0)
+    expect(h.stats.dropped).toBe(0)
+    expect(receiver.stats.reconnects).toBe(0)
+  })
+
   it('buffers emits while no hub is up, bounded: the overflow policy applies and is counted', async () => {
     const path = tmpSocket()
     // The emitters reach the hub through a symlink created only once the receiver is subscribed,
