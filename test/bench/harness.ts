@@ -1,7 +1,7 @@
 /**
  * Benchmark harness: every `test/bench/*.bench.ts` default-exports a function taking a
- * {@link BenchContext}; it measures with {@link BenchContext.measure} and reports rows. Results go
- * to stdout as one JSON document (and to `bench-results.json`); progress goes to stderr live.
+ * {@link BenchContext}; it measures with {@link BenchContext.measure} and reports rows. run.ts
+ * prints them as a table on stdout (and to `--json file`); progress goes to stderr live.
  * Ratios are always against a baseline measured in the same run.
  */
 export interface BenchRow {
