@@ -15,7 +15,7 @@ import { AbortError, ClosedError, EncodeError, FrameTooLongError, InvalidArgumen
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MSG_OVERHEAD } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { checkSocketPath } from './listen.js'
-import { DEFAULT_MAX_MESSAGE_SIZE } from './hub.js'
+import { DEFAULT_MAX_MESSAGE_SIZE, positive } from './hub.js'
 
 /** Default byte budget of the outbox (messages not yet acknowledged by the hub), 8 MiB. */
 export const DEFAULT_BUS_HIGH_WATER_MARK = 8 * 1024 * 1024
@@ -143,12 +143,6 @@ interface Interest {
 interface Waiter {
   resolve: () => void
   reject: (e: unknown) => void
-}
-
-function positive(name: string, v: number | undefined, d: number): number {
-  if (v === undefined) return d
-  if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`)
-  return v
 }
 
 class BusImpl implements Bus {
@@ -452,7 +446,7 @@ class BusImpl implements Bus {
   }
 
   private async shutdown(): Promise<void> {
-    if (this.welcomed && this.outbox.length > 0) {
+    if (this.outbox.length > 0) {
       await this.flush({ timeout: this.closeTimeout }).catch(() => {})
     }
     this.closed = true

@@ -140,7 +140,8 @@ export async function startHub(options: HubOptions): Promise<Hub> {
   return hub
 }
 
-function positive(name: string, v: number | undefined, d: number): number {
+/** An optional positive-integer option, or its default; `ERR_INVALID_ARGUMENT` otherwise. (Internal; shared with client.ts.) */
+export function positive(name: string, v: number | undefined, d: number): number {
   if (v === undefined) return d
   if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`)
   return v

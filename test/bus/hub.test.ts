@@ -271,6 +271,18 @@ describe('hub and bus on one host', () => {
     expect(h.stats.dropped).toBe(0)
   })
 
+  it('emit then close() at once: close waits for the connection and the hub to take the message', async () => {
+    const h = await hub()
+    const r = bus(h.path)
+    const got = collect<number>(r, 'quick')
+    await r.flush()
+    const s = connectBus(h.path)
+    s.emit('quick', 1)
+    await s.close()
+    await until(() => got.length === 1)
+    expect(got).toEqual([1])
+  })
+
   it('close() completes subscribers and status$, removes the socket, and is idempotent', async () => {
     const h = await hub()
     const b = connectBus(h.path)
