@@ -2,6 +2,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import { spawn } from 'node:child_process'
 import { afterEach, describe, expect, it } from 'vitest'
+import fc from 'fast-check'
 import { firstValueFrom, filter, take, toArray } from 'rxjs'
 import { connectBus, startHub, type Bus, type Hub, type HubEvent } from 'rxnet'
 import { encodeHello, encodeSub } from '../../src/bus/protocol.js'
@@ -212,6 +213,28 @@ describe('hub and bus on one host', () => {
     expect(bad).toBe(0)
     expect(h.stats.dropped).toBe(0)
     expect(receiver.stats.reconnects).toBe(0)
+  })
+
+  it('random bytes from a client never take the hub down (fast-check, real sockets)', async () => {
+    const h = await hub({ helloTimeout: 200 })
+    const a = bus(h.path)
+    const b = bus(h.path)
+    const got = collect<number>(b, 'alive')
+    await b.flush()
+    let n = 0
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 300 }), fc.boolean(), async (bytes, hello) => {
+        const s = await rawClient(h.path)
+        if (hello) s.write(frame(encodeHello(`fuzz-${n}`, false)))
+        s.write(bytes)
+        a.emit('alive', n++)
+        await a.flush()
+        s.destroy()
+      }),
+      { numRuns: 40 },
+    )
+    await until(() => got.length === n)
+    expect(got).toEqual([...Array(n).keys()])
   })
 
   it('buffers emits while no hub is up, bounded: the overflow policy applies and is counted', async () => {
