@@ -145,7 +145,21 @@ export function labUnavailableReason(): string | undefined {
   }
   if (process.env.RXNET_LAB !== 'ready') return process.env.RXNET_LAB_REASON ?? 'isolate.mjs did not prepare the lab'
   if (process.geteuid?.() !== 0) return 'the lab needs root (in the isolated namespace)'
+  // Belt and braces: environment variables can lie, interfaces cannot. Inside isolate.mjs this
+  // namespace holds only lo and the labs' own bridges and veths.
+  const foreign = foreignInterfaces()
+  if (foreign.length > 0) return `this network namespace has interfaces the lab did not make (${foreign.join(', ')}): refusing to build here`
   return undefined
+}
+
+/** Interfaces in the current network namespace other than lo and the ones labs create. */
+function foreignInterfaces(): string[] {
+  const r = spawnSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' })
+  if (r.status !== 0) return [`(ip link failed: ${(r.stderr || r.error?.message || '').trim()})`]
+  return r.stdout
+    .split('\n')
+    .map((l) => /^\d+:\s+([^:@\s]+)/.exec(l)?.[1])
+    .filter((n): n is string => !!n && n !== 'lo' && !/^(rxbr-|rxv-|rxprobe)/.test(n))
 }
 
 /** True when {@link createLab} can work here (Linux, inside isolate.mjs, root, ip netns usable). */
