@@ -23,7 +23,7 @@ export interface ReplyEnvelope<T = unknown> {
   readonly error?: { readonly message: string; readonly code?: string }
 }
 
-/** What `request()` / `reply()` need of a bus (a {@link Bus} has it). */
+/** What `request()` / `reply()` need of a bus (what `connectBus()` returns has it). */
 export interface BusLike {
   messages$(pattern: string): Observable<unknown>
   emit(topic: string, data: unknown): void
