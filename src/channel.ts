@@ -98,7 +98,8 @@ export function createChannel<In, Out = In>(source: Observable<In>, sink: Observ
 
 /**
  * Re-types a Channel through a pair of mapping functions (decode inbound, encode outbound).
- * A throwing `mapIn` errors `source` with what it threw.
+ * A throwing `mapIn` errors that subscription of `source` with what it threw; a throwing `mapOut`
+ * aborts the channel (`sink.error(e)`, so a socket channel errors with `ERR_ABORTED`, `cause: e`).
  *
  * @example
  * ```ts
@@ -131,7 +132,16 @@ export function mapChannel<In, Out, In2, Out2>(
     }),
   )
   const sink: Observer<Out2> = {
-    next: (v) => channel.sink.next(mapOut(v)),
+    next: (v) => {
+      let mapped: Out
+      try {
+        mapped = mapOut(v)
+      } catch (e) {
+        channel.sink.error(e) // an Observer must not throw: abort the channel, `e` as the cause
+        return
+      }
+      channel.sink.next(mapped)
+    },
     error: (e) => channel.sink.error(e),
     complete: () => channel.sink.complete(),
   }
