@@ -65,6 +65,15 @@ describeLab('lab: 3 hosts on a bridge', () => {
     expect(links.stdout.split('\n').filter(Boolean).map((l) => l.split(/[\s@]/)[0]).sort()).toEqual(['eth0', 'lo'])
   })
 
+  it('refuses to build a lab where foreign interfaces exist, whatever the environment says', async () => {
+    const code = "import('./test/lab/lab.ts').then((m) => console.log(m.labUnavailableReason()))"
+    const r = await lab.hosts[0].run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], {
+      env: { RXNET_NETNS: 'isolated', RXNET_LAB: 'ready' },
+      check: true,
+    })
+    expect(r.stdout).toMatch(/interfaces the lab did not make \(eth0\)/)
+  })
+
   it('TCP: every host reaches every other host', async () => {
     const pairs = [0, 1, 2].flatMap((i) => [0, 1, 2].filter((j) => j !== i).map((j) => [i, j] as const))
     const replies = await Promise.all(pairs.map(([i, j]) => probe(i, j)))
