@@ -89,7 +89,7 @@ export class ServedServer {
       })
       server.close()
       if (isHttp) server.closeIdleConnections!()
-      // Raw net servers: connections with nothing in flight would keep it open forever; end them politely.
+      // Raw net servers: open connections are in flight by definition; they end by themselves or at the timeout.
     })
   }
 }
