@@ -15,7 +15,11 @@ import { AbortError, ClosedError, EncodeError, FrameTooLongError, InvalidArgumen
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MSG_OVERHEAD } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { checkSocketPath } from './listen.js'
+import { SequenceWindow } from '../multicast/window.js'
 import { DEFAULT_MAX_MESSAGE_SIZE, positive } from './hub.js'
+
+/** Sequence numbers per sender remembered for duplicate detection (anything older is dropped as a duplicate). */
+const DEDUPE_WINDOW = 4096
 
 /** Default byte budget of the outbox (messages not yet acknowledged by the hub), 8 MiB. */
 export const DEFAULT_BUS_HIGH_WATER_MARK = 8 * 1024 * 1024
@@ -160,7 +164,8 @@ class BusImpl implements Bus {
   private readonly closeTimeout: number
   private readonly interests = new Map<string, Interest>()
   private routes = new Map<string, Interest[]>()
-  private readonly seen = new Map<string, number>()
+  /** Per sender: which of its recent sequence numbers were delivered (late arrivals over multicast are still new). */
+  private readonly seen = new Map<string, SequenceWindow>()
   private readonly topics = new Map<string, Uint8Array>()
   private readonly pings = new Map<number, Waiter>()
   private writableWaiters: Waiter[] = []
@@ -390,13 +395,16 @@ class BusImpl implements Bus {
   }
 
   private onMessage(topic: string, payload: Uint8Array, origin: string, seq: number): void {
-    const last = this.seen.get(origin)
-    if (last !== undefined && seq <= last) {
+    const w = this.seen.get(origin)
+    if (w === undefined) {
+      if (this.seen.size >= 10_000) this.seen.delete(this.seen.keys().next().value!)
+      this.seen.set(origin, new SequenceWindow(DEDUPE_WINDOW, seq))
+    } else if (w.check(seq) !== 'new') {
       this.stats.duplicates++
       return
+    } else {
+      w.accept(seq)
     }
-    if (last === undefined && this.seen.size >= 10_000) this.seen.delete(this.seen.keys().next().value!)
-    this.seen.set(origin, seq)
     let targets = this.routes.get(topic)
     if (targets === undefined) {
       targets = []

@@ -4,8 +4,8 @@ import { spawn } from 'node:child_process'
 import { afterEach, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { firstValueFrom, filter, take, toArray } from 'rxjs'
-import { connectBus, startHub, type Bus, type Hub, type HubEvent } from 'rxnet'
-import { encodeHello, encodeSub } from '../../src/bus/protocol.js'
+import { connectBus, socketChannel, startHub, type Bus, type Hub, type HubEvent } from 'rxnet'
+import { encodeHello, encodeMsg, encodeSub, encodeWelcome } from '../../src/bus/protocol.js'
 import { checkSocketPath, isPipePath } from '../../src/bus/listen.js'
 import { tmpSocket, until } from './helpers.js'
 
@@ -292,6 +292,26 @@ describe('hub and bus on one host', () => {
     await until(() => got.length === 1)
     expect(got[0]).toBe(text)
     expect(h.stats.dropped).toBe(0)
+  })
+
+  it('the client delivers late arrivals once and drops repeats (per-sender window, as over multicast)', async () => {
+    // A fake hub: answers HELLO, then sends MSGs of one origin out of order and repeated.
+    const path = tmpSocket()
+    const server = net.createServer((sock) => {
+      sock.on('error', () => {})
+      const ch = socketChannel(sock)
+      ch.source.subscribe({ error: () => {} })
+      ch.send(encodeWelcome('fake'))
+      const j = (v: unknown) => new TextEncoder().encode(JSON.stringify(v))
+      for (const seq of [2, 1, 2, 5, 3, 1, 4, 5]) ch.send(encodeMsg(seq, 'origin', 't', j(seq)))
+    })
+    await new Promise<void>((r) => server.listen(path, r))
+    open.push({ close: () => new Promise((r) => server.close(r)) })
+    const b = bus(path)
+    const got = collect<number>(b, 't')
+    await until(() => got.length === 5)
+    await until(() => b.stats.duplicates === 3)
+    expect(got).toEqual([2, 1, 5, 3, 4])
   })
 
   it('emit then close() at once: close waits for the connection and the hub to take the message', async () => {
