@@ -46,6 +46,8 @@ export interface LinkManagerOptions {
   id: number
   path: string
   token: string
+  /** Highest id in the cluster (the number of workers). */
+  maxId: number
   codec: Codec<unknown>
   channel: SocketChannelOptions
 }
@@ -163,6 +165,7 @@ export class LinkManager {
     readLine(socket)
       .then((line) => {
         const hello = parseHello(line, this.opts.token)
+        if (hello.id > this.opts.maxId) throw new HandshakeError(`link handshake from id ${hello.id}, this cluster has ids 0..${this.opts.maxId}`)
         const current = this.live.get(hello.id)
         if (hello.id === this.opts.id || (current !== undefined && current.pid === hello.pid)) throw new DuplicateIdError(String(hello.id))
         const ack: Hello = { rxnet: 'link', v: LINK_PROTOCOL_VERSION, token: this.opts.token, id: this.opts.id, pid: process.pid }

@@ -106,7 +106,7 @@ class ClusterNodeImpl implements ClusterNode {
 
     const linkPath =
       process.platform === 'win32' ? `\\\\?\\pipe\\${path.basename(this.dir)}-${this.id}-${process.pid}` : path.join(this.dir, `${this.id}-${process.pid}.sock`)
-    this.links = new LinkManager({ id: this.id, path: linkPath, token, codec, channel })
+    this.links = new LinkManager({ id: this.id, path: linkPath, token, maxId: this.size, codec, channel })
     this.links$ = this.links.links$
     this.errors$ = this.links.errors.asObservable()
 

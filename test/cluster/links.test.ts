@@ -1,5 +1,5 @@
 import net from 'node:net'
-import { readdirSync } from 'node:fs'
+import { readFileSync, readdirSync } from 'node:fs'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Fixture } from './harness.js'
@@ -64,6 +64,20 @@ describe('cluster links', () => {
     })
     const refused = await f.waitFor((r) => r.ev === 'error' && r.id === 0, 10_000, 'handshake error')
     expect(refused.code).toBe('ERR_HANDSHAKE')
+    expect(f.proc.exitCode).toBeNull()
+
+    // A process with the cluster token (readable by the same user) that speaks, then sends a bad
+    // length prefix: that link fails with ERR_INVALID_LENGTH, the primary stays up.
+    const w2 = f.reports.find((r) => r.ev === 'link' && r.id === 2)!.pid
+    const token = /RXNET_CLUSTER_TOKEN=([0-9a-f]+)/.exec(readFileSync(`/proc/${w2}/environ`, 'latin1'))![1]
+    const fake = net.connect(path.join(f.dir, sock))
+    fake.on('error', () => {})
+    fake.write(JSON.stringify({ rxnet: 'link', v: 1, token, id: 2, pid: 999_999 }) + '\n')
+    await new Promise((r) => fake.once('data', r)) // the primary's handshake answer
+    fake.write(Buffer.alloc(10, 0xff)) // a varint that never ends
+    const bad = await f.waitFor((r) => r.ev === 'link-error' && r.id === 0 && r.far === 2 && r.code === 'ERR_INVALID_LENGTH', 10_000, 'invalid length')
+    expect(bad.code).toBe('ERR_INVALID_LENGTH')
+    await new Promise((r) => (fake.destroyed ? r(null) : fake.once('close', r)))
     expect(f.proc.exitCode).toBeNull()
   })
 })
