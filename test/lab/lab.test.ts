@@ -160,6 +160,21 @@ describeLab('lab: 3 hosts on a bridge', () => {
     await nodes[1].waitFor('tock', 5000)
   })
 
+  it('waitFor replays earlier events; next and request wait for new ones', async () => {
+    const p = nodes[1]
+    const tocks = () => p.events.filter((e) => e.type === 'tock').length
+    await p.request({ cmd: 'tick' }, 'tock')
+    const n = tocks()
+    expect((await p.waitFor('tock', 100)).type).toBe('tock')
+    await expect(p.next('tock', 300)).rejects.toMatchObject({ code: 'ERR_LAB_TIMEOUT' })
+    await p.request({ cmd: 'tick' }, 'tock')
+    expect(tocks()).toBe(n + 1)
+    const ac = new AbortController()
+    const aborted = p.next('never', 5000, { signal: ac.signal })
+    ac.abort()
+    await expect(aborted).rejects.toMatchObject({ code: 'ERR_LAB_ABORTED' })
+  })
+
   it('crash kills a host with SIGKILL; waitFor reports the exit', async () => {
     const extra = lab.hosts[0].exec('sleep', ['60'])
     const waiting = expect(nodes[0].waitFor('never-sent', 10_000)).rejects.toMatchObject({ code: 'ERR_LAB_EXITED' })

@@ -25,7 +25,15 @@ import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createProcess, LabError, signalPid, tail, type LabProcess } from './process.js'
 
-export { DEFAULT_WAIT_TIMEOUT_MS, LabError, type LabEvent, type LabExit, type LabProcess } from './process.js'
+export {
+  DEFAULT_WAIT_TIMEOUT_MS,
+  LabError,
+  type EventPredicate,
+  type LabEvent,
+  type LabExit,
+  type LabProcess,
+  type WaitOptions,
+} from './process.js'
 
 /** Repository root (cwd of every spawned process, so `--import tsx` and tsconfig paths resolve). */
 export const REPO_ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)))

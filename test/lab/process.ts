@@ -32,6 +32,16 @@ export interface LabExit {
   signal: NodeJS.Signals | null
 }
 
+/** An event type, or a predicate over events. */
+export type EventPredicate = string | ((e: LabEvent) => boolean)
+
+/** Options of {@link LabProcess.waitFor}. */
+export interface WaitOptions {
+  signal?: AbortSignal
+  /** Ignore the first `from` events (an index into `events`). @default 0 */
+  from?: number
+}
+
 /** A process running inside a lab host. Stdout lines that are JSON objects with a `type` are events. */
 export interface LabProcess {
   readonly host: LabHost
@@ -55,7 +65,17 @@ export interface LabProcess {
    * Resolves with the first event (past or future) matching `pred` (a predicate or an event type);
    * rejects with LabError ERR_LAB_TIMEOUT / ERR_LAB_EXITED / ERR_LAB_ABORTED.
    */
-  waitFor(pred: string | ((e: LabEvent) => boolean), timeoutMs?: number, opts?: { signal?: AbortSignal }): Promise<LabEvent>
+  waitFor(pred: EventPredicate, timeoutMs?: number, opts?: WaitOptions): Promise<LabEvent>
+  /** Like waitFor, but only for events that arrive after the call (earlier ones are ignored). */
+  next(pred: EventPredicate, timeoutMs?: number, opts?: WaitOptions): Promise<LabEvent>
+  /**
+   * Sends `msg`, then waits for the first matching event that arrives after it (a request/reply).
+   * @example
+   * ```ts
+   * const report = await proc.request({ cmd: 'report' }, 'report')
+   * ```
+   */
+  request(msg: unknown, pred: EventPredicate, timeoutMs?: number, opts?: WaitOptions): Promise<LabEvent>
   /** Writes `JSON.stringify(msg)` and a newline to the process's stdin. */
   send(msg: unknown): void
   /** Sends a signal (default SIGTERM); no-op once exited. */
@@ -182,6 +202,8 @@ export function createProcess(host: LabHost, child: ChildProcess, label: string)
       return new Promise<LabEvent>((resolveWait, reject) => {
         if (opts.signal?.aborted) return reject(new LabError(`aborted waiting for ${what}`, 'ERR_LAB_ABORTED'))
         let timer: NodeJS.Timeout | undefined
+        const from = opts.from ?? 0
+        let index = 0
         let done = false
         let sub: { unsubscribe(): void } | undefined
         const settle = (error: Error | undefined, value?: LabEvent) => {
@@ -196,6 +218,7 @@ export function createProcess(host: LabHost, child: ChildProcess, label: string)
         const onAbort = () => settle(new LabError(`aborted waiting for ${what}`, 'ERR_LAB_ABORTED'))
         sub = events$.subscribe({
           next: (e) => {
+            if (index++ < from) return
             try {
               if (match(e)) settle(undefined, e)
             } catch (e2) {
@@ -215,6 +238,14 @@ export function createProcess(host: LabHost, child: ChildProcess, label: string)
         )
         opts.signal?.addEventListener('abort', onAbort, { once: true })
       })
+    },
+    next(pred, timeoutMs, opts = {}) {
+      return proc.waitFor(pred, timeoutMs, { ...opts, from: history.length })
+    },
+    request(msg, pred, timeoutMs, opts = {}) {
+      const from = history.length
+      proc.send(msg)
+      return proc.waitFor(pred, timeoutMs, { ...opts, from })
     },
     send(msg) {
       if (exit || !child.stdin!.writable) return
