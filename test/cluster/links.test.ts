@@ -24,6 +24,14 @@ describe('cluster links', () => {
     }
   })
 
+  it('msgpack links carry binary fields (Uint8Array) between every pair', async () => {
+    const N = 5_000
+    const f = new Fixture({ FX: 'links', WORKERS: '2', N: String(N), CODEC: 'msgpack' })
+    fx = f
+    const done = await f.waitCount((r) => r.ev === 'recv-done', 6, 30_000, 'recv-done')
+    for (const r of done) expect([r.count, r.inOrder]).toEqual([N, true])
+  })
+
   it('a worker that stops reading does not grow the sender past its high-water mark', async () => {
     const hwm = 256 * 1024
     const f = new Fixture({ FX: 'slow', WORKERS: '2', HWM: String(hwm) })
