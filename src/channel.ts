@@ -149,3 +149,14 @@ export function mapChannel<In, Out, In2, Out2>(
 }
 
 export type { RxnetError }
+
+/**
+ * @internal Marks channels whose `source` holds messages while nobody subscribes (socketChannel,
+ * the interop channels), so a consumer may unsubscribe to push back without losing anything.
+ */
+export const HOLDS_WHILE_UNOBSERVED: unique symbol = Symbol('rxnet.holdsWhileUnobserved')
+
+/** @internal True when `channel` is marked with {@link HOLDS_WHILE_UNOBSERVED}. */
+export function holdsWhileUnobserved(channel: object): boolean {
+  return (channel as { [HOLDS_WHILE_UNOBSERVED]?: boolean })[HOLDS_WHILE_UNOBSERVED] === true
+}

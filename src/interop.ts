@@ -12,7 +12,7 @@
  * @module
  */
 import { Observable, Subject, type Observer, type Subscriber, type Subscription } from 'rxjs'
-import type { Channel } from './channel.js'
+import { HOLDS_WHILE_UNOBSERVED, holdsWhileUnobserved, type Channel } from './channel.js'
 import { BufferOverflowError, ChannelAbortedError, ClosedError, ConnectionError, InvalidArgumentError, RxnetError } from './errors.js'
 import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
 import { encodeFrame } from './framing/encoder.js'
@@ -131,8 +131,11 @@ const one = (): number => 1
  * Turns a {@link Channel} into an it-pipe Duplex.
  *
  * Each iteration of `source` subscribes to `channel.source` and buffers up to `highWaterMark`
- * messages for the consumer (then `overflow` applies; `'error'` throws `ERR_BUFFER_OVERFLOW` from
- * the iterator); breaking out of the loop unsubscribes. `sink(iterable)` sends every value,
+ * messages for the consumer; breaking out of the loop unsubscribes. When the buffer is full:
+ * for channels that hold messages while unobserved (`socketChannel`, {@link fromDuplex},
+ * {@link fromByteDuplex}) the iterator unsubscribes until the consumer has taken half of it, so
+ * the far side is pushed back and nothing is lost; for other channels `overflow` applies
+ * (`'error'` throws `ERR_BUFFER_OVERFLOW` from the iterator, the drop policies count). `sink(iterable)` sends every value,
  * awaiting `channel.whenWritable()` whenever the channel reports `writable === false`, then
  * completes the channel; if the iterable throws, the channel is aborted with that error.
  *
@@ -151,7 +154,12 @@ export function toDuplex<In, Out = In>(channel: Channel<In, Out>, options: Duple
   const { highWaterMark, overflow } = check(options)
   const ch = channel as Channel<In, Out> & MaybeWritable
   return {
-    source: { [Symbol.asyncIterator]: () => iterate(channel.source, new BoundedQueue<In>(highWaterMark, overflow, one, 'duplex source buffer')) },
+    source: {
+      [Symbol.asyncIterator]: () =>
+        holdsWhileUnobserved(channel)
+          ? iterate(channel.source, new BoundedQueue<In>(Number.POSITIVE_INFINITY, overflow, one), highWaterMark)
+          : iterate(channel.source, new BoundedQueue<In>(highWaterMark, overflow, one, 'duplex source buffer'), 0),
+    },
     async sink(source) {
       try {
         for await (const value of source) {
@@ -167,12 +175,18 @@ export function toDuplex<In, Out = In>(channel: Channel<In, Out>, options: Duple
   }
 }
 
-/** An async iterator over a hot Observable, buffering in `queue`. */
-function iterate<T>(source: Observable<T>, queue: BoundedQueue<T>): AsyncIterator<T> {
+/**
+ * An async iterator over a hot Observable, buffering in `queue`. With `pauseAt > 0` it
+ * unsubscribes once `pauseAt` values wait and subscribes again when half were taken (for sources
+ * that hold messages while unobserved).
+ */
+function iterate<T>(source: Observable<T>, queue: BoundedQueue<T>, pauseAt: number): AsyncIterator<T> {
   let done = false
   let failure: { error: unknown } | null = null
   let wake: (() => void) | null = null
   let subscription: Subscription | null = null
+  let paused = false
+  let subscribing = false
   const notify = (): void => {
     const w = wake
     wake = null
@@ -182,17 +196,21 @@ function iterate<T>(source: Observable<T>, queue: BoundedQueue<T>): AsyncIterato
     subscription?.unsubscribe()
     subscription = null
   }
-  subscription = source.subscribe({
-    next(value) {
+  const observer = {
+    next(value: T) {
       try {
         queue.push(value)
       } catch (e) {
         failure = { error: e }
         queueMicrotask(stop)
       }
+      if (pauseAt > 0 && !paused && queue.length >= pauseAt) {
+        paused = true
+        if (!subscribing) stop() // else: right after subscribe() returns
+      }
       notify()
     },
-    error(e) {
+    error(e: unknown) {
       failure = { error: e }
       notify()
     },
@@ -200,8 +218,14 @@ function iterate<T>(source: Observable<T>, queue: BoundedQueue<T>): AsyncIterato
       done = true
       notify()
     },
-  })
-  if (done || failure !== null) stop()
+  }
+  const start = (): void => {
+    subscribing = true
+    subscription = source.subscribe(observer)
+    subscribing = false
+    if (done || failure !== null || paused) stop()
+  }
+  start()
   return {
     async next(): Promise<IteratorResult<T>> {
       for (;;) {
@@ -211,7 +235,14 @@ function iterate<T>(source: Observable<T>, queue: BoundedQueue<T>): AsyncIterato
           stop()
           throw failure.error
         }
-        if (queue.length > 0) return { value: queue.shift() as T, done: false }
+        if (queue.length > 0) {
+          const value = queue.shift() as T
+          if (paused && !done && failure === null && queue.length <= pauseAt >> 1) {
+            paused = false
+            start()
+          }
+          return { value, done: false }
+        }
         if (done) return { value: undefined, done: true }
         await new Promise<void>((resolve) => (wake = resolve))
       }
@@ -322,6 +353,9 @@ class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> 
         (e: unknown) => this.fail({ error: e instanceof RxnetError ? e : new ConnectionError(`duplex sink failed: ${String((e as Error)?.message ?? e)}`, e) }),
       )
   }
+
+  /** @internal */
+  readonly [HOLDS_WHILE_UNOBSERVED] = true
 
   get writable(): boolean {
     return !this.ending && this.aborted === null && this.out.length <= this.opts.highWaterMark >> 1

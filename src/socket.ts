@@ -11,7 +11,7 @@
  */
 import type { Duplex } from 'node:stream'
 import { Observable, type Observer, type Subscriber } from 'rxjs'
-import type { Channel, ChannelStats } from './channel.js'
+import { HOLDS_WHILE_UNOBSERVED, type Channel, type ChannelStats } from './channel.js'
 import { ChannelAbortedError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError } from './errors.js'
 import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
 import { varintLength, writeVarint } from './framing/varint.js'
@@ -186,6 +186,11 @@ class SocketChannelImpl implements SocketChannel {
     socket.on('error', this.onError)
     socket.on('close', this.onClose)
     if (opts.pauseWhenUnobserved) socket.pause()
+  }
+
+  /** @internal */
+  get [HOLDS_WHILE_UNOBSERVED](): boolean {
+    return this.opts.pauseWhenUnobserved
   }
 
   get writable(): boolean {

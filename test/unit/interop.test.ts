@@ -129,6 +129,32 @@ describe('toDuplex', () => {
     expect(replies).toEqual(['one', 'two'])
   })
 
+  it('a slow consumer of a socketChannel pushes back (pauses) instead of overflowing; nothing lost', async () => {
+    const server = net.createServer()
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    open.push(() => new Promise((r) => server.close(r)))
+    const accepted = new Promise<net.Socket>((r) => server.once('connection', r))
+    const sender = socketChannel(net.connect((server.address() as net.AddressInfo).port, '127.0.0.1'))
+    const receiver = socketChannel(await accepted)
+    const total = 5000
+    for (let i = 0; i < total; i++) {
+      sender.send(bytes(`m${i}`))
+      if (!sender.writable) await sender.whenWritable()
+    }
+    sender.sink.complete()
+    // highWaterMark 16 with the default 'error' policy: only pausing keeps this from failing
+    const got: string[] = []
+    let i = 0
+    for await (const m of toDuplex(receiver, { highWaterMark: 16 }).source) {
+      got.push(text(m))
+      if (++i % 100 === 0) await new Promise((r) => setImmediate(r)) // slow reader
+    }
+    expect(got.length).toBe(total)
+    expect(got[0]).toBe('m0')
+    expect(got[total - 1]).toBe(`m${total - 1}`)
+    expect(new Set(got).size).toBe(total)
+  })
+
   it.each([
     ['drop-oldest', [6, 7, 8, 9]],
     ['drop-newest', [0, 1, 2, 3]],
