@@ -133,6 +133,12 @@ class ClusterNodeImpl implements ClusterNode {
       this.teardown.push(() => roster.unsubscribe(), () => shutdown.unsubscribe())
       this.ready = this.links.listen().then(() => this.toPrimary({ [TAG]: 'links', id: this.id, pid: process.pid, path: linkPath }))
     }
+    if (this.isPrimary && this.ownsDir) {
+      // Even when the primary dies of an uncaught error, its socket directory goes (SIGKILL aside).
+      const removeDir = (): void => rmSync(this.dir, { recursive: true, force: true })
+      process.on('exit', removeDir)
+      this.teardown.push(() => process.off('exit', removeDir))
+    }
     // A failure to start links is reported, not thrown out of a constructor.
     this.ready.catch((e: RxnetError) => this.links.errors.next(e))
     if (o.handleSignals) this.installSignals()
