@@ -12,7 +12,7 @@
  * @module
  */
 import { Observable, Subject, type Observer, type Subscriber, type Subscription } from 'rxjs'
-import { HOLDS_WHILE_UNOBSERVED, holdsWhileUnobserved, type Channel } from './channel.js'
+import { abortable, HOLDS_WHILE_UNOBSERVED, holdsWhileUnobserved, waitIn, type Channel, type Waiter } from './channel.js'
 import { BufferOverflowError, ChannelAbortedError, ClosedError, ConnectionError, InvalidArgumentError, RxnetError } from './errors.js'
 import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
 import { encodeFrame } from './framing/encoder.js'
@@ -93,10 +93,10 @@ export const DEFAULT_DUPLEX_HIGH_WATER_MARK = 1024
 export interface DuplexChannel<In, Out = In> extends Channel<In, Out> {
   /** True while the outbound buffer is under half its high-water mark. */
   readonly writable: boolean
-  /** Resolves once the outbound buffer is under half its high-water mark (rejects once closing). */
-  whenWritable(): Promise<void>
-  /** Ends the outbound side and resolves when the duplex sink has consumed everything. */
-  close(): Promise<void>
+  /** Resolves once the outbound buffer is under half its high-water mark (`ERR_CLOSED` once closing, `ERR_ABORTED` on `signal`). */
+  whenWritable(options?: { signal?: AbortSignal }): Promise<void>
+  /** Ends the outbound side and resolves when the duplex sink has consumed everything (`signal` stops the waiting only). */
+  close(options?: { signal?: AbortSignal }): Promise<void>
 }
 
 /**
@@ -325,7 +325,7 @@ class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> 
   private ending = false
   private aborted: { error: unknown } | null = null
   private wakeSink: (() => void) | null = null
-  private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = []
+  private waiters: Waiter[] = []
   private readonly sinkDone: Promise<void>
   private readonly emit = (value: In): void => {
     if (this.readers > 0) this.subject.next(value)
@@ -361,10 +361,10 @@ class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> 
     return !this.ending && this.aborted === null && this.out.length <= this.opts.highWaterMark >> 1
   }
 
-  whenWritable(): Promise<void> {
+  whenWritable(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.writable) return Promise.resolve()
     if (this.ending || this.aborted !== null) return Promise.reject(new ClosedError('channel'))
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }))
+    return waitIn(this.waiters, options.signal)
   }
 
   send(value: Out): void {
@@ -381,9 +381,9 @@ class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> 
     this.wake()
   }
 
-  async close(): Promise<void> {
+  close(options: { signal?: AbortSignal } = {}): Promise<void> {
     this.end()
-    await this.sinkDone
+    return abortable(this.sinkDone, options.signal)
   }
 
   private end(): void {

@@ -11,7 +11,7 @@
  */
 import type { Duplex } from 'node:stream'
 import { Observable, type Observer, type Subscriber } from 'rxjs'
-import { HOLDS_WHILE_UNOBSERVED, type Channel, type ChannelStats } from './channel.js'
+import { abortable, HOLDS_WHILE_UNOBSERVED, waitIn, type Channel, type ChannelStats, type Waiter } from './channel.js'
 import { ChannelAbortedError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError } from './errors.js'
 import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
 import { varintLength, writeVarint } from './framing/varint.js'
@@ -84,10 +84,16 @@ export interface SocketChannel extends Channel<Uint8Array, Uint8Array> {
   readonly stats: ChannelStats
   /** True while the send buffer is under half its high-water mark. */
   readonly writable: boolean
-  /** Resolves once the send buffer is under half its high-water mark (rejects if the channel ends). */
-  whenWritable(): Promise<void>
-  /** Flushes, closes gracefully, and resolves when the socket is fully closed. */
-  close(): Promise<void>
+  /**
+   * Resolves once the send buffer is under half its high-water mark; rejects with `ERR_CLOSED`
+   * if the channel ends first, `ERR_ABORTED` if `signal` aborts first.
+   */
+  whenWritable(options?: { signal?: AbortSignal }): Promise<void>
+  /**
+   * Flushes, closes gracefully, and resolves when the socket is fully closed (`signal` only
+   * stops the waiting, with `ERR_ABORTED`; call `sink.error()` to abort the connection).
+   */
+  close(options?: { signal?: AbortSignal }): Promise<void>
   /** Resolves when the socket has closed, however it closed. */
   readonly closed: Promise<void>
 }
@@ -139,7 +145,7 @@ class SocketChannelImpl implements SocketChannel {
   private scheduled = false
   private waitingDrain = false
   private ending = false
-  private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = []
+  private waiters: Waiter[] = []
   private readonly emit = (frame: Uint8Array): void => {
     this.stats.messagesIn++
     this.stats.bytesIn += frame.length
@@ -197,12 +203,10 @@ class SocketChannelImpl implements SocketChannel {
     return !this.ending && this.terminal === null && this.queue.bytes + this.socket.writableLength <= this.opts.highWaterMark >> 1
   }
 
-  whenWritable(): Promise<void> {
+  whenWritable(options: { signal?: AbortSignal } = {}): Promise<void> {
     if (this.writable) return Promise.resolve()
     if (this.ending || this.terminal !== null) return Promise.reject(new ClosedError('channel'))
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ resolve, reject })
-    })
+    return waitIn(this.waiters, options.signal)
   }
 
   send(payload: Uint8Array): void {
@@ -229,9 +233,9 @@ class SocketChannelImpl implements SocketChannel {
     }
   }
 
-  close(): Promise<void> {
+  close(options: { signal?: AbortSignal } = {}): Promise<void> {
     this.end()
-    return this.closed
+    return abortable(this.closed, options.signal)
   }
 
   private subscribe(subscriber: Subscriber<Uint8Array>): () => void {

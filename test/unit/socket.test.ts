@@ -1,3 +1,4 @@
+import { getEventListeners } from 'node:events'
 import net from 'node:net'
 import { setImmediate as tick } from 'node:timers/promises'
 import { firstValueFrom } from 'rxjs'
@@ -171,6 +172,24 @@ describe('socketChannel', () => {
     expect(seqs.length).toBe(total)
     expect(a.stats.dropped).toBe(0)
     expect(seqs[total - 1]).toBe(total - 1)
+  })
+
+  it('whenWritable({ signal }) and close({ signal }) reject with ERR_ABORTED; the listener is removed', async () => {
+    const [a, b] = await pair({ highWaterMark: 64 * 1024, overflow: 'drop-newest' })
+    await fill(a, () => !a.writable && a.stats.dropped > 0)
+    const ac = new AbortController()
+    const waiting = a.whenWritable({ signal: ac.signal })
+    ac.abort()
+    await expect(waiting).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+    await expect(a.whenWritable({ signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+    // an unaborted wait still resolves once the far side reads
+    const signal = new AbortController().signal
+    const ok = a.whenWritable({ signal })
+    collect(b).done.catch(() => {})
+    await ok
+    expect(getEventListeners(signal, 'abort')).toHaveLength(0)
+    await expect(a.close({ signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+    await a.close() // the close itself went on
   })
 
   it('whenWritable rejects with ERR_CLOSED once the channel is closing', async () => {
