@@ -5,7 +5,7 @@
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
-import { AbortError, InvalidArgumentError, PathInUseError, PathTooLongError } from '../errors.js'
+import { AbortError, ConnectionError, InvalidArgumentError, PathInUseError, PathTooLongError } from '../errors.js'
 
 /** Longest Unix socket path in bytes: `sun_path` minus the terminating NUL (108 - 1 on Linux, 104 - 1 on macOS / BSD). */
 export const MAX_SOCKET_PATH = process.platform === 'linux' ? 107 : 103
@@ -58,8 +58,9 @@ function probe(path: string): Promise<boolean> {
 
 /**
  * Listens on `path`. A Unix socket file nobody answers on (a crashed hub's leftover) is removed
- * and replaced; a path a live server answers on is refused with `ERR_PATH_IN_USE`. The socket
- * file is made owner-only (0600).
+ * and replaced; a path a live server answers on is refused with `ERR_PATH_IN_USE`; any other
+ * failure (missing directory, no permission) is `ERR_CONNECTION` with the system error as `cause`.
+ * The socket file is made owner-only (0600).
  */
 export async function listenOnPath(server: net.Server, path: string, signal?: AbortSignal): Promise<void> {
   checkSocketPath(path)
@@ -73,7 +74,7 @@ export async function listenOnPath(server: net.Server, path: string, signal?: Ab
       const code = (e as NodeJS.ErrnoException).code
       if (code !== 'EADDRINUSE' || pipe || attempt >= 2) {
         if (code === 'EADDRINUSE') throw new PathInUseError(path)
-        throw e
+        throw new ConnectionError(`cannot listen on ${path}: ${(e as Error).message}`, e)
       }
       if (await probe(path)) throw new PathInUseError(path)
       // Stale: nobody answers. Replace it, but only if it is a socket (never delete a regular file).
