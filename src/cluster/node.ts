@@ -156,6 +156,7 @@ class ClusterNodeImpl implements ClusterNode {
     const { port, host, backlog, signal } = options
     if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`serve(): port must be 0..65535, got ${port}`)
     if (signal?.aborted) throw new AbortError(signal.reason)
+    await this.ready // a cluster whose links could not start (e.g. ERR_PATH_TOO_LONG) fails here, loudly
     const primaryServes = options.primaryServes ?? DEFAULT_PRIMARY_SERVES
     const key = serveKey(port, host)
     const listenOptions = { port, host, backlog, exclusive: true }
