@@ -43,6 +43,10 @@ export interface Peer<In = Uint8Array, Out = Uint8Array | string> extends Channe
   readonly stats: ChannelStats
   /** Resolves when the link is gone, with the reason. */
   readonly left: Promise<LeaveReason>
+  /** True while this peer's send buffer is under half its high-water mark. */
+  readonly writable: boolean
+  /** Resolves once the send buffer is under half its high-water mark (rejects with `ERR_CLOSED` if the link ends). */
+  whenWritable(): Promise<void>
   /** Closes this link gracefully (flushes first). The mesh may dial the peer again later. */
   close(): Promise<void>
 }
@@ -91,6 +95,14 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
 
   get stats(): ChannelStats {
     return this.channel.stats
+  }
+
+  get writable(): boolean {
+    return this.channel.writable
+  }
+
+  whenWritable(): Promise<void> {
+    return this.channel.whenWritable()
   }
 
   /** Starts reading. Call after the peer has been handed to subscribers (they subscribe synchronously). */

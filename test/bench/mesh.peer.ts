@@ -1,0 +1,180 @@
+/**
+ * The sending process of the mesh bench (forked by mesh.bench.ts with `--import tsx`). IPC commands:
+ * - `tcp`: hand-written batched framed sender on a plain socket (the baseline), until `maxCount`
+ *   messages or `durationMs`; answers `{ sent }`.
+ * - `mesh`: a mesh node (seeded to the bench's node, optional `secret`) sending with
+ *   `peer.send` / `whenWritable`; answers `{ sent }`.
+ * - `fanout`: a mesh node joined to `ports.length` receivers broadcasting `count` messages; answers
+ *   the sender's CPU time per broadcast in µs.
+ * - `rawwrite`: one `socket.write(frame)` per message on a plain socket; answers CPU µs per write.
+ * - `zmq`: a zeromq PUSH socket connected to `endpoint`, `await send` per message; answers `{ sent }`.
+ * - `many`: `count` idle mesh nodes seeded to `port` (kept until the process ends); answers once all joined.
+ */
+import net from 'node:net'
+import { createMesh, type Mesh } from '../../src/index.js'
+import { varintLength, writeVarint } from '../../src/framing/varint.js'
+
+export interface PeerCommand {
+  cmd: 'tcp' | 'mesh' | 'fanout' | 'rawwrite' | 'many' | 'zmq'
+  endpoint?: string
+  size: number
+  port?: number
+  ports?: number[]
+  durationMs?: number
+  maxCount?: number
+  count?: number
+  secret?: string
+  /** Mesh name. @default 'bench' */
+  name?: string
+}
+
+const connect = (port: number): Promise<net.Socket> =>
+  new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1')
+    s.once('connect', () => resolve(s))
+    s.once('error', reject)
+  })
+const drained = (s: net.Socket): Promise<void> => new Promise((r) => s.once('drain', r))
+const closed = (s: net.Socket): Promise<void> => new Promise((r) => (s.end(), s.once('close', () => r())))
+const cpuMicros = (): number => {
+  const u = process.cpuUsage()
+  return u.user + u.system
+}
+
+async function tcp(c: PeerCommand): Promise<number> {
+  const s = await connect(c.port!)
+  s.setNoDelay(true)
+  const payload = Buffer.alloc(c.size, 0x61)
+  const frameLen = varintLength(c.size) + c.size
+  const deadline = Date.now() + c.durationMs!
+  let sent = 0
+  if (c.size < 16 * 1024) {
+    const perBatch = Math.max(1, Math.floor((256 * 1024) / frameLen))
+    while (sent < c.maxCount! && Date.now() < deadline) {
+      const n = Math.min(perBatch, c.maxCount! - sent)
+      const batch = Buffer.allocUnsafe(n * frameLen)
+      let o = 0
+      for (let i = 0; i < n; i++) {
+        o = writeVarint(batch, o, c.size)
+        payload.copy(batch, o)
+        o += c.size
+      }
+      sent += n
+      if (!s.write(batch)) await drained(s)
+    }
+  } else {
+    const header = Buffer.allocUnsafe(varintLength(c.size))
+    writeVarint(header, 0, c.size)
+    while (sent < c.maxCount! && Date.now() < deadline) {
+      s.cork()
+      let ok = true
+      for (let i = 0; i < 64 && ok && sent < c.maxCount!; i++) {
+        s.write(header)
+        ok = s.write(payload)
+        sent++
+      }
+      s.uncork()
+      if (!ok) await drained(s)
+    }
+  }
+  await closed(s)
+  return sent
+}
+
+let seq = 0
+async function joined(c: PeerCommand, ports: number[]): Promise<Mesh> {
+  const mesh = createMesh({ name: c.name ?? 'bench', id: `sender-${process.pid}-${seq++}`, discovery: false, interface: '127.0.0.1', secret: c.secret, seeds: ports.map((p) => `127.0.0.1:${p}`) })
+  const all = new Promise<void>((resolve) => {
+    const sub = mesh.members$.subscribe((m) => {
+      if (m.size === ports.length) {
+        queueMicrotask(() => sub.unsubscribe())
+        resolve()
+      }
+    })
+  })
+  await mesh.listen(0, '127.0.0.1')
+  await all
+  return mesh
+}
+
+async function meshSend(c: PeerCommand): Promise<number> {
+  const mesh = await joined(c, [c.port!])
+  const peer = [...mesh.members.values()][0]!
+  const payload = Buffer.alloc(c.size, 0x61)
+  const deadline = Date.now() + c.durationMs!
+  let sent = 0
+  while (sent < c.maxCount! && Date.now() < deadline) {
+    while (peer.writable && sent < c.maxCount!) {
+      peer.send(payload)
+      if (++sent % 4096 === 0 && Date.now() >= deadline) break
+    }
+    await peer.whenWritable()
+  }
+  await mesh.close()
+  return sent
+}
+
+async function fanout(c: PeerCommand): Promise<number> {
+  const mesh = await joined(c, c.ports!)
+  const peers = [...mesh.members.values()]
+  const payload = Buffer.alloc(c.size, 0x61)
+  const t0 = cpuMicros()
+  for (let i = 0; i < c.count!; ) {
+    if (!peers.every((p) => p.writable)) {
+      await Promise.all(peers.map((p) => p.whenWritable()))
+      continue
+    }
+    mesh.broadcast(payload)
+    i++
+    if (i % 256 === 0) await new Promise((r) => setImmediate(r)) // let the batches flush
+  }
+  await Promise.all(peers.map((p) => p.whenWritable()))
+  const cpu = cpuMicros() - t0
+  await mesh.close()
+  return cpu / c.count!
+}
+
+async function rawwrite(c: PeerCommand): Promise<number> {
+  const s = await connect(c.port!)
+  const frame = Buffer.allocUnsafe(varintLength(c.size) + c.size)
+  writeVarint(frame, 0, c.size)
+  const t0 = cpuMicros()
+  for (let i = 0; i < c.count!; i++) {
+    if (!s.write(frame)) await drained(s)
+    else if (i % 256 === 0) await new Promise((r) => setImmediate(r))
+  }
+  const cpu = cpuMicros() - t0
+  await closed(s)
+  return cpu / c.count!
+}
+
+async function zmq(c: PeerCommand): Promise<number> {
+  const { Push } = await import('zeromq')
+  const sock = new Push({ linger: 2000 })
+  sock.connect(c.endpoint!)
+  const payload = Buffer.alloc(c.size, 0x61)
+  const deadline = Date.now() + c.durationMs!
+  let sent = 0
+  while (sent < c.maxCount! && Date.now() < deadline) {
+    for (let i = 0; i < 256; i++) await sock.send(payload)
+    sent += 256
+  }
+  sock.close()
+  return sent
+}
+
+const idle: Mesh[] = []
+async function many(c: PeerCommand): Promise<number> {
+  const nodes = await Promise.all(Array.from({ length: c.count! }, () => joined(c, [c.port!])))
+  idle.push(...nodes)
+  return nodes.length
+}
+
+const handlers = { tcp, mesh: meshSend, fanout, rawwrite, many, zmq }
+process.on('message', (c: PeerCommand) => {
+  handlers[c.cmd](c).then(
+    (value) => process.send!({ value }),
+    (e: Error) => process.send!({ error: `${(e as { code?: string }).code ?? ''} ${e.message}` }),
+  )
+})
+process.send!('ready')
