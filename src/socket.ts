@@ -9,6 +9,7 @@
  * emitted without a copy.
  * @module
  */
+import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { Observable, type Observer, type Subscriber } from 'rxjs'
 import { abortable, HOLDS_WHILE_UNOBSERVED, waitIn, type Channel, type ChannelStats, type Waiter } from './channel.js'
@@ -128,6 +129,26 @@ function resolveOptions(options: SocketChannelOptions): Required<SocketChannelOp
 
 const sizeOfFrame = (p: Uint8Array): number => p.length + varintLength(p.length)
 
+/**
+ * Batch buffers handed back by the write callbacks of net.Sockets (the kernel has the bytes by
+ * then), shared by every channel, by size: a busy channel reuses a few instead of allocating (and
+ * garbage-collecting) a fresh 256 KiB ArrayBuffer per batch. Batches below POOL_MIN come from
+ * Node's own slab allocator.
+ */
+const batchPool = new Map<number, Buffer[]>()
+const POOL_PER_SIZE = 8
+const POOL_MIN = 8 * 1024
+
+function takeBatch(size: number): Buffer {
+  return batchPool.get(size)?.pop() ?? Buffer.allocUnsafe(size)
+}
+
+function giveBatch(buf: Buffer): void {
+  let list = batchPool.get(buf.length)
+  if (list === undefined) batchPool.set(buf.length, (list = []))
+  if (list.length < POOL_PER_SIZE) list.push(buf)
+}
+
 class SocketChannelImpl implements SocketChannel {
   readonly source: Observable<Uint8Array>
   readonly sink: Observer<Uint8Array>
@@ -146,6 +167,13 @@ class SocketChannelImpl implements SocketChannel {
   private waitingDrain = false
   private ending = false
   private waiters: Waiter[] = []
+  /** Pool batches for writes in flight, in write order (null: nothing to give back). */
+  private readonly inflight: (Buffer | null)[] = []
+  /**
+   * Only a net.Socket is known to be done with a buffer when its write callback runs (a generic
+   * Duplex, e.g. a PassThrough, may still hold it), so only then are batches pooled.
+   */
+  private readonly pooling: boolean
   private readonly emit = (frame: Uint8Array): void => {
     this.stats.messagesIn++
     this.stats.bytesIn += frame.length
@@ -171,6 +199,7 @@ class SocketChannelImpl implements SocketChannel {
     private readonly socket: Duplex,
     private readonly opts: Required<SocketChannelOptions>,
   ) {
+    this.pooling = socket instanceof Socket
     this.decoder = new FrameDecoder(opts.maxLength)
     this.queue = new BoundedQueue(opts.highWaterMark, opts.overflow, sizeOfFrame)
     this.writeLimit = Math.max(1, Math.min(1024 * 1024, opts.highWaterMark >> 1))
@@ -287,6 +316,7 @@ class SocketChannelImpl implements SocketChannel {
         const header = Buffer.allocUnsafe(varintLength(n))
         writeVarint(header, 0, n)
         sock.write(header)
+        this.inflight.push(null)
         sock.write(first, this.onWritten)
         stats.messagesOut++
         stats.bytesOut += n
@@ -295,7 +325,8 @@ class SocketChannelImpl implements SocketChannel {
       }
       // Small payloads: one pass, copying frames into one batch until it is full or a large one comes.
       const cap = Math.max(Math.min(batchBytes, q.bytes), first.length + varintLength(first.length))
-      const out = Buffer.allocUnsafe(cap)
+      const pooled = this.pooling && cap > POOL_MIN && cap <= batchBytes
+      const out = pooled ? takeBatch(batchBytes) : Buffer.allocUnsafe(cap)
       let o = 0
       let i = from
       let payload = 0
@@ -315,7 +346,8 @@ class SocketChannelImpl implements SocketChannel {
         payload += n
         i++
       }
-      sock.write(o === cap ? out : out.subarray(0, o), this.onWritten)
+      this.inflight.push(pooled ? out : null)
+      sock.write(o === out.length ? out : out.subarray(0, o), this.onWritten)
       stats.messagesOut += i - from
       stats.bytesOut += payload
       q.consume(i, o)
@@ -330,7 +362,9 @@ class SocketChannelImpl implements SocketChannel {
 
   /** Write callback of every batch / large payload: the socket made progress. */
   private readonly onWritten = (err?: Error | null): void => {
+    const batch = this.inflight.shift()
     if (err != null) return // reported through 'error' / 'close'
+    if (batch != null) giveBatch(batch)
     if (this.waitingDrain && this.socket.writableLength < this.writeLimit) {
       this.waitingDrain = false
       this.flush()

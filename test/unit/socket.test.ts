@@ -95,6 +95,46 @@ describe('socketChannel', () => {
     expect(a.stats.bufferedBytes).toBe(0)
   })
 
+  it('reused batch buffers never corrupt messages (many rounds of distinct content)', async () => {
+    const [a, b] = await pair()
+    const got = collect(b)
+    const rounds = 200
+    const per = 50
+    for (let r = 0; r < rounds; r++) {
+      for (let i = 0; i < per; i++) a.send(new Uint8Array(1000).fill((r * per + i) & 0xff))
+      await tick() // let the batch go out and its buffer come back to the pool
+    }
+    a.sink.complete()
+    const values = await got.done
+    expect(values.length).toBe(rounds * per)
+    values.forEach((v, k) => {
+      expect(v.length).toBe(1000)
+      expect(v.every((x) => x === (k & 0xff))).toBe(true)
+    })
+  })
+
+  it('over a generic Duplex (not a net.Socket) buffers are not reused while the stream holds them', async () => {
+    const { PassThrough, Duplex } = await import('node:stream')
+    const wire = new PassThrough({ highWaterMark: 1 << 30 })
+    const duplex = Duplex.from({ writable: wire, readable: new PassThrough() })
+    const ch = socketChannel(duplex)
+    for (let r = 0; r < 20; r++) {
+      for (let i = 0; i < 50; i++) ch.send(new Uint8Array(1000).fill(r))
+      await tick()
+    }
+    // read everything only now: the PassThrough still references every batch it was given
+    const chunks: Buffer[] = []
+    let c: Buffer | null
+    while ((c = wire.read() as Buffer | null) !== null) chunks.push(c)
+    const frames: Uint8Array[] = []
+    const { FrameDecoder } = await import('../../src/framing/decoder.js')
+    const d = new FrameDecoder()
+    for (const chunk of chunks) d.push(chunk, (f) => frames.push(f))
+    expect(frames.length).toBe(1000)
+    frames.forEach((f, k) => expect(f.every((x) => x === Math.floor(k / 50))).toBe(true))
+    duplex.destroy()
+  })
+
   it("overflow 'error': fails the channel with ERR_BUFFER_OVERFLOW, counts it, resets the peer", async () => {
     const [a, b] = await pair({ highWaterMark: 64 * 1024, overflow: 'error' })
     const aErr = errorOf(collect(a).done)
