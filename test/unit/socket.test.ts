@@ -253,6 +253,20 @@ describe('socketChannel', () => {
     await ch.closed
   })
 
+  it('a refused connection errors source with ERR_CONNECTION (cause ECONNREFUSED) and closes', async () => {
+    const server = net.createServer()
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    const { port } = server.address() as net.AddressInfo
+    await new Promise((r) => server.close(r)) // nobody listens there now
+    const ch = socketChannel(net.connect(port, '127.0.0.1'))
+    ch.send(new Uint8Array([1])) // handed to the socket before the failure
+    const e = await errorOf(collect(ch).done)
+    expect(isRxnetError(e, 'ERR_CONNECTION')).toBe(true)
+    expect((e as Error).cause).toMatchObject({ code: 'ECONNREFUSED' })
+    await ch.closed
+    await ch.close()
+  })
+
   it('destroy() of our own socket errors source with ERR_CONNECTION', async () => {
     const [, y] = await sockets()
     const ch = socketChannel(y)
