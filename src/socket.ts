@@ -159,7 +159,7 @@ class SocketChannelImpl implements SocketChannel {
   private subscribers: Subscriber<Uint8Array>[] = []
   private readonly decoder: FrameDecoder
   private readonly queue: BoundedQueue<Uint8Array>
-  /** Socket buffer level above which we stop handing it batches and wait for 'drain'. */
+  /** Socket buffer level above which we stop handing it batches and resume from write callbacks. */
   private readonly writeLimit: number
   private readers = 0
   private terminal: Terminal | null = null
