@@ -2,7 +2,7 @@
  * `decode(codec)`: bytes to values.
  * @module
  */
-import { Observable, type OperatorFunction } from 'rxjs'
+import { map, type OperatorFunction } from 'rxjs'
 import { decodeWith, resolveCodec, type Codec } from '../src/codec/index.js'
 
 /**
@@ -21,21 +21,6 @@ export function decode(codec: 'utf8'): OperatorFunction<Uint8Array, string>
 export function decode(codec: 'raw'): OperatorFunction<Uint8Array, Uint8Array>
 export function decode<T>(codec: string | Codec<T>): OperatorFunction<Uint8Array, T> {
   const c = resolveCodec(codec as Codec<T>)
-  return (source) =>
-    new Observable<T>((subscriber) =>
-      source.subscribe({
-        next(bytes) {
-          let value: T
-          try {
-            value = decodeWith(c, bytes)
-          } catch (e) {
-            subscriber.error(e)
-            return
-          }
-          subscriber.next(value)
-        },
-        error: (e) => subscriber.error(e),
-        complete: () => subscriber.complete(),
-      }),
-    )
+  // map() routes a throwing project to subscriber.error (with rxjs' own lean subscriber)
+  return map((bytes: Uint8Array) => decodeWith(c, bytes))
 }

@@ -2,7 +2,7 @@
  * `encode(codec)`: values to bytes.
  * @module
  */
-import { Observable, type OperatorFunction } from 'rxjs'
+import { map, type OperatorFunction } from 'rxjs'
 import { encodeWith, resolveCodec, type Codec } from '../src/codec/index.js'
 
 /**
@@ -22,21 +22,6 @@ export function encode(codec: 'utf8'): OperatorFunction<string, Uint8Array>
 export function encode(codec: 'raw'): OperatorFunction<Uint8Array | string, Uint8Array>
 export function encode<T>(codec: string | Codec<T>): OperatorFunction<T, Uint8Array> {
   const c = resolveCodec(codec as Codec<T>)
-  return (source) =>
-    new Observable<Uint8Array>((subscriber) =>
-      source.subscribe({
-        next(value) {
-          let bytes: Uint8Array
-          try {
-            bytes = encodeWith(c, value)
-          } catch (e) {
-            subscriber.error(e)
-            return
-          }
-          subscriber.next(bytes)
-        },
-        error: (e) => subscriber.error(e),
-        complete: () => subscriber.complete(),
-      }),
-    )
+  // map() routes a throwing project to subscriber.error (with rxjs' own lean subscriber)
+  return map((value: T) => encodeWith(c, value))
 }
