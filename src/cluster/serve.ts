@@ -3,9 +3,12 @@
  * `net.Server` (`http.Server` included).
  * @module
  */
-import type net from 'node:net'
+import http from 'node:http'
+import net from 'node:net'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { AbortError } from '../errors.js'
+
+const NetServerClose = net.Server.prototype.close
 
 /** Key under which primary and workers agree on one served port. */
 export function serveKey(port: number, host: string | undefined): string {
@@ -41,26 +44,62 @@ export function listenAsync(server: net.Server, arg: unknown, signal?: AbortSign
   })
 }
 
-type HttpLike = net.Server & { closeIdleConnections?: () => void; closeAllConnections?: () => void }
+type HttpLike = net.Server & { closeIdleConnections?: () => void }
 
-/** Tracks a server's open connections so a drain can end the ones that outlive the timeout. */
+/** What a drain needs to know about one connection. */
+interface Conn {
+  /** Requests in flight on it (HTTP). */
+  active: number
+  /** Requests answered on it so far (HTTP). */
+  served: number
+}
+
+/** How long a drain lets a fresh connection (accepted, no request yet) send its request. */
+const FRESH_CONNECTION_GRACE = 1_000
+
+/**
+ * Tracks a server's connections so a drain can tell in-flight work from idle connections, and end
+ * what outlives the timeout.
+ */
 export class ServedServer {
-  private readonly sockets = new Set<net.Socket>()
+  private readonly conns = new Map<net.Socket, Conn>()
+  private readonly isHttp: boolean
+  private draining = false
   private drainPromise: Promise<void> | null = null
 
   constructor(readonly server: net.Server) {
+    // Plain HTTP: requests are tracked per connection. HTTPS (requests arrive on the TLS socket, not
+    // the tracked TCP one) gets Node's own close(), which also ends idle connections.
+    this.isHttp = server instanceof http.Server
     server.on('connection', this.onConnection)
+    if (typeof (server as HttpLike).closeIdleConnections === 'function') server.prependListener('request', this.onRequest)
   }
 
   private readonly onConnection = (socket: net.Socket): void => {
-    this.sockets.add(socket)
-    socket.once('close', () => this.sockets.delete(socket))
+    this.conns.set(socket, { active: 0, served: 0 })
+    socket.once('close', () => this.conns.delete(socket))
+  }
+
+  private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    const socket = req.socket
+    const conn = this.conns.get(socket)
+    if (this.draining) res.shouldKeepAlive = false // the client will not reuse this connection
+    if (conn === undefined) return
+    conn.active++
+    res.once('close', () => {
+      conn.active--
+      conn.served++
+      // A keep-alive connection that went idle while draining: end it (its response is flushed first).
+      if (this.draining && conn.active === 0) socket.end()
+    })
   }
 
   /**
-   * Stops accepting, lets in-flight connections finish (HTTP: idle keep-alive connections are
-   * closed and responses carry `Connection: close`), and after `timeout` ms destroys what is left.
-   * Resolves when the server has closed. Idempotent.
+   * Stops accepting, lets in-flight connections finish, and after `timeout` ms destroys what is
+   * left. HTTP: responses carry `Connection: close` from now on, idle keep-alive connections are
+   * ended, and a connection accepted but without a request yet gets a short grace to send it (Node's
+   * own `http.Server.close()` would drop it, failing that client's request). Resolves when the
+   * server has closed. Idempotent.
    */
   drain(timeout: number): Promise<void> {
     this.drainPromise ??= this.doDrain(timeout)
@@ -68,28 +107,37 @@ export class ServedServer {
   }
 
   private doDrain(timeout: number): Promise<void> {
-    const server = this.server as HttpLike
-    const isHttp = typeof server.closeIdleConnections === 'function'
-    const noKeepAlive = (_req: IncomingMessage, res: ServerResponse): void => {
-      res.shouldKeepAlive = false
-    }
-    if (isHttp) server.prependListener('request', noKeepAlive)
+    const server = this.server
+    this.draining = true
     return new Promise<void>((resolve) => {
-      const sweep = isHttp ? setInterval(() => server.closeIdleConnections!(), 50) : undefined
-      const timer = setTimeout(() => {
-        if (isHttp) server.closeAllConnections?.()
-        for (const s of this.sockets) s.destroy()
-      }, timeout)
+      const timers: NodeJS.Timeout[] = []
+      timers.push(
+        setTimeout(() => {
+          for (const s of this.conns.keys()) s.destroy()
+        }, timeout),
+      )
       server.once('close', () => {
-        clearInterval(sweep)
-        clearTimeout(timer)
+        for (const t of timers) clearTimeout(t)
         server.off('connection', this.onConnection)
-        if (isHttp) server.off('request', noKeepAlive)
+        server.off('request', this.onRequest)
         resolve()
       })
-      server.close()
-      if (isHttp) server.closeIdleConnections!()
-      // Raw net servers: open connections are in flight by definition; they end by themselves or at the timeout.
+      if (!this.isHttp) {
+        server.close() // raw connections are in flight by definition: they end by themselves or at the timeout
+        return
+      }
+      // net.Server's close stops accepting; http.Server's would also drop connections that have not sent their request yet.
+      NetServerClose.call(server)
+      for (const [socket, conn] of this.conns) {
+        if (conn.active > 0) continue
+        if (conn.served > 0) socket.end() // idle keep-alive
+        else {
+          const grace = setTimeout(() => {
+            if (conn.active === 0 && conn.served === 0) socket.destroy()
+          }, Math.min(FRESH_CONNECTION_GRACE, timeout))
+          timers.push(grace)
+        }
+      }
     })
   }
 }

@@ -7,14 +7,16 @@ const root = fileURLToPath(new URL('../..', import.meta.url))
 const app = fileURLToPath(new URL('./fixtures/serve-app.mjs', import.meta.url))
 
 describe('rxnet serve', () => {
-  it('runs an app as a supervised cluster, reports workers live, answers from every process, stops on SIGTERM', async () => {
+  it('runs an app as a supervised cluster, reports workers live, answers from every process, stops on SIGTERM', { timeout: 90_000 }, async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', app, '--workers', '2', '--port', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)))
     try {
-      const deadline = Date.now() + 20_000
-      while (!(out.match(/worker \d listening/g)?.length === 2 && /127\.0\.0\.1:\d+/.test(out)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      const deadline = Date.now() + 45_000
+      const up = (): boolean => out.match(/worker \d listening/g)?.length === 2 && /127\.0\.0\.1:\d+/.test(out)
+      while (!up() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+      expect(up(), `rxnet serve did not come up; output so far:\n${out}`).toBe(true)
       const port = Number(/127\.0\.0\.1:(\d+)/.exec(out)![1])
       const ids = new Set<number>()
       for (let i = 0; i < 200 && ids.size < 3; i++) ids.add((await get(port)).body.id)
