@@ -234,10 +234,13 @@ function reportGroup(ctx: BenchContext, names: string[], measured: Measured[], t
 export default async function framing(ctx: BenchContext): Promise<void> {
   const rig = await Rig.start()
   try {
+    const only = process.env.RXNET_BENCH_SIZES?.split(',') // e.g. RXNET_BENCH_SIZES=64B,1KiB (and json)
     for (const [label, size, target] of SIZES) {
+      if (only !== undefined && !only.includes(label)) continue
       const measured = await interleaved(ctx, [() => rig.sample('baseline', size), () => rig.sample('channel', size), () => rig.sample('lp', size)])
       reportGroup(ctx, [`baseline ${label}`, `socketChannel ${label}`, `it-length-prefixed ${label}`], measured, target, { size })
     }
+    if (only !== undefined && !only.includes('json')) return
     const bytes = codecs.json.encode(jsonObject).length
     const measured = await interleaved(ctx, [async () => jsonLoop(), () => rig.sample('channel-json', 0)])
     reportGroup(ctx, ['json loop', 'socketChannel json'], measured, 0.7, { bytes })
