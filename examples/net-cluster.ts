@@ -18,7 +18,8 @@ if (nodeCluster.isPrimary) {
   }
 } else {
   const server = net.createServer((socket) => socket.end('hello\n'))
-  server.listen(() => {
+  // Any any-port form works: listen(cb), listen(0, cb), listen({ port: 0 }, cb) ... (loopback here).
+  server.listen({ port: 0, host: '127.0.0.1' }, () => {
     const { port } = server.address() as net.AddressInfo
     console.log(`worker ${process.pid} listening on port: ${port}`)
     process.send!({ port })
