@@ -1,5 +1,5 @@
 /**
- * net-cluster, done right: two cluster workers call `server.listen(cb)` and get two distinct
+ * net-cluster, done right: two cluster workers ask for any port and get two distinct
  * random ports (with node:net they would share one). Run: npx tsx examples/net-cluster.ts
  */
 import nodeCluster from 'node:cluster'
