@@ -23,14 +23,14 @@ import {
   NameMismatchError,
   PeerTimeoutError,
   RxnetError,
-  TimeoutError,
   VersionMismatchError,
 } from '../errors.js'
 import { DEFAULT_MAX_LENGTH } from '../framing/decoder.js'
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, type OverflowPolicy } from '../queue.js'
 import { socketChannel } from '../socket.js'
 import { Discovery, isWildcard } from './discovery.js'
-import { encodeHandshake, HandshakeDecoder, type HandshakeMessage, PROTOCOL_VERSION, type RefuseReason } from './handshake.js'
+import { readHandshake, whenConnected } from './connection.js'
+import { encodeHandshake, type HandshakeMessage, PROTOCOL_VERSION, type RefuseReason } from './handshake.js'
 import { type LeaveReason, MeshPeer, type Peer } from './peer.js'
 
 /** Options of {@link createMesh}. */
@@ -403,47 +403,14 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     }
     this.handshaking.add(socket)
     socket.setNoDelay(true)
-    const decoder = new HandshakeDecoder()
-    const timer = setTimeout(() => fail(new HandshakeError(`no handshake within ${this.o.handshakeTimeout} ms`, new TimeoutError('handshake', this.o.handshakeTimeout)), undefined), this.o.handshakeTimeout)
-    const cleanup = (): void => {
-      clearTimeout(timer)
-      socket.off('data', onData)
-      socket.off('end', onEnd)
-      socket.off('error', onError)
-      socket.off('close', onClose)
-      socket.pause()
-    }
-    const fail = (e: RxnetError, reason: RefuseReason | undefined): void => {
-      cleanup()
-      this.refuse(socket, e, reason)
-    }
-    const onData = (chunk: Buffer): void => {
-      let r
-      try {
-        r = decoder.push(chunk)
-      } catch (e) {
-        return fail(e as RxnetError, 'malformed')
-      }
-      if (r === null) return
-      cleanup()
-      this.decide(socket, r.message, r.rest)
-    }
-    const onEnd = (): void => {
-      try {
-        decoder.end()
-      } catch (e) {
-        fail(e as RxnetError, undefined)
-      }
-    }
-    const onError = (e: Error): void => fail(new HandshakeError(`connection failed during the handshake: ${e.message}`, e), undefined)
-    const onClose = (): void => fail(new HandshakeError('connection closed during the handshake'), undefined)
-    socket.on('data', onData)
-    socket.on('end', onEnd)
-    socket.on('error', onError)
-    socket.on('close', onClose)
+    readHandshake(socket, this.o.handshakeTimeout, (message, cause) => new HandshakeError(message, cause)).then(
+      (m) => this.decide(socket, m),
+      (e: RxnetError) => this.refuse(socket, e, e instanceof HandshakeError && socket.writable && !socket.readableEnded ? 'malformed' : undefined),
+    )
   }
 
-  private decide(socket: net.Socket, m: HandshakeMessage, rest: Buffer): void {
+  private decide(socket: net.Socket, m: HandshakeMessage): void {
+    if (this.closing) return this.refuse(socket, new ClosedError('mesh'), 'closing')
     if (m.kind !== 'hello') return this.refuse(socket, new HandshakeError(`expected hello, got ${m.kind}`), 'malformed')
     if (m.version !== PROTOCOL_VERSION) return this.refuse(socket, new VersionMismatchError(PROTOCOL_VERSION, m.version), 'version')
     if (m.name !== this.name) return this.refuse(socket, new NameMismatchError(this.name, m.name), 'name')
@@ -460,7 +427,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       pending.abort()
     }
     socket.write(this.handshake('welcome'))
-    this.establish(socket, m.id, m.port, rest, false)
+    this.establish(socket, m.id, m.port, false)
   }
 
   private refuse(socket: net.Socket, error: RxnetError, reason: RefuseReason | undefined): void {
@@ -565,98 +532,52 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     this.scheduleDial(t, jitter(Math.min(this.o.maxReconnectDelay, this.o.reconnectDelay * 2 ** Math.min(t.attempt, 20))))
   }
 
-  /** One connection attempt: connect, (TLS), hello, answer. Resolves once established or superseded. */
-  private dialOnce(t: Target, host: string): Promise<void> {
+  /** One connection attempt: connect (TLS), hello, answer. Resolves once established or superseded by the tie-break. */
+  private async dialOnce(t: Target, host: string): Promise<void> {
     this.stats.dialed++
-    return new Promise<void>((resolve, reject) => {
-      const socket = this.connect(host, t.port)
+    const what = `${host}:${t.port}`
+    const expected = t.id
+    let aborted = false
+    let socket: net.Socket | undefined
+    const pending = { abort: () => ((aborted = true), socket?.destroy()) }
+    if (expected !== undefined) this.pendingOut.set(expected, pending)
+    let established = false
+    try {
+      socket = this.connect(host, t.port)
       this.handshaking.add(socket)
-      const secure = socket instanceof tls.TLSSocket
-      const decoder = new HandshakeDecoder()
-      const expected = t.id
-      let connected = false
-      const pending = {
-        abort: () => {
-          cleanup()
-          socket.destroy()
-          this.handshaking.delete(socket)
-          resolve()
-        },
+      await whenConnected(socket, what, this.o.connectTimeout)
+      socket.setNoDelay(true)
+      socket.write(this.handshake('hello'))
+      const m = await readHandshake(socket, this.o.handshakeTimeout, (message, cause) => new ConnectionError(`${what}: ${message}`, cause))
+      if (m.kind === 'refuse') {
+        if (t.kind === 'seed' && m.id !== '') t.id ??= m.id
+        if (m.reason !== 'tiebreak') throw refusal(m, this.name)
+        this.stats.tiebreaks++ // the far side keeps the connection it dialled
+        return
       }
-      if (expected !== undefined) this.pendingOut.set(expected, pending)
-      const limit = this.o.connectTimeout + this.o.handshakeTimeout
-      const timer = setTimeout(() => fail(new ConnectionError(`no handshake from ${host}:${t.port} within ${limit} ms`, new TimeoutError('dial', limit))), limit)
-      const cleanup = (): void => {
-        clearTimeout(timer)
-        if (expected !== undefined && this.pendingOut.get(expected) === pending) this.pendingOut.delete(expected)
-        socket.off(secure ? 'secureConnect' : 'connect', onConnect)
-        socket.off('data', onData)
-        socket.off('error', onError)
-        socket.off('close', onClose)
-        socket.pause()
+      if (m.kind !== 'welcome') throw new HandshakeError(`expected welcome, got ${m.kind}`)
+      if (m.version !== PROTOCOL_VERSION) throw new VersionMismatchError(PROTOCOL_VERSION, m.version)
+      if (m.name !== this.name) throw new NameMismatchError(this.name, m.name)
+      if (m.id === this.id) throw new DuplicateIdError(m.id)
+      if (t.kind === 'seed') t.id ??= m.id
+      const existing = this.peers.get(m.id)
+      if (existing !== undefined) {
+        // Two links for one pair (first contact through different sources): keep the one the smaller id dialled.
+        this.stats.tiebreaks++
+        if (!existing.outbound && this.id > m.id) return
+        existing.fail(new ConnectionError('superseded by a newer link to the same peer'))
       }
-      const fail = (e: RxnetError): void => {
-        cleanup()
+      this.establish(socket, m.id, t.port, true)
+      established = true
+    } catch (e) {
+      if (!aborted) throw e
+    } finally {
+      if (expected !== undefined && this.pendingOut.get(expected) === pending) this.pendingOut.delete(expected)
+      if (socket !== undefined && !established) {
         socket.destroy()
         this.handshaking.delete(socket)
-        reject(e)
       }
-      const onConnect = (): void => {
-        connected = true
-        socket.setNoDelay(true)
-        socket.write(this.handshake('hello'))
-      }
-      const onData = (chunk: Buffer): void => {
-        let r
-        try {
-          r = decoder.push(chunk)
-        } catch (e) {
-          return fail(e as RxnetError)
-        }
-        if (r === null) return
-        const m = r.message
-        if (m.id !== '' && m.kind === 'refuse' && t.kind === 'seed') t.id ??= m.id
-        if (m.kind === 'refuse') {
-          if (m.reason === 'tiebreak') {
-            this.stats.tiebreaks++
-            cleanup()
-            socket.destroy()
-            this.handshaking.delete(socket)
-            return resolve()
-          }
-          return fail(refusal(m, this.name))
-        }
-        if (m.kind !== 'welcome') return fail(new HandshakeError(`expected welcome, got ${m.kind}`))
-        if (m.version !== PROTOCOL_VERSION) return fail(new VersionMismatchError(PROTOCOL_VERSION, m.version))
-        if (m.name !== this.name) return fail(new NameMismatchError(this.name, m.name))
-        if (m.id === this.id) return fail(new DuplicateIdError(m.id))
-        if (t.kind === 'seed') t.id ??= m.id
-        cleanup()
-        const existing = this.peers.get(m.id)
-        if (existing !== undefined) {
-          // Two links for one pair (first contact through different sources): keep the one the smaller id dialled.
-          this.stats.tiebreaks++
-          if (existing.outbound || this.id < m.id) {
-            existing.fail(new ConnectionError('superseded by a newer link to the same peer'))
-          } else {
-            socket.destroy()
-            this.handshaking.delete(socket)
-            return resolve()
-          }
-        }
-        this.establish(socket, m.id, t.port, r.rest, true)
-        resolve()
-      }
-      const onError = (e: Error): void => {
-        if (secure && !connected) fail(new AuthenticationError(`TLS handshake with ${host}:${t.port} failed: ${e.message}`, e))
-        else fail(new ConnectionError(`dial ${host}:${t.port}: ${e.message}`, e))
-      }
-      const onClose = (): void => fail(new ConnectionError(`${host}:${t.port} closed the connection during the handshake`))
-      socket.once(secure ? 'secureConnect' : 'connect', onConnect)
-      socket.on('data', onData)
-      socket.on('error', onError)
-      socket.on('close', onClose)
-    })
+    }
   }
 
   private connect(host: string, port: number): net.Socket {
@@ -670,9 +591,8 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
 
   // ---------------------------------------------------------------- establish / leave
 
-  private establish(socket: net.Socket, id: string, port: number, rest: Buffer, outbound: boolean): void {
+  private establish(socket: net.Socket, id: string, port: number, outbound: boolean): void {
     this.handshaking.delete(socket)
-    if (rest.length > 0) socket.unshift(rest)
     const channel = socketChannel(socket, { maxLength: this.o.maxLength, highWaterMark: this.o.highWaterMark, overflow: this.o.overflow })
     const address = normalize(socket.remoteAddress)
     const peer = new MeshPeer<In, Out>(id, address, port, outbound, channel, this.codec, this.o)
