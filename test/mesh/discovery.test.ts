@@ -18,7 +18,8 @@ it('a service of another mesh is ignored; a matching one is dialled until it say
   const events: MeshEvent[] = []
   mesh.events$.subscribe((e) => events.push(e))
   await mesh.listen()
-  bonjour = new Bonjour({ interface: '127.0.0.1', bind: '0.0.0.0' }, () => {})
+  // multicast-dns options (bonjour-service passes them through; its type only lists ServiceConfig)
+  bonjour = new Bonjour({ interface: '127.0.0.1', bind: '0.0.0.0' } as Record<string, unknown>, () => {})
   // Nothing listens on these ports: the mesh keeps dialling the matching one (and never the other).
   bonjour.publish({ name: 'other-mesh', type: SERVICE_TYPE, port: 9, txt: { mesh: 'not-ours', id: 'x' }, probe: false })
   const ghost = bonjour.publish({ name: 'ghost', type: SERVICE_TYPE, port: 9, txt: { mesh: name, id: 'ghost' }, probe: false })
