@@ -5,6 +5,7 @@
 import { Observable, Subscription, from, isObservable, take, type MonoTypeOperatorFunction, type ObservableInput } from 'rxjs'
 import type { Channel } from '../src/channel.js'
 import { isChannel, isRequest, type BusLike, type ReplyEnvelope, type RequestEnvelope } from '../src/rpc.js'
+import { validateTopic } from '../src/bus/topics.js'
 
 /** What a {@link reply} handler may return: a value, a Promise, or an Observable (its first value is the reply). */
 export type ReplyResult<Res> = Res | PromiseLike<Res> | ObservableInput<Res>
@@ -13,8 +14,10 @@ export type ReplyResult<Res> = Res | PromiseLike<Res> | ObservableInput<Res>
  * Answers every request (sent by {@link request}) in the stream it is applied to with
  * `handler(body)`, sent back through `via`; values that are not requests pass through unchanged,
  * so one stream can carry both. A handler that throws, rejects or errors sends an error reply
- * (the requester gets `ERR_REMOTE` with the error's message and `code`). Requests are handled
- * concurrently; unsubscribing drops the ones in progress.
+ * (the requester gets `ERR_REMOTE` with the error's message and `code`), and so does a result that
+ * cannot be sent (not JSON-serialisable, too large). Requests are handled concurrently;
+ * unsubscribing drops the ones in progress. Over a bus, a request whose `to` is not a valid topic
+ * is ignored (nobody to answer): one bad requester never stops the replier.
  *
  * - Bus: apply it to `bus.messages$(topic)`; replies go to the request's `to` topic.
  * - Channel of values: apply it to `channel.source`; replies go out with `channel.send`.
@@ -39,17 +42,30 @@ export function reply<Req, Res>(via: Channel<unknown, unknown> | BusLike, handle
       const maybeComplete = (): void => {
         if (upstreamDone && inFlight.size === 0) subscriber.complete()
       }
+      const fail = (req: RequestEnvelope, e: unknown): void => {
+        const err = e as { message?: unknown; code?: unknown }
+        const error = { message: String(err?.message ?? e), ...(typeof err?.code === 'string' ? { code: err.code } : {}) }
+        try {
+          send(req, { $rx: 'res', id: req.id, error })
+        } catch (e2) {
+          subscriber.error(e2) // not even an error reply goes out (closed bus / channel)
+        }
+      }
       const answer = (req: RequestEnvelope, res: ReplyEnvelope): void => {
         try {
           send(req, res)
         } catch (e) {
-          subscriber.error(e)
+          fail(req, e) // the result could not be sent (unencodable, too large): tell the requester
         }
       }
-      const fail = (req: RequestEnvelope, e: unknown): void => {
-        const err = e as { message?: unknown; code?: unknown }
-        const error = { message: String(err?.message ?? e), ...(typeof err?.code === 'string' ? { code: err.code } : {}) }
-        answer(req, { $rx: 'res', id: req.id, error })
+      const answerable = (req: RequestEnvelope): boolean => {
+        if (channel !== null) return true
+        try {
+          validateTopic(req.to as string)
+          return true
+        } catch {
+          return false
+        }
       }
       const upstream = source.subscribe({
         next: (value) => {
@@ -57,7 +73,7 @@ export function reply<Req, Res>(via: Channel<unknown, unknown> | BusLike, handle
             subscriber.next(value)
             return
           }
-          if (channel === null && typeof value.to !== 'string') return // nobody to answer
+          if (!answerable(value)) return // over a bus with no valid `to` topic: nobody to answer
           let result: ReplyResult<Res>
           try {
             result = handler(value.body as Req)

@@ -89,4 +89,32 @@ describe('request() / reply() over the bus', () => {
     expect(sums.sort((x, y) => x - y)).toEqual([3, 42])
     expect(() => request(asker, 'math.*')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
   })
+
+  it('a request with a bad `to` topic is ignored and an unsendable result becomes ERR_REMOTE: the replier keeps answering', async () => {
+    const hub = await startHub({ path: tmpSocket() })
+    open.push(hub)
+    const asker: Bus = connectBus(hub.path)
+    const rogue: Bus = connectBus(hub.path)
+    const answerer: Bus = connectBus(hub.path)
+    open.push(asker, rogue, answerer)
+    let failed: unknown = null
+    let calls = 0
+    const sub = answerer
+      .messages$('calc')
+      .pipe(
+        reply(answerer, (n: number) => {
+          calls++
+          return n === 0 ? 10n : n + 1 // a BigInt is not JSON-serialisable
+        }),
+      )
+      .subscribe({ error: (e) => (failed = e) })
+    open.push({ close: () => sub.unsubscribe() })
+    await answerer.flush()
+    for (const to of ['bad topic', 'a.*', '', 42]) rogue.emit('calc', { $rx: 'req', id: 'r', body: 1, to })
+    await rogue.flush()
+    await expect(firstValueFrom(of(0).pipe(request(asker, 'calc', { timeout: 2000 })))).rejects.toMatchObject({ code: 'ERR_REMOTE', remoteCode: 'ERR_ENCODE' })
+    expect(await firstValueFrom(of(1).pipe(request(asker, 'calc', { timeout: 2000 })))).toBe(2)
+    expect(failed).toBe(null)
+    expect(calls).toBe(2) // the rogue requests never reached the handler
+  })
 })
