@@ -107,7 +107,15 @@ class MulticastChannelImpl implements MulticastChannel {
 
     this.source = new Observable<MulticastMessage>((subscriber) => this.subscribe(subscriber))
     this.sink = {
-      next: (data) => this.send(data),
+      // An Observer must not throw (RxJS would rethrow it asynchronously, crashing the process):
+      // what send() throws fails the channel instead, as socketChannel does.
+      next: (data) => {
+        try {
+          this.send(data)
+        } catch (e) {
+          this.fail(e)
+        }
+      },
       error: (e) => this.fail(new ChannelAbortedError(e)),
       complete: () => void this.close(),
     }

@@ -1,7 +1,7 @@
 // multicast() on loopback (interface 127.0.0.1): several sockets per host, packing, dedupe,
 // own-echo drop, gap counting with injected loss, limits, lifecycle.
 import { afterEach, describe, expect, it } from 'vitest'
-import { firstValueFrom, take, toArray } from 'rxjs'
+import { firstValueFrom, of, take, toArray } from 'rxjs'
 import { DEFAULT_MULTICAST_OPTIONS, isRxnetError, type DatagramRejection } from 'rxnet'
 import { HEADER_BYTES, encodeDatagram, parseHeader } from '../../src/multicast/datagram.js'
 import { Resources, collect, freshGroup, str, text, until } from './helpers.js'
@@ -87,6 +87,21 @@ describe('multicast on loopback', () => {
     await until(() => got.length === 1)
     expect(got[0]!.data.length).toBe(a.maxMessageSize)
     expect(() => a.send('nope' as unknown as Uint8Array)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+  })
+
+  it('through sink.next, a message too large or not bytes fails the channel with its code instead of throwing out of the Observer', async () => {
+    const g = freshGroup()
+    for (const [bad, code] of [
+      [new Uint8Array(2000), 'ERR_DATAGRAM_TOO_LARGE'],
+      ['nope', 'ERR_INVALID_ARGUMENT'],
+    ] as const) {
+      const a = res.channel(g)
+      await a.ready
+      const failed = new Promise((resolve) => a.source.subscribe({ error: resolve }))
+      of(bad as Uint8Array).subscribe(a.sink) // a throw here would surface as an uncaught exception
+      expect(isRxnetError(await failed, code)).toBe(true)
+      await a.closed
+    }
   })
 
   it('drops duplicated datagrams (a raw socket replays every one it captured)', async () => {
