@@ -350,7 +350,7 @@ class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> 
           this.out.clear()
           this.settleWaiters(new ClosedError('channel'))
         },
-        (e: unknown) => this.fail({ error: e instanceof RxnetError ? e : new ConnectionError(`duplex sink failed: ${String((e as Error)?.message ?? e)}`, e) }),
+        (e: unknown) => this.fail(e instanceof RxnetError ? e : new ConnectionError(`duplex sink failed: ${String((e as Error)?.message ?? e)}`, e)),
       )
   }
 

@@ -325,6 +325,23 @@ describe('fromDuplex / fromByteDuplex', () => {
     expect((e as Error).cause).toBe(cause)
   })
 
+  it('a failing duplex sink errors source with ERR_CONNECTION and the cause; sends are then ignored', async () => {
+    const cause = new Error('stream reset by peer')
+    const ch = fromDuplex<string>({
+      source: asyncQueue<string>().iterable,
+      sink: async (src) => {
+        for await (const _ of src) throw cause
+      },
+    })
+    const err = new Promise<unknown>((resolve) => ch.source.subscribe({ error: resolve }))
+    ch.send('boom')
+    const e = await err
+    expect(isRxnetError(e, 'ERR_CONNECTION')).toBe(true)
+    expect((e as Error).cause).toBe(cause)
+    expect(ch.writable).toBe(false)
+    await expect(ch.whenWritable()).rejects.toMatchObject({ code: 'ERR_CLOSED' })
+  })
+
   it('fromByteDuplex: ERR_FRAME_TOO_LONG on the declared length, ERR_TRUNCATED_FRAME on a cut stream', async () => {
     const tooLong = fromByteDuplex({ source: [Uint8Array.from([0x80, 0x80, 0x04])], sink: async () => {} }, { maxLength: 1024 })
     await expect(new Promise((resolve, reject) => tooLong.source.subscribe({ error: reject, complete: () => resolve(null) }))).rejects.toMatchObject({ code: 'ERR_FRAME_TOO_LONG' })
