@@ -195,7 +195,8 @@ class HubImpl implements Hub {
     }
     if (this.options.multicast !== undefined) {
       try {
-        this.bridge = multicast({ overflow: 'drop-oldest', ...this.options.multicast })
+        const mc = this.options.multicast
+        this.bridge = multicast({ ...mc, overflow: mc.overflow ?? 'drop-oldest' }) // an explicit `overflow: undefined` keeps this default too
         this.bridge.source.subscribe({
           next: ({ data }) => this.onBridgeMessage(data),
           error: (error) => this.events.next({ type: 'bridge-error', error }),

@@ -50,4 +50,22 @@ describe('hubs bridged over multicast (one host, loopback)', () => {
     expect(hubs[1]!.stats.bridgedOut).toBe(0) // only locally-originated messages go to the group
     expect(hubs[2]!.bridge!.stats.gaps).toBe(0)
   })
+
+  it("the bridge's send buffer drops the oldest by default, even with an explicit overflow: undefined, instead of failing the bridge", async () => {
+    const multicast = { group: `239.255.${randomInt(1, 254)}.${randomInt(1, 254)}`, port: randomInt(20_000, 60_000), interface: '127.0.0.1', highWaterMark: 64, overflow: undefined }
+    const hub = await startHub({ path: tmpSocket(), multicast })
+    open.push(hub)
+    const events: string[] = []
+    const sub = hub.events$.subscribe((e) => events.push(e.type))
+    open.push({ close: () => sub.unsubscribe() })
+    const bus = connectBus(hub.path)
+    open.push(bus)
+    for (let i = 0; i < 50; i++) bus.emit('b.x', i) // ~2 KiB reach the hub in one read: over the 64 B budget
+    await bus.flush()
+    await until(() => hub.bridge!.stats.datagramsOut > 0, 5000, 'bridge send')
+    expect(hub.bridge!.stats.dropped).toBeGreaterThan(0)
+    expect(events).not.toContain('bridge-error')
+    hub.bridge!.send(new Uint8Array([1])) // still open
+    expect(hub.bridge!.stats.overflows).toBeGreaterThan(0)
+  })
 })
