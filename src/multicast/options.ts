@@ -1,5 +1,6 @@
 /**
- * Options, defaults, public types and option validation of {@link multicast}.
+ * Options, defaults, public types and option validation of `multicast()` (`./multicast.ts`, which
+ * imports this file; nothing here imports it back).
  * @module
  */
 import { isIPv4 } from 'node:net'
@@ -8,7 +9,6 @@ import type { Channel, ChannelStats } from '../channel.js'
 import { AbortError, InvalidArgumentError, type BadDatagramError } from '../errors.js'
 import { DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from '../queue.js'
 import { MAX_UDP_PAYLOAD, overhead } from './datagram.js'
-import type { multicast } from './multicast.js'
 
 /**
  * Default group: administratively scoped (239.0.0.0/8, RFC 2365), never routed off-site.
@@ -45,7 +45,7 @@ export const DEFAULT_MAX_DATAGRAM = 1400
 export const DEFAULT_MULTICAST_HIGH_WATER_MARK = 1024 * 1024
 
 /**
- * Options of {@link multicast}.
+ * Options of `multicast()`.
  * @example
  * ```ts
  * const options: MulticastOptions = { group: '239.255.0.9', port: 5000, interface: '127.0.0.1', secret: process.env.MC_SECRET }
