@@ -1,0 +1,97 @@
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { BoundedQueue } from '../../src/queue.js'
+
+const len = (s: string): number => s.length
+
+describe('BoundedQueue', () => {
+  it("'error' refuses the message that does not fit with ERR_BUFFER_OVERFLOW, counting it", () => {
+    const q = new BoundedQueue<string>(10, 'error', len)
+    expect(q.push('aaaa')).toBe(true)
+    expect(q.push('bbbb')).toBe(true)
+    expect(() => q.push('ccc')).toThrow(expect.objectContaining({ code: 'ERR_BUFFER_OVERFLOW' }))
+    expect(q.overflows).toBe(1)
+    expect(q.dropped).toBe(0)
+    expect(q.length).toBe(2)
+    expect(q.bytes).toBe(8)
+  })
+
+  it("'drop-newest' discards the new message", () => {
+    const q = new BoundedQueue<string>(10, 'drop-newest', len)
+    q.push('aaaa')
+    q.push('bbbb')
+    expect(q.push('ccc')).toBe(false)
+    expect(q.dropped).toBe(1)
+    expect(q.clear()).toEqual(['aaaa', 'bbbb'])
+    expect(q.bytes).toBe(0)
+  })
+
+  it("'drop-oldest' discards from the head until the new one fits", () => {
+    const q = new BoundedQueue<string>(10, 'drop-oldest', len)
+    q.push('aaaa')
+    q.push('bbbb')
+    expect(q.push('cccccc')).toBe(true)
+    expect(q.dropped).toBe(1)
+    expect(q.clear()).toEqual(['bbbb', 'cccccc'])
+  })
+
+  it("'drop-oldest' drops the new one too when even an empty queue cannot take it beside `extra`", () => {
+    const q = new BoundedQueue<string>(10, 'drop-oldest', len)
+    q.push('aa')
+    expect(q.push('bbbb', 8)).toBe(false) // 8 bytes held elsewhere (a socket) leave room for 2
+    expect(q.dropped).toBe(2)
+    expect(q.length).toBe(0)
+  })
+
+  it('an item larger than the whole budget is accepted into an empty queue (nothing else held)', () => {
+    const q = new BoundedQueue<string>(4, 'error', len)
+    expect(q.push('0123456789')).toBe(true)
+    expect(() => q.push('x')).toThrow(expect.objectContaining({ code: 'ERR_BUFFER_OVERFLOW' }))
+  })
+
+  it('consume / shift / compaction keep order and byte counts (model-based)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.record({ op: fc.constant('push' as const), s: fc.string({ maxLength: 5 }) }), fc.record({ op: fc.constant('shift' as const) }), fc.record({ op: fc.constant('consume' as const), n: fc.nat(20) })), { maxLength: 300 }),
+        (ops) => {
+          const q = new BoundedQueue<string>(Number.POSITIVE_INFINITY, 'error', len)
+          const model: string[] = []
+          for (const o of ops) {
+            if (o.op === 'push') {
+              q.pushSized(o.s, o.s.length)
+              model.push(o.s)
+            } else if (o.op === 'shift') {
+              expect(q.shift()).toBe(model.shift())
+            } else {
+              const n = Math.min(o.n, model.length)
+              const taken = model.splice(0, n)
+              q.consume(q.head + n, taken.reduce((a, s) => a + s.length, 0))
+            }
+            expect(q.length).toBe(model.length)
+            expect(q.bytes).toBe(model.reduce((a, s) => a + s.length, 0))
+          }
+          expect(q.clear()).toEqual(model)
+        },
+      ),
+      { numRuns: 1000 },
+    )
+  })
+
+  it('compacts a long-lived queue: dead slots never outnumber live ones past 4096', () => {
+    const q = new BoundedQueue<number>(Number.POSITIVE_INFINITY, 'error', () => 1)
+    for (let i = 0; i < 10; i++) q.push(i) // a steady backlog of 10
+    for (let i = 10; i < 100_000; i++) {
+      q.push(i)
+      expect(q.shift()).toBe(i - 10)
+    }
+    expect(q.length).toBe(10)
+    expect(q.items.length).toBeLessThan(4096 + 20)
+    // a growing queue keeps at most as many dead slots as live ones
+    for (let i = 0; i < 50_000; i++) {
+      q.push(i)
+      q.push(i)
+      q.shift()
+    }
+    expect(q.items.length).toBeLessThanOrEqual(2 * q.length + 4096)
+  })
+})
