@@ -77,6 +77,7 @@ export {
   DEFAULT_CLUSTER_OPTIONS,
   DEFAULT_RESTART_OPTIONS,
   DEFAULT_PRIMARY_SERVES,
+  DEFAULT_DISTRIBUTION,
 } from './cluster/index.js'
 export {
   createMesh,

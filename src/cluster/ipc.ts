@@ -20,8 +20,11 @@ export interface RosterEntry {
 export type Control =
   | { [TAG]: 'links'; id: number; pid: number; path: string }
   | { [TAG]: 'roster'; peers: RosterEntry[] }
-  | { [TAG]: 'serve'; key: string }
+  | { [TAG]: 'serve'; key: string; distribution: 'round-robin' | 'shared' }
   | { [TAG]: 'handle'; key: string }
+  | { [TAG]: 'rr'; key: string; sockname: import('node:net').AddressInfo | null }
+  | { [TAG]: 'conn'; key: string; seq: number }
+  | { [TAG]: 'conn-ack'; key: string; seq: number; accepted: boolean }
   | { [TAG]: 'serving'; key: string; address: import('node:net').AddressInfo | string | null }
   | { [TAG]: 'shutdown' }
   | { [TAG]: 'reload' }

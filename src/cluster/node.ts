@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { createServer as createNetServer } from 'node:net'
 import type net from 'node:net'
 import { EMPTY, type Observable } from 'rxjs'
 import { resolveCodec } from '../codec/index.js'
@@ -15,9 +16,11 @@ import { AbortError, ClosedError, InvalidArgumentError, TimeoutError, type Rxnet
 import { TAG, controlMessages, ipcMessages, type Control } from './ipc.js'
 import { LinkManager } from './links.js'
 import { ServedServer, listenAsync, serveKey } from './serve.js'
+import { listenRoundRobin, type RoundRobinHandle } from './balancer.js'
 import { ENV, Supervisor } from './supervisor.js'
 import {
   DEFAULT_CLUSTER_OPTIONS,
+  DEFAULT_DISTRIBUTION,
   DEFAULT_PRIMARY_SERVES,
   DEFAULT_RESTART_OPTIONS,
   type ClusterNode,
@@ -66,6 +69,8 @@ class ClusterNodeImpl implements ClusterNode {
   private readonly links: LinkManager
   private readonly supervisor: Supervisor | null = null
   private readonly served = new Map<string, ServedServer>()
+  /** Worker: stand-in handles of the servers fed by the primary's round-robin, by key. */
+  private readonly rr = new Map<string, RoundRobinHandle>()
   private readonly dir: string
   private readonly ownsDir: boolean
   private readonly shutdownTimeout: number
@@ -130,7 +135,8 @@ class ClusterNodeImpl implements ClusterNode {
       this.ipc$ = ipcMessages(process as never, 0, this.id)
       const roster = controlMessages(process as never, 'roster').subscribe(([m]) => this.links.roster(m.peers))
       const shutdown = controlMessages(process as never, 'shutdown').subscribe(() => this.exitGracefully())
-      this.teardown.push(() => roster.unsubscribe(), () => shutdown.unsubscribe())
+      const conns = controlMessages(process as never, 'conn').subscribe(([m, client]) => this.onConnection(m.key, m.seq, client))
+      this.teardown.push(() => roster.unsubscribe(), () => shutdown.unsubscribe(), () => conns.unsubscribe())
       this.ready = this.links.listen().then(() => this.toPrimary({ [TAG]: 'links', id: this.id, pid: process.pid, path: linkPath }))
     }
     if (this.isPrimary && this.ownsDir) {
@@ -155,49 +161,44 @@ class ClusterNodeImpl implements ClusterNode {
     if (this.closing) throw new ClosedError('cluster node')
     const { port, host, backlog, signal } = options
     if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`serve(): port must be 0..65535, got ${port}`)
+    const distribution = options.distribution ?? DEFAULT_DISTRIBUTION
+    if (distribution !== 'round-robin' && distribution !== 'shared') throw new InvalidArgumentError(`serve(): distribution must be 'round-robin' or 'shared', got ${distribution}`)
     if (signal?.aborted) throw new AbortError(signal.reason)
     await this.ready // a cluster whose links could not start (e.g. ERR_PATH_TOO_LONG) fails here, loudly
     const primaryServes = options.primaryServes ?? DEFAULT_PRIMARY_SERVES
+    const roundRobin = distribution === 'round-robin'
     const key = serveKey(port, host)
     const listenOptions = { port, host, backlog, exclusive: true }
 
     if (this.isPrimary) {
-      if (!primaryServes) {
+      if (!primaryServes && !roundRobin) {
         const address = await this.supervisor!.firstServing(key)
         return { port: typeof address === 'object' && address !== null ? address.port : port, host, serving: false }
       }
-      await listenAsync(server, listenOptions, signal)
-      this.track(key, server)
-      this.supervisor!.provide(key, server)
-      return { port: (server.address() as net.AddressInfo).port, host, serving: true }
+      // Round-robin without the primary serving: an acceptor of its own holds the port and deals every connection out.
+      const listening = primaryServes ? server : createNetServer()
+      await listenAsync(listening, listenOptions, signal)
+      this.track(key, listening)
+      this.supervisor!.provide(key, listening, roundRobin, primaryServes)
+      return { port: (listening.address() as net.AddressInfo).port, host, serving: primaryServes }
     }
 
-    if (primaryServes) {
-      // Ask the primary for its listening socket; every process then accepts on the same one.
-      const handle = await new Promise<unknown>((resolve, reject) => {
-        const cleanup = (): void => {
-          sub.unsubscribe()
-          clearTimeout(timer)
-          signal?.removeEventListener('abort', onAbort)
-        }
-        const sub = controlMessages(process as never, 'handle').subscribe(([m, h]) => {
-          if (m.key !== key) return
-          cleanup()
-          resolve(h)
+    if (primaryServes || roundRobin) {
+      // Ask the primary: round-robin -> where it listens; shared -> its listening socket itself.
+      const [reply, handle] = await this.askPrimary(key, distribution, signal)
+      if (reply[TAG] === 'rr') {
+        await new Promise<void>((resolve, reject) => {
+          const onError = (e: Error): void => reject(e)
+          server.once('error', onError)
+          server.once('listening', () => {
+            server.off('error', onError)
+            resolve()
+          })
+          this.rr.set(key, listenRoundRobin(server, reply.sockname, backlog, () => this.rr.delete(key)))
         })
-        const onAbort = (): void => {
-          cleanup()
-          reject(new AbortError(signal?.reason))
-        }
-        // The primary answers once it serves the same port itself (same script, same serve call).
-        const timer = setTimeout(() => {
-          cleanup()
-          reject(new TimeoutError(`serve(): the primary to serve ${key} (it must call serve() with the same port and host)`, this.readyTimeout))
-        }, this.readyTimeout)
-        signal?.addEventListener('abort', onAbort, { once: true })
-        this.toPrimary({ [TAG]: 'serve', key })
-      })
-      await listenAsync(server, handle, signal)
+      } else {
+        await listenAsync(server, handle, signal)
+      }
     } else {
       // Shared through node:cluster (the primary holds the socket but does not accept).
       await listenAsync(server, { port, host, backlog }, signal)
@@ -206,6 +207,33 @@ class ClusterNodeImpl implements ClusterNode {
     this.toPrimary({ [TAG]: 'serving', key, address: server.address() })
     const address = server.address()
     return { port: typeof address === 'object' && address !== null ? address.port : port, host, serving: true }
+  }
+
+  /** Worker: asks the primary to serve `key` and waits for its answer (it comes once the primary serves it too). */
+  private askPrimary(key: string, distribution: 'round-robin' | 'shared', signal?: AbortSignal): Promise<[Control, unknown]> {
+    return new Promise((resolve, reject) => {
+      const cleanup = (): void => {
+        subs.forEach((s) => s.unsubscribe())
+        clearTimeout(timer)
+        signal?.removeEventListener('abort', onAbort)
+      }
+      const onReply = ([m, h]: [Control & { key: string }, unknown]): void => {
+        if (m.key !== key) return
+        cleanup()
+        resolve([m, h])
+      }
+      const subs = [controlMessages(process as never, 'handle').subscribe(onReply), controlMessages(process as never, 'rr').subscribe(onReply)]
+      const onAbort = (): void => {
+        cleanup()
+        reject(new AbortError(signal?.reason))
+      }
+      const timer = setTimeout(() => {
+        cleanup()
+        reject(new TimeoutError(`serve(): the primary to serve ${key} (it must call serve() with the same port and host)`, this.readyTimeout))
+      }, this.readyTimeout)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.toPrimary({ [TAG]: 'serve', key, distribution })
+    })
   }
 
   reload(options: { signal?: AbortSignal } = {}): Promise<void> {
@@ -222,6 +250,15 @@ class ClusterNodeImpl implements ClusterNode {
     if (options.signal?.aborted) return Promise.reject(new AbortError(options.signal.reason))
     this.closing ??= this.doClose()
     return this.closing
+  }
+
+  /** Worker: a connection dealt by the primary's round-robin; refused (the primary deals it again) once that server closed. */
+  private onConnection(key: string, seq: number, client: unknown): void {
+    const handle = this.rr.get(key)
+    const accepted = handle?.onconnection != null
+    if (accepted) handle!.onconnection!.call(handle, 0, client)
+    else (client as { close(): void }).close() // our copy; the primary still holds its own
+    this.toPrimary({ [TAG]: 'conn-ack', key, seq, accepted })
   }
 
   /** Worker: a control message to the primary (dropped if the IPC channel is gone: we are exiting then). */

@@ -9,6 +9,7 @@ import nodeCluster, { type Worker } from 'node:cluster'
 import type net from 'node:net'
 import { Subject } from 'rxjs'
 import { AbortError, ClosedError, CrashLoopError, TimeoutError } from '../errors.js'
+import { Balancer } from './balancer.js'
 import { TAG, isControl, type Control, type RosterEntry } from './ipc.js'
 import type { RestartOptions, WorkerEvent, WorkerStatus } from './types.js'
 
@@ -58,6 +59,7 @@ export class Supervisor {
   private readonly procs = new Set<Proc>()
   private readonly roster = new Map<number, RosterEntry>()
   private readonly servers = new Map<string, { promise: Promise<net.Server>; resolve: (s: net.Server) => void }>()
+  private readonly balancers = new Map<string, Balancer>()
   private readonly serving = new Subject<{ proc: Proc; key: string }>()
   private reloading: Promise<void> | null = null
   private stopping = false
@@ -76,8 +78,13 @@ export class Supervisor {
     }
   }
 
-  /** The primary serves `server` under `key`: workers asking for that key get its listening socket. */
-  provide(key: string, server: net.Server): void {
+  /**
+   * The primary listens on `server` under `key`. Round-robin: its connections are dealt to the
+   * workers serving `key` (and to `server` itself when `selfServes`); shared: workers asking for
+   * `key` get its listening socket.
+   */
+  provide(key: string, server: net.Server, roundRobin: boolean, selfServes: boolean): void {
+    if (roundRobin) this.balancers.set(key, new Balancer(key, server, selfServes))
     this.entry(key).resolve(server)
   }
 
@@ -166,6 +173,7 @@ export class Supervisor {
       worker.off('exit', onExit)
       worker.off('error', onError)
       this.procs.delete(proc)
+      for (const b of this.balancers.values()) b.remove(proc, true)
       this.events.next({ type: 'exit', id, pid: proc.pid, code, signal, expected: proc.expected })
       if (this.roster.get(id)?.pid === proc.pid) {
         this.roster.delete(id)
@@ -201,12 +209,19 @@ export class Supervisor {
       }
       case 'serve': {
         void this.entry(c.key).promise.then((server) => {
-          if (proc.worker.isConnected() && server.listening) proc.worker.send({ [TAG]: 'handle', key: c.key } satisfies Control, server as never)
+          if (!proc.worker.isConnected() || !server.listening) return
+          if (c.distribution === 'shared') proc.worker.send({ [TAG]: 'handle', key: c.key } satisfies Control, server as never)
+          else proc.worker.send({ [TAG]: 'rr', key: c.key, sockname: server.address() as net.AddressInfo | null } satisfies Control)
         })
         break
       }
+      case 'conn-ack':
+        this.balancers.get(c.key)?.ack(c.seq, c.accepted)
+        break
       case 'serving': {
         proc.served.add(c.key)
+        // A reload candidate gets connections as soon as it serves (its predecessor drains next).
+        if (!proc.expected) this.balancers.get(c.key)?.add(proc)
         const slot = this.slots.get(proc.id)
         if (slot?.current === proc) slot.state = 'listening'
         this.events.next({ type: 'listening', id: proc.id, pid: proc.pid, address: c.address })
@@ -279,6 +294,7 @@ export class Supervisor {
   /** Asks `proc` to drain and exit; kills it if it is still alive after the shutdown timeout. */
   private async stop(proc: Proc): Promise<void> {
     proc.expected = true
+    for (const b of this.balancers.values()) b.remove(proc) // no new connections; those in flight are acked
     const slot = this.slots.get(proc.id)
     if (slot?.current === proc) slot.state = 'draining'
     // Before it announced its links the worker may not listen for 'shutdown' yet: a signal always lands.

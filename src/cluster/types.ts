@@ -105,11 +105,28 @@ export interface ServeOptions {
   host?: string
   /** The primary accepts connections too (multi-node's `masterListen`). @default true */
   primaryServes?: boolean
+  /**
+   * How connections reach the processes. `'round-robin'`: the primary accepts and hands each
+   * connection to the next process in turn (itself included when `primaryServes`), balanced like
+   * node:cluster's default. `'shared'`: every process accepts on the shared socket directly (no hop
+   * through the primary, but the kernel may give one process most connections).
+   * @default 'round-robin'
+   */
+  distribution?: 'round-robin' | 'shared'
   /** Listen backlog. @default node's default */
   backlog?: number
   /** Cancels waiting for the listening socket. */
   signal?: AbortSignal
 }
+
+/**
+ * Default of {@link ServeOptions.distribution}.
+ * @example
+ * ```ts
+ * await node.serve(server, { port: 8080, distribution: DEFAULT_DISTRIBUTION })
+ * ```
+ */
+export const DEFAULT_DISTRIBUTION = 'round-robin' as const
 
 /**
  * Default of {@link ServeOptions.primaryServes}: the primary accepts connections too.

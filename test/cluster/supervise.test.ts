@@ -15,6 +15,8 @@ async function startHttp(env: Record<string, string>): Promise<{ fx: Fixture; po
   fx = f
   const workers = Number(env.WORKERS ?? 2)
   const serving = await f.waitCount((r) => r.ev === 'serving', workers + 1, 30_000, 'serving reports')
+  // ... and the primary knows (it deals connections only to workers it saw serving)
+  if (env.CRASH !== '1') await f.waitCount((r) => r.ev === 'worker' && r.type === 'listening', workers, 30_000, 'listening events')
   const port = serving.find((r) => r.id === 0)!.port as number
   return { fx: f, port }
 }
@@ -34,10 +36,13 @@ function fdCount(pid: number): number {
 }
 
 describe('cluster: serving and supervision', () => {
-  it('serves HTTP on one port from the primary and every worker (distinct pids)', async () => {
+  it('serves HTTP on one port from the primary and every worker (distinct pids), dealt round-robin', async () => {
     const { fx: f, port } = await startHttp({ WORKERS: '3' })
     const pids = new Set<number>()
     const ids = new Set<number>()
+    const counts = [0, 0, 0, 0]
+    for (let i = 0; i < 40; i++) counts[(await get(port)).body.id]!++
+    expect(counts).toEqual([10, 10, 10, 10]) // one connection each, dealt in turn
     for (let i = 0; i < 400 && ids.size < 4; i++) {
       const { status, body } = await get(port)
       expect(status).toBe(200)
@@ -47,6 +52,22 @@ describe('cluster: serving and supervision', () => {
     expect(ids).toEqual(new Set([0, 1, 2, 3]))
     expect(pids.size).toBe(4)
     expect(pids.has(f.proc.pid!)).toBe(true)
+  })
+
+  it("distribution 'shared': every process accepts on the shared socket itself", async () => {
+    const { fx: f, port } = await startHttp({ WORKERS: '2', DISTRIBUTION: 'shared' })
+    const ids = new Set<number>()
+    for (let i = 0; i < 400 && ids.size < 3; i++) ids.add((await get(port)).body.id)
+    expect(ids).toEqual(new Set([0, 1, 2]))
+    expect(f.proc.exitCode).toBeNull()
+  })
+
+  it('primaryServes: false, shared — only the workers accept (through node:cluster)', async () => {
+    const { fx: f, port } = await startHttp({ WORKERS: '2', PRIMARY_SERVES: '0', DISTRIBUTION: 'shared' })
+    const ids = new Set<number>()
+    for (let i = 0; i < 60; i++) ids.add((await get(port)).body.id)
+    expect(ids).toEqual(new Set([1, 2]))
+    expect(f.reports.find((r) => r.ev === 'serving' && r.id === 0)!.serving).toBe(false)
   })
 
   it('primaryServes: false — only the workers accept', async () => {
