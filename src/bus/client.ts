@@ -12,7 +12,7 @@ import { socketChannel, type SocketChannel } from '../socket.js'
 import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from '../queue.js'
 import { decodeWith, encodeWith, json, resolveCodec, type Codec, type CodecLike } from '../codec/index.js'
 import { AbortError, ClosedError, EncodeError, FrameTooLongError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
-import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MSG_OVERHEAD } from './protocol.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { checkSocketPath } from './listen.js'
 import { SequenceWindow } from '../multicast/window.js'
@@ -233,6 +233,11 @@ class BusImpl implements Bus {
       const deliver = make(subscriber)
       let interest = this.interests.get(pattern)
       if (interest === undefined) {
+        if (this.interests.size >= MAX_PATTERNS) {
+          // The hub would drop this client for it (and it would reconnect with the same SUBs forever).
+          subscriber.error(new InvalidArgumentError(`a bus client can watch at most ${MAX_PATTERNS} distinct patterns`))
+          return
+        }
         interest = { matcher, listeners: new Set() }
         this.interests.set(pattern, interest)
         this.routes.clear()

@@ -12,7 +12,7 @@ import { Observable, Subject } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { AbortError, ClosedError, DuplicateIdError, FrameTooLongError, isRxnetError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
 import { multicast, type MulticastChannel, type MulticastOptions } from '../multicast/index.js'
-import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodePong, encodeString, encodeWelcome, pubToMsg, MSG_OVERHEAD } from './protocol.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodePong, encodeString, encodeWelcome, pubToMsg, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { listenOnPath } from './listen.js'
 
@@ -284,6 +284,7 @@ class HubImpl implements Hub {
           return
         }
         case 'sub':
+          if (s.patterns.size >= MAX_PATTERNS && !s.patterns.has(f.pattern)) throw new ProtocolError(`more than ${MAX_PATTERNS} patterns`)
           s.patterns.set(f.pattern, compileTopic(f.pattern))
           this.routes.clear()
           return

@@ -27,6 +27,9 @@ export const BUS_PROTOCOL_VERSION = 1
 /** Longest client / hub id accepted, in bytes. */
 export const MAX_ID_LENGTH = 64
 
+/** Most distinct patterns one client may register with a hub (a client that sends more SUBs is dropped). */
+export const MAX_PATTERNS = 10_000
+
 /** Most bytes a MSG adds to the PUB it is made from (the origin id and its length). */
 export const MSG_OVERHEAD = MAX_ID_LENGTH + 1
 

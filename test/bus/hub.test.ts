@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { firstValueFrom, filter, take, toArray } from 'rxjs'
 import { connectBus, socketChannel, startHub, type Bus, type Hub, type HubEvent } from 'rxnet'
-import { encodeHello, encodeMsg, encodeSub, encodeWelcome } from '../../src/bus/protocol.js'
+import { encodeHello, encodeMsg, encodeSub, encodeWelcome, MAX_PATTERNS } from '../../src/bus/protocol.js'
 import { checkSocketPath, isPipePath } from '../../src/bus/listen.js'
 import { tmpSocket, until } from './helpers.js'
 
@@ -214,6 +214,29 @@ describe('hub and bus on one host', () => {
     expect(bad).toBe(0)
     expect(h.stats.dropped).toBe(0)
     expect(receiver.stats.reconnects).toBe(0)
+  })
+
+  it('a client registering more than MAX_PATTERNS patterns is dropped (ERR_PROTOCOL); the bus client refuses the extra pattern itself', async () => {
+    const h = await hub()
+    const drops: HubEvent[] = []
+    const sub = h.events$.pipe(filter((e) => e.type === 'drop')).subscribe((e) => drops.push(e))
+    open.push({ close: () => sub.unsubscribe() })
+    const a = bus(h.path)
+    const got = collect<number>(a, 'alive')
+    const flood = await rawClient(h.path)
+    const subs = Array.from({ length: MAX_PATTERNS + 1 }, (_, i) => frame(encodeSub(`p.${i}`)))
+    flood.write(Buffer.concat([frame(encodeHello('flood', false)), ...subs]))
+    await until(() => drops.length === 1, 10_000, 'drop')
+    expect(drops[0]).toMatchObject({ client: 'flood', error: { code: 'ERR_PROTOCOL' } })
+    const b = bus(h.path)
+    b.emit('alive', 1)
+    await until(() => got.length === 1, 5000, 'delivery after the drop')
+    const subsOfA = Array.from({ length: MAX_PATTERNS - 1 }, (_, i) => a.messages$(`q.${i}`).subscribe())
+    open.push({ close: () => subsOfA.forEach((s) => s.unsubscribe()) })
+    await expect(firstValueFrom(a.messages$('one.too.many'))).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await a.flush()
+    expect(a.connected).toBe(true)
+    expect(h.stats.dropped).toBe(1)
   })
 
   it('random bytes from a client never take the hub down (fast-check, real sockets)', async () => {
