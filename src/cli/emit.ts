@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import { connectBus } from '../bus/client.js'
 import { defaultBusPath } from '../bus/listen.js'
 import { InvalidArgumentError } from '../errors.js'
+import { positiveIntFlag } from './args.js'
 
 const HELP = `usage: rxnet emit <topic> <json> [--path P] [--timeout ms]
 
@@ -36,10 +37,11 @@ export async function run(args: string[]): Promise<number> {
   } catch {
     throw new InvalidArgumentError(`<json> is not JSON: ${text} (quote strings: '"text"')`)
   }
+  const timeout = positiveIntFlag('timeout', values.timeout, 5000)
   const bus = connectBus(values.path ?? defaultBusPath())
   try {
     bus.emit(topic, data)
-    await bus.flush({ timeout: Number(values.timeout ?? 5000) })
+    await bus.flush({ timeout })
   } finally {
     await bus.close()
   }

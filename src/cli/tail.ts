@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import { connectBus } from '../bus/client.js'
 import { defaultBusPath } from '../bus/listen.js'
 import { compileTopic } from '../bus/topics.js'
+import { positiveIntFlag } from './args.js'
 
 const HELP = `usage: rxnet tail <topic> [--path P] [--count N]
 
@@ -30,7 +31,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const pattern = positionals[0]!
   compileTopic(pattern) // a bad pattern fails here with ERR_INVALID_ARGUMENT
-  const count = values.count === undefined ? Infinity : Number(values.count)
+  const count = positiveIntFlag('count', values.count, Infinity)
   const bus = connectBus(values.path ?? defaultBusPath())
   let n = 0
   await new Promise<void>((resolve, reject) => {

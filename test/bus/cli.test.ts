@@ -1,0 +1,17 @@
+// The bus subcommands' argument checks, in-process (no hub needed: they fail before connecting).
+import { describe, expect, it } from 'vitest'
+import { run as tail } from '../../src/cli/tail.js'
+import { run as emit } from '../../src/cli/emit.js'
+import { positiveIntFlag } from '../../src/cli/args.js'
+import { tmpSocket } from './helpers.js'
+
+describe('rxnet tail / emit arguments', () => {
+  it('a --count or --timeout that is not a positive integer is ERR_INVALID_ARGUMENT (it was NaN: tail never stopped, emit timed out at once)', async () => {
+    for (const bad of ['abc', '0', '-3', '1.5', '']) {
+      await expect(tail(['log.>', '--path', tmpSocket(), `--count=${bad}`])).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+      await expect(emit(['log', '1', '--path', tmpSocket(), `--timeout=${bad}`])).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    }
+    expect(positiveIntFlag('count', undefined, Infinity)).toBe(Infinity)
+    expect(positiveIntFlag('count', '12', 1)).toBe(12)
+  })
+})
