@@ -7,7 +7,7 @@
 import net from 'node:net'
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
-import { codecs, socketChannel } from '../../src/index.js'
+import { codecs, socketChannel, type SocketChannelOptions } from '../../src/index.js'
 import { varintLength, writeVarint } from '../../src/framing/varint.js'
 
 export type Impl = 'baseline' | 'channel' | 'lp' | 'channel-json'
@@ -82,7 +82,8 @@ async function baseline(cmd: SendCommand): Promise<number> {
 
 /** The Channel API: send, wait on whenWritable when the buffer is half full. */
 async function channel(cmd: SendCommand, json: boolean): Promise<number> {
-  const ch = socketChannel(await connect(cmd.port))
+  // RXNET_BENCH_CHANNEL_OPTIONS='{"copyThreshold":4096}' tries other SocketChannelOptions on the sender
+  const ch = socketChannel(await connect(cmd.port), JSON.parse(process.env.RXNET_BENCH_CHANNEL_OPTIONS ?? '{}') as SocketChannelOptions)
   const payload = new Uint8Array(cmd.size).fill(0x61)
   const deadline = Date.now() + cmd.durationMs
   let sent = 0
