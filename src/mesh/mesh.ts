@@ -153,7 +153,7 @@ export interface Mesh<In = Uint8Array, Out = Uint8Array | string> extends AsyncD
   readonly members: ReadonlyMap<string, Peer<In, Out>>
   /** Lifecycle events: listening, discovered (on every mDNS answer), join, leave, refused, dial-failed, error, close. */
   readonly events$: Observable<MeshEvent<In, Out>>
-  /** Errors worth a human's attention (server, mDNS, refused handshakes). Never errors itself. */
+  /** Errors worth a human's attention (server, mDNS, refused handshakes, failed handshakes when dialling). Never errors itself. */
   readonly errors$: Observable<RxnetError>
   /** Live counters. */
   readonly stats: MeshStats
@@ -414,7 +414,9 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     if (m.kind !== 'hello') return this.refuse(socket, new HandshakeError(`expected hello, got ${m.kind}`), 'malformed')
     if (m.version !== PROTOCOL_VERSION) return this.refuse(socket, new VersionMismatchError(PROTOCOL_VERSION, m.version), 'version')
     if (m.name !== this.name) return this.refuse(socket, new NameMismatchError(this.name, m.name), 'name')
-    if (m.id === this.id || this.peers.has(m.id)) return this.refuse(socket, new DuplicateIdError(m.id), 'duplicate')
+    if (m.id === this.id) return this.refuse(socket, new DuplicateIdError(m.id), 'duplicate')
+    // A second link from a node already connected (several seeds / addresses for one node) is routine.
+    if (this.peers.has(m.id)) return this.refuse(socket, new DuplicateIdError(m.id), 'duplicate', true)
     const pending = this.pendingOut.get(m.id)
     if (pending !== undefined) {
       // Both dialled at once: the connection dialled by the smaller id wins, on both sides.
@@ -430,12 +432,13 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     this.establish(socket, m.id, m.port, false)
   }
 
-  private refuse(socket: net.Socket, error: RxnetError, reason: RefuseReason | undefined): void {
+  /** Refuses a connection: counted, reported (on `errors$` too unless `routine`), answered with `reason` when given. */
+  private refuse(socket: net.Socket, error: RxnetError, reason: RefuseReason | undefined, routine = false): void {
     this.stats.refused++
     this.stats.refusedByCode[error.code] = (this.stats.refusedByCode[error.code] ?? 0) + 1
     const remote = `${normalize(socket.remoteAddress)}:${socket.remotePort ?? 0}`
     this.eventsSubject.next({ type: 'refused', error, remote })
-    this.errorsSubject.next(error)
+    if (!routine) this.errorsSubject.next(error)
     if (reason !== undefined && socket.writable) {
       socket.end(this.handshake('refuse', reason))
       this.releaseLater(socket)
