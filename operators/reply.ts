@@ -7,7 +7,13 @@ import type { Channel } from '../src/channel.js'
 import { isChannel, isRequest, type BusLike, type ReplyEnvelope, type RequestEnvelope } from '../src/rpc.js'
 import { validateTopic } from '../src/bus/topics.js'
 
-/** What a {@link reply} handler may return: a value, a Promise, or an Observable (its first value is the reply). */
+/**
+ * What a {@link reply} handler may return: a value, a Promise, or an Observable (its first value is the reply).
+ * @example
+ * ```ts
+ * const handler = (q: string): ReplyResult<string> => fetchAnswer(q) // a Promise<string>
+ * ```
+ */
 export type ReplyResult<Res> = Res | PromiseLike<Res> | ObservableInput<Res>
 
 /**

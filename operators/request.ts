@@ -9,10 +9,23 @@ import { InvalidArgumentError, RemoteError, TimeoutError } from '../src/errors.j
 import { isChannel, isReply, type BusLike, type RequestEnvelope } from '../src/rpc.js'
 import { validateTopic } from '../src/bus/topics.js'
 
-/** Default time a request waits for its reply, ms. */
+/**
+ * Default time a request waits for its reply, ms.
+ * @example
+ * ```ts
+ * of(1).pipe(request(link, { timeout: 2 * DEFAULT_REQUEST_TIMEOUT }))
+ * ```
+ */
 export const DEFAULT_REQUEST_TIMEOUT = 5_000
 
-/** Options of {@link request}. */
+/**
+ * Options of {@link request}.
+ * @example
+ * ```ts
+ * const options: RequestOptions = { timeout: 1000 }
+ * of(1).pipe(request(bus, 'math.double', options))
+ * ```
+ */
 export interface RequestOptions {
   /** Time each request waits for its reply before the stream errors with `ERR_TIMEOUT`, ms. @default 5000 ({@link DEFAULT_REQUEST_TIMEOUT}) */
   timeout?: number

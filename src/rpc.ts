@@ -7,7 +7,13 @@
 import type { Observable } from 'rxjs'
 import type { Channel } from './channel.js'
 
-/** A request: `to` is the topic to answer on (bus only). */
+/**
+ * A request: `to` is the topic to answer on (bus only).
+ * @example
+ * ```ts
+ * const req: RequestEnvelope<number> = { $rx: 'req', id: 'a1.1', body: 41, to: '_inbox.a1' }
+ * ```
+ */
 export interface RequestEnvelope<T = unknown> {
   readonly $rx: 'req'
   readonly id: string
@@ -15,7 +21,13 @@ export interface RequestEnvelope<T = unknown> {
   readonly to?: string
 }
 
-/** A reply: `body` on success, `error` when the handler failed. */
+/**
+ * A reply: `body` on success, `error` when the handler failed.
+ * @example
+ * ```ts
+ * const res: ReplyEnvelope<number> = { $rx: 'res', id: 'a1.1', body: 42 }
+ * ```
+ */
 export interface ReplyEnvelope<T = unknown> {
   readonly $rx: 'res'
   readonly id: string
@@ -23,7 +35,13 @@ export interface ReplyEnvelope<T = unknown> {
   readonly error?: { readonly message: string; readonly code?: string }
 }
 
-/** What `request()` / `reply()` need of a bus (what `connectBus()` returns has it). */
+/**
+ * What `request()` / `reply()` need of a bus (what `connectBus()` returns has it).
+ * @example
+ * ```ts
+ * const via: BusLike = connectBus('/tmp/app.sock')
+ * ```
+ */
 export interface BusLike {
   messages$(pattern: string): Observable<unknown>
   emit(topic: string, data: unknown): void

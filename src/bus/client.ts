@@ -21,16 +21,46 @@ import { DEFAULT_MAX_MESSAGE_SIZE, positive } from './hub.js'
 /** Sequence numbers per sender remembered for duplicate detection (anything older is dropped as a duplicate). */
 const DEDUPE_WINDOW = 4096
 
-/** Default byte budget of the outbox (messages not yet acknowledged by the hub), 8 MiB. */
+/**
+ * Default byte budget of the outbox (messages not yet acknowledged by the hub), 8 MiB.
+ * @example
+ * ```ts
+ * connectBus('/tmp/app.sock', { highWaterMark: 4 * DEFAULT_BUS_HIGH_WATER_MARK })
+ * ```
+ */
 export const DEFAULT_BUS_HIGH_WATER_MARK = 8 * 1024 * 1024
-/** Default first reconnect delay, ms (doubled per failed attempt, jittered). */
+/**
+ * Default first reconnect delay, ms (doubled per failed attempt, jittered).
+ * @example
+ * ```ts
+ * connectBus('/tmp/app.sock', { minReconnectDelay: 2 * DEFAULT_MIN_RECONNECT_DELAY })
+ * ```
+ */
 export const DEFAULT_MIN_RECONNECT_DELAY = 50
-/** Default longest reconnect delay, ms. */
+/**
+ * Default longest reconnect delay, ms.
+ * @example
+ * ```ts
+ * connectBus('/tmp/app.sock', { maxReconnectDelay: 5 * DEFAULT_MAX_RECONNECT_DELAY })
+ * ```
+ */
 export const DEFAULT_MAX_RECONNECT_DELAY = 2_000
-/** Default time `close()` waits for the hub to take outstanding messages, ms. */
+/**
+ * Default time `close()` waits for the hub to take outstanding messages, ms.
+ * @example
+ * ```ts
+ * connectBus('/tmp/app.sock', { closeTimeout: DEFAULT_CLOSE_TIMEOUT / 4 })
+ * ```
+ */
 export const DEFAULT_CLOSE_TIMEOUT = 2_000
 
-/** Options of {@link connectBus}. */
+/**
+ * Options of {@link connectBus}.
+ * @example
+ * ```ts
+ * const bus = connectBus('/tmp/app.sock', { codec: 'msgpack', echo: true, overflow: 'drop-oldest' })
+ * ```
+ */
 export interface BusOptions {
   /** How `emit` encodes values and `messages$` decodes them; every client of a bus must agree. @default 'json' */
   codec?: CodecLike
@@ -50,7 +80,13 @@ export interface BusOptions {
   closeTimeout?: number
 }
 
-/** A message as received, with where it came from. */
+/**
+ * A message as received, with where it came from.
+ * @example
+ * ```ts
+ * bus.envelopes$('log.>').subscribe(({ topic, data, origin, seq }: BusMessage) => console.log(topic, origin, seq, data))
+ * ```
+ */
 export interface BusMessage<T = unknown> {
   readonly topic: string
   readonly data: T
@@ -60,14 +96,26 @@ export interface BusMessage<T = unknown> {
   readonly seq: number
 }
 
-/** Connection state of a bus client. */
+/**
+ * Connection state of a bus client.
+ * @example
+ * ```ts
+ * bus.status$.subscribe((s: BusStatus) => { if (s.type === 'disconnected') console.warn('hub gone', s.error?.code) })
+ * ```
+ */
 export type BusStatus =
   | { type: 'connecting'; attempt: number }
   | { type: 'connected'; hubId: string }
   | { type: 'disconnected'; error: RxnetError | null }
   | { type: 'closed' }
 
-/** Counters of a {@link Bus}. */
+/**
+ * Counters of a {@link Bus}.
+ * @example
+ * ```ts
+ * const { emitted, received, duplicates, buffered }: BusStats = bus.stats
+ * ```
+ */
 export interface BusStats {
   /** Messages accepted by `emit`. */
   emitted: number
@@ -87,7 +135,16 @@ export interface BusStats {
   reconnects: number
 }
 
-/** A client of the bus. */
+/**
+ * A client of the bus.
+ * @example
+ * ```ts
+ * const bus: Bus = connectBus('/tmp/app.sock')
+ * bus.messages$('log.*').subscribe(console.log)
+ * bus.emit('log.info', { line: 'hello' })
+ * await bus.close()
+ * ```
+ */
 export interface Bus {
   /** This client's id: random, fresh for every `connectBus` (the `origin` of its messages). */
   readonly id: string

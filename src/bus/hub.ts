@@ -16,19 +16,49 @@ import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodePong, encodeString,
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { listenOnPath } from './listen.js'
 
-/** Default largest hub frame (one message with its topic), 1 MiB. */
+/**
+ * Default largest hub frame (one message with its topic), 1 MiB.
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', maxMessageSize: 4 * DEFAULT_MAX_MESSAGE_SIZE })
+ * ```
+ */
 export const DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
-/** Default send budget per client on the hub, 8 MiB; a client over it is dropped. */
+/**
+ * Default send budget per client on the hub, 8 MiB; a client over it is dropped.
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', clientHighWaterMark: 2 * DEFAULT_CLIENT_HIGH_WATER_MARK })
+ * ```
+ */
 export const DEFAULT_CLIENT_HIGH_WATER_MARK = 8 * 1024 * 1024
-/** Default time a client may stay over half its send budget (not reading) before it is dropped, ms. */
+/**
+ * Default time a client may stay over half its send budget (not reading) before it is dropped, ms.
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', slowClientTimeout: 5 * DEFAULT_SLOW_CLIENT_TIMEOUT })
+ * ```
+ */
 export const DEFAULT_SLOW_CLIENT_TIMEOUT = 2_000
 /** Room above `clientHighWaterMark` for frames already read when the hub stops reading. */
 const READ_SLACK = 128 * 1024
 
-/** Default time a new connection has to say HELLO, ms. */
+/**
+ * Default time a new connection has to say HELLO, ms.
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', helloTimeout: DEFAULT_HELLO_TIMEOUT / 5 })
+ * ```
+ */
 export const DEFAULT_HELLO_TIMEOUT = 5_000
 
-/** Options of {@link startHub}. */
+/**
+ * Options of {@link startHub}.
+ * @example
+ * ```ts
+ * const hub = await startHub({ path: '/tmp/app.sock', multicast: { group: '239.255.0.1', port: 4454, interface: '127.0.0.1', secret: 'k' } })
+ * ```
+ */
 export interface HubOptions {
   /** Unix socket path (made 0600) or Windows named pipe (`\\?\pipe\name`, used as is). */
   path: string
@@ -60,7 +90,13 @@ export interface HubOptions {
   signal?: AbortSignal
 }
 
-/** Counters of a {@link Hub}. */
+/**
+ * Counters of a {@link Hub}.
+ * @example
+ * ```ts
+ * const { clients, published, delivered, dropped }: HubStats = hub.stats
+ * ```
+ */
 export interface HubStats {
   /** Clients connected now (after HELLO). */
   clients: number
@@ -80,14 +116,28 @@ export interface HubStats {
   bridgeTooLarge: number
 }
 
-/** Something that happened on a hub. */
+/**
+ * Something that happened on a hub.
+ * @example
+ * ```ts
+ * hub.events$.subscribe((e: HubEvent) => { if (e.type === 'drop') console.warn('dropped', e.client, e.error.code) })
+ * ```
+ */
 export type HubEvent =
   | { type: 'connect'; client: string }
   | { type: 'disconnect'; client: string }
   | { type: 'drop'; client: string | null; error: RxnetError }
   | { type: 'bridge-error'; error: unknown }
 
-/** A running hub. */
+/**
+ * A running hub.
+ * @example
+ * ```ts
+ * const hub: Hub = await startHub({ path: '/tmp/app.sock' })
+ * console.log(hub.id, hub.stats.clients)
+ * await hub.close()
+ * ```
+ */
 export interface Hub {
   /** The path it listens on. */
   readonly path: string

@@ -7,7 +7,13 @@ import net from 'node:net'
 import os from 'node:os'
 import { AbortError, ConnectionError, InvalidArgumentError, PathInUseError, PathTooLongError } from '../errors.js'
 
-/** Longest Unix socket path in bytes: `sun_path` minus the terminating NUL (108 - 1 on Linux, 104 - 1 on macOS / BSD). */
+/**
+ * Longest Unix socket path in bytes: `sun_path` minus the terminating NUL (108 - 1 on Linux, 104 - 1 on macOS / BSD).
+ * @example
+ * ```ts
+ * if (Buffer.byteLength(path) > MAX_SOCKET_PATH) path = `${os.tmpdir()}/app.sock`
+ * ```
+ */
 export const MAX_SOCKET_PATH = process.platform === 'linux' ? 107 : 103
 
 /** True for a Windows named pipe path (`\\?\pipe\name` or `\\.\pipe\name`), accepted as is. */

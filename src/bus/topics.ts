@@ -7,10 +7,23 @@
  */
 import { InvalidArgumentError } from '../errors.js'
 
-/** Longest topic or pattern accepted, in UTF-8 bytes. */
+/**
+ * Longest topic or pattern accepted, in UTF-8 bytes.
+ * @example
+ * ```ts
+ * bus.emit('x'.repeat(MAX_TOPIC_LENGTH + 1), 1) // throws ERR_INVALID_ARGUMENT
+ * ```
+ */
 export const MAX_TOPIC_LENGTH = 1024
 
-/** A compiled pattern: test topics against it without re-parsing. */
+/**
+ * A compiled pattern: test topics against it without re-parsing.
+ * @example
+ * ```ts
+ * const m: TopicMatcher = compileTopic('log.*')
+ * m.matches('log.error') // true
+ * ```
+ */
 export interface TopicMatcher {
   /** The pattern as given. */
   readonly pattern: string
