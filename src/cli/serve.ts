@@ -25,6 +25,8 @@ options:
   --port, -p <port>       port to serve on (default: 8080)
   --host <address>        address to listen on (default: 127.0.0.1)
   --no-primary-serves     the primary supervises only, workers accept
+  --distribution <how>    round-robin (default: the primary deals connections in turn)
+                          or shared (every process accepts on the socket itself)
   --shutdown-timeout <ms> how long in-flight requests may finish on stop (default: 10000)
   --help, -h              this text
 
@@ -42,6 +44,7 @@ export async function run(args: string[]): Promise<number> {
         port: { type: 'string', short: 'p', default: '8080' },
         host: { type: 'string', default: '127.0.0.1' },
         'no-primary-serves': { type: 'boolean', default: false },
+        distribution: { type: 'string', default: 'round-robin' },
         'shutdown-timeout': { type: 'string', default: '10000' },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -64,6 +67,7 @@ export async function run(args: string[]): Promise<number> {
     !Number.isSafeInteger(workers) || workers < 1 ? `--workers must be a positive integer, got ${values.workers}` :
     !Number.isSafeInteger(port) || port < 0 || port > 65535 ? `--port must be 0..65535, got ${values.port}` :
     !Number.isSafeInteger(shutdownTimeout) || shutdownTimeout < 1 ? `--shutdown-timeout must be a positive integer, got ${values['shutdown-timeout']}` :
+    values.distribution !== 'round-robin' && values.distribution !== 'shared' ? `--distribution must be round-robin or shared, got ${values.distribution}` :
     null
   if (bad !== null) {
     console.error(`rxnet serve: ${bad}\n\n${USAGE}`)
@@ -79,7 +83,8 @@ export async function run(args: string[]): Promise<number> {
     return 2
   }
   const setTitle = node.isPrimary ? showStatus(node, `${app} (starting)`) : () => {}
-  const info = await node.serve(server, { port, host: values.host, primaryServes: !values['no-primary-serves'] })
+  const distribution = values.distribution as 'round-robin' | 'shared'
+  const info = await node.serve(server, { port, host: values.host, primaryServes: !values['no-primary-serves'], distribution })
   setTitle(`${app} on http://${values.host}:${info.port}/ — ${workers} workers${info.serving ? ' + primary' : ''}`)
   // Keep running until a signal stops the cluster (the cluster exits the process).
   return new Promise<number>(() => {})
