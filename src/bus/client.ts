@@ -9,6 +9,7 @@ import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { BehaviorSubject, Observable, type Subscriber } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
+import { waitIn, type Waiter } from '../channel.js'
 import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from '../queue.js'
 import { decodeWith, encodeWith, json, resolveCodec, type Codec, type CodecLike } from '../codec/index.js'
 import { AbortError, ClosedError, EncodeError, FrameTooLongError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
@@ -201,11 +202,6 @@ interface Interest {
   readonly listeners: Set<Deliver>
 }
 
-interface Waiter {
-  resolve: () => void
-  reject: (e: unknown) => void
-}
-
 class BusImpl implements Bus {
   readonly id: string
   readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, undecodable: 0, dropped: 0, overflows: 0, buffered: 0, reconnects: 0 }
@@ -364,7 +360,7 @@ class BusImpl implements Bus {
     if (signal?.aborted) return Promise.reject(new AbortError(signal.reason))
     if (this.closed) return Promise.reject(new ClosedError('bus'))
     if (this.writable) return Promise.resolve()
-    return this.wait(this.writableWaiters, signal)
+    return waitIn(this.writableWaiters, signal)
   }
 
   flush(options: { signal?: AbortSignal; timeout?: number } = {}): Promise<void> {
@@ -373,30 +369,14 @@ class BusImpl implements Bus {
     if (this.closed) return Promise.reject(new ClosedError('bus'))
     const id = ++this.pingId
     const waiters: Waiter[] = []
-    const p = this.wait(waiters, signal, timeout, () => this.pings.delete(id))
-    this.pings.set(id, waiters[0]!)
+    const p = waitIn(waiters, signal)
+    const w = waiters[0]!
+    this.pings.set(id, w)
+    const timer = timeout === undefined ? undefined : setTimeout(() => w.reject(new TimeoutError('bus flush', timeout)), timeout)
     if (this.ch !== null) this.ch.send(encodePing(id))
-    return p
-  }
-
-  /** A promise whose resolver is pushed on `list`; rejects on abort or timeout. */
-  private wait(list: Waiter[], signal?: AbortSignal, timeout?: number, cleanup?: () => void): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      let timer: NodeJS.Timeout | undefined
-      const onAbort = (): void => settle(new AbortError(signal!.reason))
-      const settle = (e?: unknown): void => {
-        signal?.removeEventListener('abort', onAbort)
-        if (timer !== undefined) clearTimeout(timer)
-        const i = list.indexOf(w)
-        if (i >= 0) list.splice(i, 1)
-        cleanup?.()
-        if (e === undefined) resolve()
-        else reject(e)
-      }
-      const w: Waiter = { resolve: () => settle(), reject: (e) => settle(e) }
-      list.push(w)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      if (timeout !== undefined) timer = setTimeout(() => settle(new TimeoutError('bus flush', timeout)), timeout)
+    return p.finally(() => {
+      clearTimeout(timer)
+      this.pings.delete(id)
     })
   }
 
@@ -490,7 +470,11 @@ class BusImpl implements Bus {
     const q = this.outbox
     while (q.length > 0 && q.items[q.head]!.seq <= seq) q.shift()
     this.stats.buffered = q.length
-    if (this.writableWaiters.length > 0 && this.writable) for (const w of [...this.writableWaiters]) w.resolve()
+    if (this.writableWaiters.length > 0 && this.writable) {
+      const waiters = this.writableWaiters
+      this.writableWaiters = []
+      for (const w of waiters) w.resolve()
+    }
   }
 
   private onDown(ch: SocketChannel, error: RxnetError | null): void {
@@ -525,7 +509,9 @@ class BusImpl implements Bus {
     const ch = this.ch
     this.ch = null
     this.welcomed = false
-    for (const w of [...this.pings.values(), ...this.writableWaiters]) w.reject(new ClosedError('bus'))
+    const waiters = [...this.pings.values(), ...this.writableWaiters]
+    this.writableWaiters = []
+    for (const w of waiters) w.reject(new ClosedError('bus'))
     const listeners = [...this.interests.values()].flatMap((i) => [...i.listeners])
     for (const d of listeners) completers.get(d)?.()
     this.interests.clear()
