@@ -15,7 +15,8 @@ import { Observable, Subject, type Observer, type Subscriber, type Subscription 
 import { abortable, HOLDS_WHILE_UNOBSERVED, holdsWhileUnobserved, waitIn, type Channel, type Waiter } from './channel.js'
 import { BufferOverflowError, ChannelAbortedError, ClosedError, ConnectionError, InvalidArgumentError, RxnetError } from './errors.js'
 import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
-import { encodeFrame } from './framing/encoder.js'
+import { encodeBatch } from './framing/encoder.js'
+import { varintLength } from './framing/varint.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
 import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from './queue.js'
 
@@ -276,7 +277,22 @@ function iterate<T>(source: Observable<T>, queue: BoundedQueue<T>, pauseAt: numb
  * ```
  */
 export function fromDuplex<In, Out = In>(duplex: Duplex<In, Out>, options: DuplexOptions = {}): DuplexChannel<In, Out> {
-  return new DuplexChannelImpl<In, In, Out, Out>(duplex, check(options), (chunk, emit) => emit(chunk), null, (v) => v)
+  return new DuplexChannelImpl<In, In, Out>(duplex, check(options), (chunk, emit) => emit(chunk), null, null)
+}
+
+/** Most bytes {@link fromByteDuplex} packs into one chunk for the duplex sink. */
+const BYTE_BATCH = 256 * 1024
+
+/** Frames what is queued (at least one message, up to about BYTE_BATCH bytes) into one chunk. */
+function frameBatch(q: BoundedQueue<Uint8Array>): Uint8Array {
+  const items: Uint8Array[] = []
+  let bytes = 0
+  while (q.length > 0 && (items.length === 0 || bytes < BYTE_BATCH)) {
+    const p = q.shift() as Uint8Array
+    items.push(p)
+    bytes += p.length + varintLength(p.length)
+  }
+  return encodeBatch(items, 0, items.length, bytes)
 }
 
 /**
@@ -307,15 +323,15 @@ export function fromByteDuplex(duplex: Duplex<Uint8Array | Uint8ArrayList, Uint8
       else for (const part of chunk) decoder.push(part, emit)
     },
     () => decoder.end(),
-    encodeFrame,
+    frameBatch,
   )
 }
 
-class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> {
+class DuplexChannelImpl<Chunk, In, Out> implements DuplexChannel<In, Out> {
   readonly source: Observable<In>
   readonly sink: Observer<Out>
   private readonly subject = new Subject<In>()
-  private readonly out: BoundedQueue<Wire>
+  private readonly out: BoundedQueue<Out>
   private terminal: { error: unknown } | { error?: undefined } | null = null
   private readers = 0
   private pulling = false
@@ -333,13 +349,14 @@ class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> 
   }
 
   constructor(
-    private readonly duplex: Duplex<Chunk, Wire>,
+    private readonly duplex: Duplex<Chunk, Out>,
     private readonly opts: Required<DuplexOptions>,
     private readonly decode: (chunk: Chunk, emit: (value: In) => void) => void,
     private readonly onEnd: (() => void) | null,
-    private readonly toWire: (value: Out) => Wire,
+    /** Packs queued messages into one sink chunk (byte streams); null: one chunk per message. */
+    private readonly pack: ((queue: BoundedQueue<Out>) => Out) | null,
   ) {
-    this.out = new BoundedQueue<Wire>(opts.highWaterMark, opts.overflow, one, 'duplex sink buffer')
+    this.out = new BoundedQueue<Out>(opts.highWaterMark, opts.overflow, one, 'duplex sink buffer')
     this.source = new Observable<In>((subscriber) => this.subscribe(subscriber))
     this.sink = { next: (v) => this.send(v), error: (e) => this.abort(e), complete: () => this.end() }
     this.sinkDone = Promise.resolve()
@@ -370,10 +387,8 @@ class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> 
   send(value: Out): void {
     // The far side ending its source does not stop us sending (half-close); failure does.
     if (this.ending || this.aborted !== null) return
-    let wire: Wire
     try {
-      wire = this.toWire(value)
-      this.out.push(wire)
+      this.out.push(value)
     } catch (e) {
       this.fail(e)
       return
@@ -421,11 +436,11 @@ class DuplexChannelImpl<Chunk, In, Out, Wire> implements DuplexChannel<In, Out> 
   }
 
   /** The iterable the duplex sink consumes. */
-  private async *outbound(): AsyncGenerator<Wire> {
+  private async *outbound(): AsyncGenerator<Out> {
     for (;;) {
       if (this.aborted !== null) throw this.aborted.error
       if (this.out.length > 0) {
-        const v = this.out.shift() as Wire
+        const v = this.pack !== null ? this.pack(this.out) : (this.out.shift() as Out)
         this.settleWaiters()
         yield v
         continue

@@ -254,6 +254,15 @@ describe('fromDuplex / fromByteDuplex', () => {
     expect(got).toEqual(words)
   })
 
+  it('fromByteDuplex packs what is sent in one tick into one chunk for the duplex sink', async () => {
+    const chunks: Uint8Array[] = []
+    const ch = fromByteDuplex({ source: [], sink: async (src) => { for await (const c of src) chunks.push(c as Uint8Array) } })
+    for (let i = 0; i < 100; i++) ch.send(Uint8Array.of(i))
+    await ch.close()
+    expect(chunks.length).toBe(1)
+    expect([...lp.decode(chunks)].map((f) => f.subarray()[0])).toEqual([...Array(100).keys()])
+  })
+
   it('is pull-based: the duplex source is not read while nobody subscribes', async () => {
     const q = asyncQueue<string>()
     const ch = fromDuplex<string>({ source: q.iterable, sink: async () => {} })
