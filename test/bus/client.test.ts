@@ -23,11 +23,11 @@ function countedSignal(): { ac: AbortController; listeners: () => number } {
   add('abort', () => {
     for (const [fn, once] of live) if (once) live.delete(fn)
   })
-  ac.signal.addEventListener = ((type: string, fn: EventListener, o?: AddEventListenerOptions) => {
+  ac.signal.addEventListener = ((type: string, fn: () => void, o?: { once?: boolean }) => {
     if (type === 'abort') live.set(fn, o?.once === true)
     add(type, fn, o)
   }) as typeof ac.signal.addEventListener
-  ac.signal.removeEventListener = ((type: string, fn: EventListener, o?: EventListenerOptions) => {
+  ac.signal.removeEventListener = ((type: string, fn: () => void, o?: object) => {
     if (type === 'abort') live.delete(fn)
     remove(type, fn, o)
   }) as typeof ac.signal.removeEventListener
