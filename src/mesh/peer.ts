@@ -8,7 +8,7 @@
  */
 import { Observable, Subject, type Observer } from 'rxjs'
 import type { Channel, ChannelStats } from '../channel.js'
-import { type Codec, decodeWith, encodeWith } from '../codec/index.js'
+import { type Codec, decodeWith, encodeWith, raw } from '../codec/index.js'
 import { PeerTimeoutError, ProtocolError, RxnetError, ConnectionError } from '../errors.js'
 import type { SocketChannel } from '../socket.js'
 
@@ -69,7 +69,12 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
   private resolveLeft!: (r: LeaveReason) => void
   private ended = false
   private control = false
+  /** Time of the heartbeat tick before the last one that found traffic (a lower bound of the last frame's arrival). */
   private lastSeen = Date.now()
+  private lastTick = Date.now()
+  /** Set by every inbound frame, cleared by the heartbeat tick (cheaper than a clock read per frame). */
+  private heard = false
+  private readonly isRaw: boolean
   private readonly timer: NodeJS.Timeout
   private readonly pingBuf = Buffer.alloc(9)
 
@@ -89,6 +94,7 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
       error: (e) => this.fail(e instanceof RxnetError ? e : new ConnectionError('link aborted', e)),
       complete: () => void this.close(),
     }
+    this.isRaw = codec === raw
     this.timer = setInterval(this.tick, timing.heartbeatInterval)
     this.timer.unref()
   }
@@ -119,7 +125,8 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
       this.channel.send(EMPTY) // counted as dropped-after-close by the channel
       return
     }
-    this.sendBytes(encodeWith(this.codec, value))
+    if (this.isRaw && value instanceof Uint8Array && value.length > 0) this.channel.send(value)
+    else this.sendBytes(encodeWith(this.codec, value))
   }
 
   /** Sends already-encoded bytes (used by broadcast: encode once, send to all). */
@@ -148,8 +155,13 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
 
   private readonly tick = (): void => {
     if (this.ended) return
-    const silent = Date.now() - this.lastSeen
-    if (silent > this.timing.failureTimeout) {
+    const now = Date.now()
+    if (this.heard) {
+      this.heard = false
+      this.lastSeen = this.lastTick
+    }
+    this.lastTick = now
+    if (now - this.lastSeen > this.timing.failureTimeout) {
       this.fail(new PeerTimeoutError(this.id, this.timing.failureTimeout))
       return
     }
@@ -161,7 +173,7 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
   }
 
   private readonly onFrame = (frame: Uint8Array): void => {
-    this.lastSeen = Date.now()
+    this.heard = true
     if (this.control) {
       this.control = false
       this.onControl(frame)
@@ -201,6 +213,10 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
   }
 
   private deliver(frame: Uint8Array): void {
+    if (this.isRaw) {
+      this.subject.next(frame as In)
+      return
+    }
     let value: In
     try {
       value = decodeWith(this.codec, frame) as In
