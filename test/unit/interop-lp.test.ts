@@ -7,21 +7,11 @@ import { describe, expect, it } from 'vitest'
 import { frame, unframe } from 'rxnet/operators'
 import { FrameDecoder } from '../../src/framing/decoder.js'
 import { encodeBatch, encodeFrame, framedSize } from '../../src/framing/encoder.js'
+import { chunkAt } from './chunks.js'
 
 const RUNS = 1000
 const hex = (b: Uint8Array | Uint8ArrayList): string => Buffer.from(b.subarray()).toString('hex')
 
-function chunkAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
-  const out: Uint8Array[] = []
-  let prev = 0
-  for (const p of points) {
-    out.push(bytes.subarray(prev, p))
-    prev = p
-  }
-  out.push(bytes.subarray(prev))
-  return out
-}
 
 /** Sizes that cross every varint width boundary it-length-prefixed cares about. */
 const payload = fc.oneof(

@@ -6,21 +6,10 @@ import { decode, encode, frame, unframe } from 'rxnet/operators'
 import { FrameDecoder } from '../../src/framing/decoder.js'
 import { encodeFrame } from '../../src/framing/encoder.js'
 import { encodeVarint, VarintReader } from '../../src/framing/varint.js'
+import { chunkAt } from './chunks.js'
 
 const RUNS = 1000
 
-/** Splits `bytes` at the given cut points (sorted, deduplicated, clamped). */
-function chunkAt(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
-  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b)
-  const out: Uint8Array[] = []
-  let prev = 0
-  for (const p of points) {
-    out.push(bytes.subarray(prev, p))
-    prev = p
-  }
-  out.push(bytes.subarray(prev))
-  return out
-}
 
 const payloads = fc.array(fc.uint8Array({ maxLength: 600 }), { maxLength: 20 })
 const cuts = fc.array(fc.nat(), { maxLength: 12 })
