@@ -12,7 +12,6 @@ import { chunkAt } from './chunks.js'
 const RUNS = 1000
 const hex = (b: Uint8Array | Uint8ArrayList): string => Buffer.from(b.subarray()).toString('hex')
 
-
 /** Sizes that cross every varint width boundary it-length-prefixed cares about. */
 const payload = fc.oneof(
   fc.uint8Array({ maxLength: 200 }),

@@ -10,7 +10,6 @@ import { chunkAt } from './chunks.js'
 
 const RUNS = 1000
 
-
 const payloads = fc.array(fc.uint8Array({ maxLength: 600 }), { maxLength: 20 })
 const cuts = fc.array(fc.nat(), { maxLength: 12 })
 
