@@ -48,8 +48,9 @@ export class Discovery {
   constructor(private readonly opts: DiscoveryOptions) {
     const mdns: Record<string, unknown> = {}
     if (opts.interface !== undefined) {
-      mdns.interface = opts.interface
-      mdns.bind = opts.interface.includes(':') ? '::' : '0.0.0.0'
+      // mDNS runs over IPv4: a loopback interface of either family means 127.0.0.1.
+      mdns.interface = isLoopback(opts.interface) ? '127.0.0.1' : opts.interface
+      mdns.bind = '0.0.0.0'
     }
     if (opts.mdnsPort !== undefined) mdns.port = opts.mdnsPort
     this.bonjour = new Bonjour(mdns, (err: Error) => this.errors.next(new ConnectionError(`mDNS: ${err.message}`, err)))

@@ -39,7 +39,7 @@ export interface MeshOptions {
   name: string
   /** This node's id; must be unique in the mesh. @default 12 random hex digits */
   id?: string
-  /** `'127.0.0.1'`: discovery and listening on loopback only; an address: that NIC; unset: every interface. @default undefined */
+  /** `'127.0.0.1'` (or `'::1'`, `'localhost'`): discovery and listening on loopback only; an IPv4 address: that NIC; unset: every interface. @default undefined */
   interface?: string
   /** `'host:port'` entries dialled directly (no multicast needed). @default [] */
   seeds?: string[]
@@ -207,6 +207,9 @@ function resolveOptions(o: MeshOptions): Resolved {
   if (typeof r.id !== 'string' || r.id.length === 0 || Buffer.byteLength(r.id) > 48) throw new InvalidArgumentError('id must be a non-empty string of at most 48 bytes')
   for (const k of ['heartbeatInterval', 'failureTimeout', 'handshakeTimeout', 'connectTimeout', 'reconnectDelay', 'maxReconnectDelay', 'maxLength', 'highWaterMark', 'mdnsPort'] as const) {
     if (!Number.isSafeInteger(r[k]) || r[k] <= 0) throw new InvalidArgumentError(`${k} must be a positive integer`)
+  }
+  if (r.interface !== undefined && !(net.isIPv4(r.interface) || r.interface === '::1' || r.interface === 'localhost')) {
+    throw new InvalidArgumentError(`interface must be an IPv4 address, '::1' or 'localhost' (mDNS runs over IPv4), got "${r.interface}"`)
   }
   if (!Array.isArray(r.seeds)) throw new InvalidArgumentError('seeds must be an array of "host:port"')
   if (r.secret !== undefined && r.tls !== undefined) throw new InvalidArgumentError('use either secret (TLS-PSK) or tls (certificates), not both')

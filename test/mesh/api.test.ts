@@ -175,3 +175,17 @@ describe('createMesh API', () => {
     }
   })
 })
+
+describe('interface option', () => {
+  it("'::1' keeps mDNS on loopback (over IPv4) and listens on ::1; a non-IPv4 NIC address is refused", async () => {
+    const name = `v6-${process.pid}`
+    const a = createMesh({ name, id: 'a', interface: '::1' })
+    const b = createMesh({ name, id: 'b', interface: '::1' })
+    meshes.push(a, b)
+    const pa = firstValueFrom(a.peers$)
+    const [addrA] = await Promise.all([a.listen(), b.listen()])
+    expect(addrA.addresses).toEqual(['::1'])
+    expect((await pa).address).toBe('::1')
+    expect(() => createMesh({ name, interface: 'fe80::1' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+  })
+})
