@@ -210,7 +210,8 @@ export class Supervisor {
       case 'serve': {
         void this.entry(c.key).promise.then((server) => {
           if (!proc.worker.isConnected() || !server.listening) return
-          if (c.distribution === 'shared') proc.worker.send({ [TAG]: 'handle', key: c.key } satisfies Control, server as never)
+          // (A worker asking for round-robin where the primary serves 'shared' gets the socket itself.)
+          if (c.distribution === 'shared' || !this.balancers.has(c.key)) proc.worker.send({ [TAG]: 'handle', key: c.key } satisfies Control, server as never)
           else proc.worker.send({ [TAG]: 'rr', key: c.key, sockname: server.address() as net.AddressInfo | null } satisfies Control)
         })
         break
