@@ -10,167 +10,29 @@ import { randomBytes } from 'node:crypto'
 import { BehaviorSubject, Observable, type Subscriber } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { waitIn, type Waiter } from '../channel.js'
-import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from '../queue.js'
-import { decodeWith, encodeWith, json, resolveCodec, type Codec, type CodecLike } from '../codec/index.js'
+import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES } from '../queue.js'
+import { decodeWith, encodeWith, json, resolveCodec, type Codec } from '../codec/index.js'
 import { AbortError, ClosedError, EncodeError, FrameTooLongError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { checkSocketPath } from './listen.js'
 import { SequenceWindow } from '../multicast/window.js'
-import { DEFAULT_MAX_MESSAGE_SIZE, positive } from './hub.js'
+import {
+  DEFAULT_BUS_HIGH_WATER_MARK,
+  DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_MAX_RECONNECT_DELAY,
+  DEFAULT_MIN_RECONNECT_DELAY,
+  positive,
+  type Bus,
+  type BusMessage,
+  type BusOptions,
+  type BusStats,
+  type BusStatus,
+} from './options.js'
 
 /** Sequence numbers per sender remembered for duplicate detection (anything older is dropped as a duplicate). */
 const DEDUPE_WINDOW = 4096
-
-/**
- * Default byte budget of the outbox (messages not yet acknowledged by the hub), 8 MiB.
- * @example
- * ```ts
- * connectBus('/tmp/app.sock', { highWaterMark: 4 * DEFAULT_BUS_HIGH_WATER_MARK })
- * ```
- */
-export const DEFAULT_BUS_HIGH_WATER_MARK = 8 * 1024 * 1024
-/**
- * Default first reconnect delay, ms (doubled per failed attempt, jittered).
- * @example
- * ```ts
- * connectBus('/tmp/app.sock', { minReconnectDelay: 2 * DEFAULT_MIN_RECONNECT_DELAY })
- * ```
- */
-export const DEFAULT_MIN_RECONNECT_DELAY = 50
-/**
- * Default longest reconnect delay, ms.
- * @example
- * ```ts
- * connectBus('/tmp/app.sock', { maxReconnectDelay: 5 * DEFAULT_MAX_RECONNECT_DELAY })
- * ```
- */
-export const DEFAULT_MAX_RECONNECT_DELAY = 2_000
-/**
- * Default time `close()` waits for the hub to take outstanding messages, ms.
- * @example
- * ```ts
- * connectBus('/tmp/app.sock', { closeTimeout: DEFAULT_CLOSE_TIMEOUT / 4 })
- * ```
- */
-export const DEFAULT_CLOSE_TIMEOUT = 2_000
-
-/**
- * Options of {@link connectBus}.
- * @example
- * ```ts
- * const bus = connectBus('/tmp/app.sock', { codec: 'msgpack', echo: true, overflow: 'drop-oldest' })
- * ```
- */
-export interface BusOptions {
-  /** How `emit` encodes values and `messages$` decodes them; every client of a bus must agree. @default 'json' */
-  codec?: CodecLike
-  /** Receive this client's own messages too. @default false */
-  echo?: boolean
-  /** Bytes of emitted messages held until the hub acknowledges them. @default 8 MiB ({@link DEFAULT_BUS_HIGH_WATER_MARK}) */
-  highWaterMark?: number
-  /** What `emit` does when the outbox is full: `'error'` throws `ERR_BUFFER_OVERFLOW`, the others drop and count. @default 'error' */
-  overflow?: OverflowPolicy
-  /** First reconnect delay, ms; doubled per failed attempt, with jitter. @default 50 ({@link DEFAULT_MIN_RECONNECT_DELAY}) */
-  minReconnectDelay?: number
-  /** Longest reconnect delay, ms. @default 2000 ({@link DEFAULT_MAX_RECONNECT_DELAY}) */
-  maxReconnectDelay?: number
-  /** Largest message (topic + payload + a few bytes) `emit` sends (`ERR_FRAME_TOO_LONG` above it) and accepts from the hub; match the hub's. @default 1 MiB (`DEFAULT_MAX_MESSAGE_SIZE`) */
-  maxMessageSize?: number
-  /** How long `close()` waits for the hub to take what is still in the outbox, ms. @default 2000 ({@link DEFAULT_CLOSE_TIMEOUT}) */
-  closeTimeout?: number
-}
-
-/**
- * A message as received, with where it came from.
- * @example
- * ```ts
- * bus.envelopes$('log.>').subscribe(({ topic, data, origin, seq }: BusMessage) => console.log(topic, origin, seq, data))
- * ```
- */
-export interface BusMessage<T = unknown> {
-  readonly topic: string
-  readonly data: T
-  /** Id of the client that emitted it. */
-  readonly origin: string
-  /** Its sequence number at that client (1, 2, 3 ... in emit order). */
-  readonly seq: number
-}
-
-/**
- * Connection state of a bus client.
- * @example
- * ```ts
- * bus.status$.subscribe((s: BusStatus) => { if (s.type === 'disconnected') console.warn('hub gone', s.error?.code) })
- * ```
- */
-export type BusStatus =
-  | { type: 'connecting'; attempt: number }
-  | { type: 'connected'; hubId: string }
-  | { type: 'disconnected'; error: RxnetError | null }
-  | { type: 'closed' }
-
-/**
- * Counters of a {@link Bus}.
- * @example
- * ```ts
- * const { emitted, received, duplicates, buffered }: BusStats = bus.stats
- * ```
- */
-export interface BusStats {
-  /** Messages accepted by `emit`. */
-  emitted: number
-  /** Messages delivered (once per message, however many local subscribers matched). */
-  received: number
-  /** Messages received again (after a hub restart or over two paths) and dropped. */
-  duplicates: number
-  /** Messages that did not decode with the codec, dropped. */
-  undecodable: number
-  /** Emitted messages discarded by the overflow policy. */
-  dropped: number
-  /** Times the outbox was full when `emit` was called. */
-  overflows: number
-  /** Messages in the outbox (not yet acknowledged by the hub). */
-  buffered: number
-  /** Successful connections after the first. */
-  reconnects: number
-}
-
-/**
- * A client of the bus.
- * @example
- * ```ts
- * const bus: Bus = connectBus('/tmp/app.sock')
- * bus.messages$('log.*').subscribe(console.log)
- * bus.emit('log.info', { line: 'hello' })
- * await bus.close()
- * ```
- */
-export interface Bus {
-  /** This client's id: random, fresh for every `connectBus` (the `origin` of its messages). */
-  readonly id: string
-  /** Live counters. */
-  readonly stats: BusStats
-  /** The current status, then every change; completes on close. */
-  readonly status$: Observable<BusStatus>
-  /** True while connected to a hub. */
-  readonly connected: boolean
-  /** Cold: the data of every message whose topic matches `pattern` (`log`, `log.*`, `log.>`). */
-  messages$<T = unknown>(pattern: string): Observable<T>
-  /** Like {@link Bus.messages$}, with topic, origin and sequence number. */
-  envelopes$<T = unknown>(pattern: string): Observable<BusMessage<T>>
-  /** Publishes `data` on `topic` (no wildcards). Throws on an invalid topic, an unencodable value, or a full outbox under `'error'`. */
-  emit(topic: string, data: unknown): void
-  /** True while the outbox is under half its budget. */
-  readonly writable: boolean
-  /** Resolves once the outbox is under half its budget. */
-  whenWritable(options?: { signal?: AbortSignal }): Promise<void>
-  /** Resolves once the hub has processed everything emitted and subscribed so far (waits for a connection). */
-  flush(options?: { signal?: AbortSignal; timeout?: number }): Promise<void>
-  /** Waits (up to `closeTimeout`) for the hub to take the outbox, then disconnects; subscribers complete. Idempotent. */
-  close(): Promise<void>
-  [Symbol.asyncDispose](): Promise<void>
-}
 
 /**
  * Connects to the hub at `path` (Unix socket or Windows named pipe). Returns at once; the client

@@ -11,148 +11,24 @@ import { randomBytes } from 'node:crypto'
 import { Observable, Subject } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { AbortError, ClosedError, DuplicateIdError, FrameTooLongError, isRxnetError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
-import { multicast, type MulticastChannel, type MulticastOptions } from '../multicast/index.js'
+import { multicast, type MulticastChannel } from '../multicast/index.js'
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodePong, encodeString, encodeWelcome, pubToMsg, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { listenOnPath } from './listen.js'
+import {
+  DEFAULT_CLIENT_HIGH_WATER_MARK,
+  DEFAULT_HELLO_TIMEOUT,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_SLOW_CLIENT_TIMEOUT,
+  positive,
+  type Hub,
+  type HubEvent,
+  type HubOptions,
+  type HubStats,
+} from './options.js'
 
-/**
- * Default largest hub frame (one message with its topic), 1 MiB.
- * @example
- * ```ts
- * await startHub({ path: '/tmp/app.sock', maxMessageSize: 4 * DEFAULT_MAX_MESSAGE_SIZE })
- * ```
- */
-export const DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
-/**
- * Default send budget per client on the hub, 8 MiB; a client over it is dropped.
- * @example
- * ```ts
- * await startHub({ path: '/tmp/app.sock', clientHighWaterMark: 2 * DEFAULT_CLIENT_HIGH_WATER_MARK })
- * ```
- */
-export const DEFAULT_CLIENT_HIGH_WATER_MARK = 8 * 1024 * 1024
-/**
- * Default time a client may stay over half its send budget (not reading) before it is dropped, ms.
- * @example
- * ```ts
- * await startHub({ path: '/tmp/app.sock', slowClientTimeout: 5 * DEFAULT_SLOW_CLIENT_TIMEOUT })
- * ```
- */
-export const DEFAULT_SLOW_CLIENT_TIMEOUT = 2_000
 /** Room above `clientHighWaterMark` for frames already read when the hub stops reading. */
 const READ_SLACK = 128 * 1024
-
-/**
- * Default time a new connection has to say HELLO, ms.
- * @example
- * ```ts
- * await startHub({ path: '/tmp/app.sock', helloTimeout: DEFAULT_HELLO_TIMEOUT / 5 })
- * ```
- */
-export const DEFAULT_HELLO_TIMEOUT = 5_000
-
-/**
- * Options of {@link startHub}.
- * @example
- * ```ts
- * const hub = await startHub({ path: '/tmp/app.sock', multicast: { group: '239.255.0.1', port: 4454, interface: '127.0.0.1', secret: 'k' } })
- * ```
- */
-export interface HubOptions {
-  /** Unix socket path (made 0600) or Windows named pipe (`\\?\pipe\name`, used as is). */
-  path: string
-  /**
-   * Bridge this hub to other hosts' hubs over a multicast group: every message published by a
-   * local client is sent to the group; messages from the group go to local clients only.
-   * `overflow` defaults to `'drop-oldest'` here (losses show up as gaps on the receivers).
-   * @default undefined (local only)
-   */
-  multicast?: MulticastOptions
-  /** Largest frame a client may send (topic + payload + a few bytes). @default 1 MiB ({@link DEFAULT_MAX_MESSAGE_SIZE}) */
-  maxMessageSize?: number
-  /**
-   * Send budget per client. Past half of it the hub stops reading all clients until that one
-   * catches up (senders slow down); past all of it (plus 128 KiB of slack for reads in progress)
-   * the client is dropped with `ERR_BUFFER_OVERFLOW`. @default 8 MiB ({@link DEFAULT_CLIENT_HIGH_WATER_MARK})
-   */
-  clientHighWaterMark?: number
-  /**
-   * How long a client may stay over half its budget before it is dropped (`ERR_TIMEOUT`). While
-   * any client is that far behind, the hub reads no client and holds acknowledgements, so senders
-   * slow down: this is also the longest one stuck client can stall the others.
-   * @default 2000 ({@link DEFAULT_SLOW_CLIENT_TIMEOUT})
-   */
-  slowClientTimeout?: number
-  /** Time a new connection has to send HELLO, ms. @default 5000 ({@link DEFAULT_HELLO_TIMEOUT}) */
-  helloTimeout?: number
-  /** Aborts start-up (rejects with `ERR_ABORTED`). */
-  signal?: AbortSignal
-}
-
-/**
- * Counters of a {@link Hub}.
- * @example
- * ```ts
- * const { clients, published, delivered, dropped }: HubStats = hub.stats
- * ```
- */
-export interface HubStats {
-  /** Clients connected now (after HELLO). */
-  clients: number
-  /** Messages published by local clients. */
-  published: number
-  /** Copies of messages written to local clients. */
-  delivered: number
-  /** Clients dropped for bad input, overflow or slowness. */
-  dropped: number
-  /** Messages sent to the multicast group. */
-  bridgedOut: number
-  /** Messages received from the multicast group. */
-  bridgedIn: number
-  /** Messages from the group that did not decode as hub frames (dropped). */
-  bridgeBad: number
-  /** Local messages too large for one datagram (delivered locally, not bridged). */
-  bridgeTooLarge: number
-}
-
-/**
- * Something that happened on a hub.
- * @example
- * ```ts
- * hub.events$.subscribe((e: HubEvent) => { if (e.type === 'drop') console.warn('dropped', e.client, e.error.code) })
- * ```
- */
-export type HubEvent =
-  | { type: 'connect'; client: string }
-  | { type: 'disconnect'; client: string }
-  | { type: 'drop'; client: string | null; error: RxnetError }
-  | { type: 'bridge-error'; error: unknown }
-
-/**
- * A running hub.
- * @example
- * ```ts
- * const hub: Hub = await startHub({ path: '/tmp/app.sock' })
- * console.log(hub.id, hub.stats.clients)
- * await hub.close()
- * ```
- */
-export interface Hub {
-  /** The path it listens on. */
-  readonly path: string
-  /** This hub's id (random, 16 hex digits). */
-  readonly id: string
-  /** Live counters. */
-  readonly stats: HubStats
-  /** Connects, disconnects, dropped clients (hot; completes on close). */
-  readonly events$: Observable<HubEvent>
-  /** The multicast bridge, when there is one. */
-  readonly bridge: MulticastChannel | null
-  /** Stops listening, closes every client and the bridge, removes the socket file. Idempotent. */
-  close(): Promise<void>
-  [Symbol.asyncDispose](): Promise<void>
-}
 
 interface Session {
   readonly ch: SocketChannel
@@ -190,12 +66,6 @@ export async function startHub(options: HubOptions): Promise<Hub> {
   return hub
 }
 
-/** An optional positive-integer option, or its default; `ERR_INVALID_ARGUMENT` otherwise. (Internal; shared with client.ts.) */
-export function positive(name: string, v: number | undefined, d: number): number {
-  if (v === undefined) return d
-  if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`)
-  return v
-}
 
 class HubImpl implements Hub {
   readonly path: string

@@ -3,8 +3,8 @@
  * and subscribe by topic (`connectBus`), and hubs on different hosts bridged over multicast.
  *
  * Layout: `topics.ts` (pure pattern matching), `protocol.ts` (pure hub frame encoder / decoder),
- * `listen.ts` (socket path checks, stale socket recovery), `hub.ts` and `client.ts` (the adapters
- * that own the sockets).
+ * `listen.ts` (socket path checks, stale socket recovery), `options.ts` (options, defaults, public
+ * types), `hub.ts` and `client.ts` (the adapters that own the sockets).
  *
  * @example
  * ```ts
@@ -17,8 +17,9 @@
  * ```
  * @module
  */
+export { startHub } from './hub.js'
+export { connectBus } from './client.js'
 export {
-  startHub,
   type Hub,
   type HubOptions,
   type HubStats,
@@ -27,9 +28,6 @@ export {
   DEFAULT_CLIENT_HIGH_WATER_MARK,
   DEFAULT_SLOW_CLIENT_TIMEOUT,
   DEFAULT_HELLO_TIMEOUT,
-} from './hub.js'
-export {
-  connectBus,
   type Bus,
   type BusOptions,
   type BusMessage,
@@ -39,6 +37,6 @@ export {
   DEFAULT_MIN_RECONNECT_DELAY,
   DEFAULT_MAX_RECONNECT_DELAY,
   DEFAULT_CLOSE_TIMEOUT,
-} from './client.js'
+} from './options.js'
 export { compileTopic, matchTopic, validateTopic, type TopicMatcher, MAX_TOPIC_LENGTH } from './topics.js'
 export { MAX_SOCKET_PATH, defaultBusPath } from './listen.js'

@@ -1,0 +1,306 @@
+/**
+ * Options, defaults and public types of the bus: `startHub()` (`./hub.ts`) and `connectBus()`
+ * (`./client.ts`), which both import this file; nothing here imports them back.
+ * @module
+ */
+import type { Observable } from 'rxjs'
+import type { CodecLike } from '../codec/index.js'
+import { InvalidArgumentError, type RxnetError } from '../errors.js'
+import type { MulticastChannel, MulticastOptions } from '../multicast/index.js'
+import type { OverflowPolicy } from '../queue.js'
+
+// ---- hub ----------------------------------------------------------------------------------
+/**
+ * Default largest hub frame (one message with its topic), 1 MiB.
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', maxMessageSize: 4 * DEFAULT_MAX_MESSAGE_SIZE })
+ * ```
+ */
+export const DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
+/**
+ * Default send budget per client on the hub, 8 MiB; a client over it is dropped.
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', clientHighWaterMark: 2 * DEFAULT_CLIENT_HIGH_WATER_MARK })
+ * ```
+ */
+export const DEFAULT_CLIENT_HIGH_WATER_MARK = 8 * 1024 * 1024
+/**
+ * Default time a client may stay over half its send budget (not reading) before it is dropped, ms.
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', slowClientTimeout: 5 * DEFAULT_SLOW_CLIENT_TIMEOUT })
+ * ```
+ */
+export const DEFAULT_SLOW_CLIENT_TIMEOUT = 2_000
+
+/**
+ * Default time a new connection has to say HELLO, ms.
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', helloTimeout: DEFAULT_HELLO_TIMEOUT / 5 })
+ * ```
+ */
+export const DEFAULT_HELLO_TIMEOUT = 5_000
+
+/**
+ * Options of `startHub()`.
+ * @example
+ * ```ts
+ * const hub = await startHub({ path: '/tmp/app.sock', multicast: { group: '239.255.0.1', port: 4454, interface: '127.0.0.1', secret: 'k' } })
+ * ```
+ */
+export interface HubOptions {
+  /** Unix socket path (made 0600) or Windows named pipe (`\\?\pipe\name`, used as is). */
+  path: string
+  /**
+   * Bridge this hub to other hosts' hubs over a multicast group: every message published by a
+   * local client is sent to the group; messages from the group go to local clients only.
+   * `overflow` defaults to `'drop-oldest'` here (losses show up as gaps on the receivers).
+   * @default undefined (local only)
+   */
+  multicast?: MulticastOptions
+  /** Largest frame a client may send (topic + payload + a few bytes). @default 1 MiB ({@link DEFAULT_MAX_MESSAGE_SIZE}) */
+  maxMessageSize?: number
+  /**
+   * Send budget per client. Past half of it the hub stops reading all clients until that one
+   * catches up (senders slow down); past all of it (plus 128 KiB of slack for reads in progress)
+   * the client is dropped with `ERR_BUFFER_OVERFLOW`. @default 8 MiB ({@link DEFAULT_CLIENT_HIGH_WATER_MARK})
+   */
+  clientHighWaterMark?: number
+  /**
+   * How long a client may stay over half its budget before it is dropped (`ERR_TIMEOUT`). While
+   * any client is that far behind, the hub reads no client and holds acknowledgements, so senders
+   * slow down: this is also the longest one stuck client can stall the others.
+   * @default 2000 ({@link DEFAULT_SLOW_CLIENT_TIMEOUT})
+   */
+  slowClientTimeout?: number
+  /** Time a new connection has to send HELLO, ms. @default 5000 ({@link DEFAULT_HELLO_TIMEOUT}) */
+  helloTimeout?: number
+  /** Aborts start-up (rejects with `ERR_ABORTED`). */
+  signal?: AbortSignal
+}
+
+/**
+ * Counters of a {@link Hub}.
+ * @example
+ * ```ts
+ * const { clients, published, delivered, dropped }: HubStats = hub.stats
+ * ```
+ */
+export interface HubStats {
+  /** Clients connected now (after HELLO). */
+  clients: number
+  /** Messages published by local clients. */
+  published: number
+  /** Copies of messages written to local clients. */
+  delivered: number
+  /** Clients dropped for bad input, overflow or slowness. */
+  dropped: number
+  /** Messages sent to the multicast group. */
+  bridgedOut: number
+  /** Messages received from the multicast group. */
+  bridgedIn: number
+  /** Messages from the group that did not decode as hub frames (dropped). */
+  bridgeBad: number
+  /** Local messages too large for one datagram (delivered locally, not bridged). */
+  bridgeTooLarge: number
+}
+
+/**
+ * Something that happened on a hub.
+ * @example
+ * ```ts
+ * hub.events$.subscribe((e: HubEvent) => { if (e.type === 'drop') console.warn('dropped', e.client, e.error.code) })
+ * ```
+ */
+export type HubEvent =
+  | { type: 'connect'; client: string }
+  | { type: 'disconnect'; client: string }
+  | { type: 'drop'; client: string | null; error: RxnetError }
+  | { type: 'bridge-error'; error: unknown }
+
+/**
+ * A running hub.
+ * @example
+ * ```ts
+ * const hub: Hub = await startHub({ path: '/tmp/app.sock' })
+ * console.log(hub.id, hub.stats.clients)
+ * await hub.close()
+ * ```
+ */
+export interface Hub {
+  /** The path it listens on. */
+  readonly path: string
+  /** This hub's id (random, 16 hex digits). */
+  readonly id: string
+  /** Live counters. */
+  readonly stats: HubStats
+  /** Connects, disconnects, dropped clients (hot; completes on close). */
+  readonly events$: Observable<HubEvent>
+  /** The multicast bridge, when there is one. */
+  readonly bridge: MulticastChannel | null
+  /** Stops listening, closes every client and the bridge, removes the socket file. Idempotent. */
+  close(): Promise<void>
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+// ---- client -------------------------------------------------------------------------------
+
+/**
+ * Default byte budget of the outbox (messages not yet acknowledged by the hub), 8 MiB.
+ * @example
+ * ```ts
+ * connectBus('/tmp/app.sock', { highWaterMark: 4 * DEFAULT_BUS_HIGH_WATER_MARK })
+ * ```
+ */
+export const DEFAULT_BUS_HIGH_WATER_MARK = 8 * 1024 * 1024
+/**
+ * Default first reconnect delay, ms (doubled per failed attempt, jittered).
+ * @example
+ * ```ts
+ * connectBus('/tmp/app.sock', { minReconnectDelay: 2 * DEFAULT_MIN_RECONNECT_DELAY })
+ * ```
+ */
+export const DEFAULT_MIN_RECONNECT_DELAY = 50
+/**
+ * Default longest reconnect delay, ms.
+ * @example
+ * ```ts
+ * connectBus('/tmp/app.sock', { maxReconnectDelay: 5 * DEFAULT_MAX_RECONNECT_DELAY })
+ * ```
+ */
+export const DEFAULT_MAX_RECONNECT_DELAY = 2_000
+/**
+ * Default time `close()` waits for the hub to take outstanding messages, ms.
+ * @example
+ * ```ts
+ * connectBus('/tmp/app.sock', { closeTimeout: DEFAULT_CLOSE_TIMEOUT / 4 })
+ * ```
+ */
+export const DEFAULT_CLOSE_TIMEOUT = 2_000
+
+/**
+ * Options of `connectBus()`.
+ * @example
+ * ```ts
+ * const bus = connectBus('/tmp/app.sock', { codec: 'msgpack', echo: true, overflow: 'drop-oldest' })
+ * ```
+ */
+export interface BusOptions {
+  /** How `emit` encodes values and `messages$` decodes them; every client of a bus must agree. @default 'json' */
+  codec?: CodecLike
+  /** Receive this client's own messages too. @default false */
+  echo?: boolean
+  /** Bytes of emitted messages held until the hub acknowledges them. @default 8 MiB ({@link DEFAULT_BUS_HIGH_WATER_MARK}) */
+  highWaterMark?: number
+  /** What `emit` does when the outbox is full: `'error'` throws `ERR_BUFFER_OVERFLOW`, the others drop and count. @default 'error' */
+  overflow?: OverflowPolicy
+  /** First reconnect delay, ms; doubled per failed attempt, with jitter. @default 50 ({@link DEFAULT_MIN_RECONNECT_DELAY}) */
+  minReconnectDelay?: number
+  /** Longest reconnect delay, ms. @default 2000 ({@link DEFAULT_MAX_RECONNECT_DELAY}) */
+  maxReconnectDelay?: number
+  /** Largest message (topic + payload + a few bytes) `emit` sends (`ERR_FRAME_TOO_LONG` above it) and accepts from the hub; match the hub's. @default 1 MiB (`DEFAULT_MAX_MESSAGE_SIZE`) */
+  maxMessageSize?: number
+  /** How long `close()` waits for the hub to take what is still in the outbox, ms. @default 2000 ({@link DEFAULT_CLOSE_TIMEOUT}) */
+  closeTimeout?: number
+}
+
+/**
+ * A message as received, with where it came from.
+ * @example
+ * ```ts
+ * bus.envelopes$('log.>').subscribe(({ topic, data, origin, seq }: BusMessage) => console.log(topic, origin, seq, data))
+ * ```
+ */
+export interface BusMessage<T = unknown> {
+  readonly topic: string
+  readonly data: T
+  /** Id of the client that emitted it. */
+  readonly origin: string
+  /** Its sequence number at that client (1, 2, 3 ... in emit order). */
+  readonly seq: number
+}
+
+/**
+ * Connection state of a bus client.
+ * @example
+ * ```ts
+ * bus.status$.subscribe((s: BusStatus) => { if (s.type === 'disconnected') console.warn('hub gone', s.error?.code) })
+ * ```
+ */
+export type BusStatus =
+  | { type: 'connecting'; attempt: number }
+  | { type: 'connected'; hubId: string }
+  | { type: 'disconnected'; error: RxnetError | null }
+  | { type: 'closed' }
+
+/**
+ * Counters of a {@link Bus}.
+ * @example
+ * ```ts
+ * const { emitted, received, duplicates, buffered }: BusStats = bus.stats
+ * ```
+ */
+export interface BusStats {
+  /** Messages accepted by `emit`. */
+  emitted: number
+  /** Messages delivered (once per message, however many local subscribers matched). */
+  received: number
+  /** Messages received again (after a hub restart or over two paths) and dropped. */
+  duplicates: number
+  /** Messages that did not decode with the codec, dropped. */
+  undecodable: number
+  /** Emitted messages discarded by the overflow policy. */
+  dropped: number
+  /** Times the outbox was full when `emit` was called. */
+  overflows: number
+  /** Messages in the outbox (not yet acknowledged by the hub). */
+  buffered: number
+  /** Successful connections after the first. */
+  reconnects: number
+}
+
+/**
+ * A client of the bus.
+ * @example
+ * ```ts
+ * const bus: Bus = connectBus('/tmp/app.sock')
+ * bus.messages$('log.*').subscribe(console.log)
+ * bus.emit('log.info', { line: 'hello' })
+ * await bus.close()
+ * ```
+ */
+export interface Bus {
+  /** This client's id: random, fresh for every `connectBus` (the `origin` of its messages). */
+  readonly id: string
+  /** Live counters. */
+  readonly stats: BusStats
+  /** The current status, then every change; completes on close. */
+  readonly status$: Observable<BusStatus>
+  /** True while connected to a hub. */
+  readonly connected: boolean
+  /** Cold: the data of every message whose topic matches `pattern` (`log`, `log.*`, `log.>`). */
+  messages$<T = unknown>(pattern: string): Observable<T>
+  /** Like {@link Bus.messages$}, with topic, origin and sequence number. */
+  envelopes$<T = unknown>(pattern: string): Observable<BusMessage<T>>
+  /** Publishes `data` on `topic` (no wildcards). Throws on an invalid topic, an unencodable value, or a full outbox under `'error'`. */
+  emit(topic: string, data: unknown): void
+  /** True while the outbox is under half its budget. */
+  readonly writable: boolean
+  /** Resolves once the outbox is under half its budget. */
+  whenWritable(options?: { signal?: AbortSignal }): Promise<void>
+  /** Resolves once the hub has processed everything emitted and subscribed so far (waits for a connection). */
+  flush(options?: { signal?: AbortSignal; timeout?: number }): Promise<void>
+  /** Waits (up to `closeTimeout`) for the hub to take the outbox, then disconnects; subscribers complete. Idempotent. */
+  close(): Promise<void>
+  [Symbol.asyncDispose](): Promise<void>
+}
+
+/** An optional positive-integer option, or its default; `ERR_INVALID_ARGUMENT` otherwise. (Internal; used by the hub and the client.) */
+export function positive(name: string, v: number | undefined, d: number): number {
+  if (v === undefined) return d
+  if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`)
+  return v
+}
