@@ -72,6 +72,15 @@ export class Balancer {
     }
   }
 
+  /** Stops dealing: connections still waiting for a process, or in flight unanswered, are closed. */
+  close(): void {
+    this.handle.onconnection = this.accept
+    for (const h of this.waiting.splice(0)) h.close()
+    for (const p of this.pending.values()) p.handle.close()
+    this.pending.clear()
+    this.targets.length = 0
+  }
+
   /** The worker's answer to a handed connection. */
   ack(seq: number, accepted: boolean): void {
     const p = this.pending.get(seq)

@@ -126,6 +126,8 @@ export class Supervisor {
       slot.timer = null
     }
     await Promise.all([...this.procs].map((p) => this.stop(p)))
+    for (const b of this.balancers.values()) b.close()
+    this.balancers.clear()
     this.events.complete()
     this.user.complete()
     this.serving.complete()
