@@ -109,6 +109,8 @@ class HubImpl implements Hub {
   async start(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw new AbortError(signal.reason)
     await listenOnPath(this.server, this.path, signal)
+    // After listen, an 'error' with no listener (e.g. EMFILE on accept) would crash the process.
+    this.server.on('error', this.onServerError)
     if (signal?.aborted) {
       await this.close()
       throw new AbortError(signal.reason)
@@ -142,6 +144,7 @@ class HubImpl implements Hub {
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     const clients = [...this.sessions].map((s) => this.closeSession(s))
     await Promise.all([serverClosed, ...clients, this.bridge?.close()])
+    this.server.off('error', this.onServerError)
     this.events.complete()
   }
 
@@ -153,6 +156,10 @@ class HubImpl implements Hub {
     } finally {
       clearTimeout(timer)
     }
+  }
+
+  private readonly onServerError = (error: Error): void => {
+    this.events.next({ type: 'server-error', error })
   }
 
   private readonly onConnection = (socket: net.Socket): void => {

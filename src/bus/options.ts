@@ -120,6 +120,8 @@ export type HubEvent =
   | { type: 'disconnect'; client: string }
   | { type: 'drop'; client: string | null; error: RxnetError }
   | { type: 'bridge-error'; error: unknown }
+  /** The listening server reported an error (e.g. `EMFILE` while accepting); the hub keeps listening. */
+  | { type: 'server-error'; error: unknown }
 
 /**
  * A running hub.

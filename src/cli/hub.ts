@@ -53,6 +53,7 @@ export async function run(args: string[]): Promise<number> {
   const events = hub.events$.subscribe((e) => {
     if (e.type === 'drop') console.error(`dropped ${e.client ?? '(before HELLO)'}: ${e.error.code} ${e.error.message}`)
     else if (e.type === 'bridge-error') console.error(`bridge failed: ${String((e.error as Error)?.message ?? e.error)}`)
+    else if (e.type === 'server-error') console.error(`server error: ${String((e.error as Error)?.message ?? e.error)}`)
     else console.error(`${e.type} ${e.client}`)
   })
   console.log(`hub ${hub.id} listening on ${path}${multicast ? `, bridged over ${multicast.group}:${multicast.port} on ${multicast.interface}` : ''}`)

@@ -239,6 +239,21 @@ describe('hub and bus on one host', () => {
     expect(h.stats.dropped).toBe(1)
   })
 
+  it('an error on the listening server (EMFILE while accepting) is reported on events$, not thrown: the hub keeps serving', async () => {
+    const h = await hub()
+    const events: HubEvent[] = []
+    const sub = h.events$.subscribe((e) => events.push(e))
+    open.push({ close: () => sub.unsubscribe() })
+    const emfile = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE' })
+    ;(h as unknown as { server: net.Server }).server.emit('error', emfile) // what net.Server does when accept() fails
+    expect(events).toContainEqual({ type: 'server-error', error: emfile })
+    const a = bus(h.path)
+    const got = collect<number>(a, 'still')
+    await a.flush()
+    bus(h.path).emit('still', 1)
+    await until(() => got.length === 1, 5000, 'delivery after the server error')
+  })
+
   it('random bytes from a client never take the hub down (fast-check, real sockets)', async () => {
     const h = await hub({ helloTimeout: 200 })
     const a = bus(h.path)
