@@ -681,7 +681,13 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     for (const p of peers) p.fail(new ClosedError('mesh'))
     for (const s of this.inbound) s.destroy()
     await Promise.all([linksClosed, serverClosed, discoveryClosed])
-    server?.off('error', this.onServerError)
+    if (server !== undefined) {
+      server.off('error', this.onServerError)
+      server.off('connection', this.onRawConnection)
+      server.off('connection', this.onConnection)
+      server.off('secureConnection', this.onConnection)
+      server.off('tlsClientError', this.onTlsClientError)
+    }
     this.eventsSubject.next({ type: 'close' })
     this.joined.complete()
     this.membersSubject.complete()
