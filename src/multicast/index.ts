@@ -6,6 +6,7 @@
  *
  * Layout: `datagram.ts` (pure wire format), `crypto.ts` (HKDF key, GCM seal / open),
  * `window.ts` (per-sender sequence window), `options.ts` (options, defaults, public types),
+ * `stats.ts` (the counters),
  * `multicast.ts` (the socket adapter).
  *
  * @example

@@ -3,7 +3,7 @@
  * small messages into datagrams, numbers and (with `secret`) seals them, and on the way in drops
  * own echoes, duplicates, replays and anything malformed or forged, counting each.
  * The wire format lives in `./datagram.ts`, sealing in `./crypto.ts`, sequence tracking in
- * `./window.ts`, options and public types in `./options.ts`.
+ * `./window.ts`, options and public types in `./options.ts`, counters in `./stats.ts`.
  * @module
  */
 import { randomBytes } from 'node:crypto'
@@ -28,6 +28,7 @@ import {
   type SenderInfo,
 } from './options.js'
 import { SequenceWindow } from './window.js'
+import { Stats } from './stats.js'
 
 /**
  * Joins a UDP multicast group as a {@link MulticastChannel}. Several channels (in one process or
@@ -413,60 +414,3 @@ function newSender(rinfo: dgram.RemoteInfo, senderId: string): MulticastSender {
 }
 
 function noop(): void {}
-
-class Stats implements MulticastStats {
-  messagesIn = 0
-  bytesIn = 0
-  messagesOut = 0
-  bytesOut = 0
-  datagramsIn = 0
-  datagramsOut = 0
-  echoes = 0
-  duplicates = 0
-  replayed = 0
-  bad = 0
-  gaps = 0
-  reordered = 0
-  sendErrors = 0
-  droppedAfterClose = 0
-  readonly #queue: BoundedQueue<Uint8Array>
-  readonly #senders: Map<string, unknown>
-  constructor(queue: BoundedQueue<Uint8Array>, senders: Map<string, unknown>) {
-    this.#queue = queue
-    this.#senders = senders
-  }
-  get dropped(): number {
-    return this.#queue.dropped + this.droppedAfterClose
-  }
-  get overflows(): number {
-    return this.#queue.overflows
-  }
-  get bufferedBytes(): number {
-    return this.#queue.bytes
-  }
-  get senders(): number {
-    return this.#senders.size
-  }
-  /** A plain-object copy of every counter. */
-  snapshot(): MulticastStats {
-    return {
-      messagesIn: this.messagesIn,
-      bytesIn: this.bytesIn,
-      messagesOut: this.messagesOut,
-      bytesOut: this.bytesOut,
-      dropped: this.dropped,
-      overflows: this.overflows,
-      bufferedBytes: this.bufferedBytes,
-      datagramsIn: this.datagramsIn,
-      datagramsOut: this.datagramsOut,
-      echoes: this.echoes,
-      duplicates: this.duplicates,
-      replayed: this.replayed,
-      bad: this.bad,
-      gaps: this.gaps,
-      reordered: this.reordered,
-      sendErrors: this.sendErrors,
-      senders: this.senders,
-    }
-  }
-}
