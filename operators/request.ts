@@ -84,7 +84,7 @@ export function request<Req, Res>(via: Channel<unknown, unknown> | BusLike, topi
           if (timer === undefined) return
           clearTimeout(timer)
           pending.delete(m.id)
-          if (m.error !== undefined) subscriber.error(new RemoteError(String(m.error.message), m.error.code))
+          if (m.error !== undefined) subscriber.error(remoteError(m.error))
           else {
             subscriber.next(m.body as Res)
             maybeComplete()
@@ -121,4 +121,10 @@ export function request<Req, Res>(via: Channel<unknown, unknown> | BusLike, topi
         replies.unsubscribe()
       }
     })
+}
+
+/** The RemoteError for a reply's `error`, whatever the far side put there (it is untrusted input). */
+function remoteError(error: unknown): RemoteError {
+  const e = typeof error === 'object' && error !== null ? (error as { message?: unknown; code?: unknown }) : {}
+  return new RemoteError(typeof e.message === 'string' ? e.message : 'the remote handler failed', typeof e.code === 'string' ? e.code : undefined)
 }

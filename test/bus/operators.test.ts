@@ -63,6 +63,17 @@ describe('request() / reply() over a Channel', () => {
     await expect(firstValueFrom(of('reject').pipe(request(client)))).rejects.toMatchObject({ code: 'ERR_REMOTE' })
   })
 
+  it('a malformed error reply (error: null, a number, a non-string code) is ERR_REMOTE, never a throw inside the operator', async () => {
+    for (const error of [null, 42, { message: 7, code: { x: 1 } }]) {
+      const [client, server] = channelPair()
+      const sub = server.source.subscribe((req) => server.send({ $rx: 'res', id: (req as { id: string }).id, error }))
+      open.push({ close: () => sub.unsubscribe() })
+      const e = await firstValueFrom(of(1).pipe(request(client, { timeout: 1000 }))).catch((x: unknown) => x)
+      expect(e).toMatchObject({ code: 'ERR_REMOTE', remoteCode: undefined })
+      expect(typeof (e as Error).message).toBe('string')
+    }
+  })
+
   it('times out with ERR_TIMEOUT when nobody answers, and validates its options', async () => {
     const [client] = channelPair()
     await expect(firstValueFrom(of(1).pipe(request(client, { timeout: 30 })))).rejects.toMatchObject({ code: 'ERR_TIMEOUT' })
