@@ -124,3 +124,50 @@ describe('broadcast()', () => {
     })
   })
 })
+
+describe('operators on real mesh peers', () => {
+  it('membership() follows joins and leaves, fromPeers() tags messages, broadcast() reaches every member', async () => {
+    const { createMesh } = await import('rxnet')
+    const { firstValueFrom, filter } = await import('rxjs')
+    const hub = createMesh({ name: 'ops', id: 'hub', interface: '127.0.0.1', discovery: false })
+    const { port } = await hub.listen(0, '127.0.0.1')
+    const leaves = [createMesh({ name: 'ops', id: 'l1', interface: '127.0.0.1', discovery: false, seeds: [`127.0.0.1:${port}`] }), createMesh({ name: 'ops', id: 'l2', interface: '127.0.0.1', discovery: false, seeds: [`127.0.0.1:${port}`] })]
+    try {
+      const maps: string[][] = []
+      hub.peers$.pipe(membership()).subscribe((m) => maps.push([...m.keys()].sort()))
+      const tagged: string[] = []
+      hub.peers$.pipe(fromPeers()).subscribe(({ peer, message }) => tagged.push(`${peer.id}:${Buffer.from(message).toString()}`))
+      const both = firstValueFrom(hub.members$.pipe(filter((m) => m.size === 2)))
+      const leafJoined = leaves.map((l) => firstValueFrom(l.members$.pipe(filter((m) => m.size === 1))))
+      await Promise.all(leaves.map((l) => l.listen(0, '127.0.0.1')))
+      await both
+      await Promise.all(leafJoined)
+      const got = leaves.map((l) => firstValueFrom(l.peers$.pipe(mergeSource())))
+      const sentTo = await firstValueFrom(of('hi all').pipe(broadcast(hub.members$)))
+      expect(sentTo).toBe(2)
+      expect((await Promise.all(got)).map((m) => Buffer.from(m).toString())).toEqual(['hi all', 'hi all'])
+      const tags = new Promise<void>((resolve) => {
+        const check = (): void => (tagged.length === 2 ? resolve() : void setTimeout(check, 10))
+        check()
+      })
+      leaves[0]!.broadcast('from l1')
+      leaves[1]!.broadcast('from l2')
+      await tags
+      expect(tagged.sort()).toEqual(['l1:from l1', 'l2:from l2'])
+      const left = firstValueFrom(hub.members$.pipe(filter((m) => m.size === 1)))
+      await leaves[0]!.close()
+      await left
+      const deadline = Date.now() + 2000 // membership() hears the leave through peer.left: poll briefly
+      while (JSON.stringify(maps.at(-1)) !== '["l2"]' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5))
+      expect(maps.at(-1)).toEqual(['l2'])
+      expect(maps.some((m) => m.length === 2)).toBe(true)
+    } finally {
+      await Promise.all([...leaves, hub].map((m) => m.close()))
+    }
+  })
+})
+
+/** The first message of the first peer. */
+function mergeSource<P extends { source: Observable<Uint8Array> }>() {
+  return (peers: Observable<P>): Observable<Uint8Array> => new Observable<Uint8Array>((s) => peers.subscribe((p) => p.source.subscribe((m) => s.next(m))))
+}
