@@ -212,6 +212,7 @@ function resolveOptions(o: MeshOptions): Resolved {
     throw new InvalidArgumentError(`interface must be an IPv4 address, '::1' or 'localhost' (mDNS runs over IPv4), got "${r.interface}"`)
   }
   if (!Array.isArray(r.seeds)) throw new InvalidArgumentError('seeds must be an array of "host:port"')
+  for (const seed of r.seeds) parseSeed(seed)
   if (r.secret !== undefined && r.tls !== undefined) throw new InvalidArgumentError('use either secret (TLS-PSK) or tls (certificates), not both')
   if (r.secret !== undefined && (typeof r.secret !== 'string' || r.secret.length === 0)) throw new InvalidArgumentError('secret must be a non-empty string')
   return r
@@ -294,7 +295,14 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     if (this.closing) return Promise.reject(new ClosedError('mesh'))
     if (options.signal?.aborted) return Promise.reject(new AbortError(options.signal.reason))
     if (!Number.isInteger(port) || port < 0 || port > 65535) return Promise.reject(new InvalidArgumentError(`port must be 0..65535, got ${port}`))
-    this.listening ??= this.start(port, address ?? (this.o.interface !== undefined && !isWildcard(this.o.interface) ? this.o.interface : '0.0.0.0'))
+    if (this.listening === undefined) {
+      const started = this.start(port, address ?? (this.o.interface !== undefined && !isWildcard(this.o.interface) ? this.o.interface : '0.0.0.0'))
+      this.listening = started
+      // A failed listen (port in use, unknown host) can be retried with other arguments.
+      started.catch(() => {
+        if (this.listening === started) this.listening = undefined
+      })
+    }
     const signal = options.signal
     if (signal === undefined) return this.listening
     return new Promise<MeshAddress>((resolve, reject) => {
@@ -308,7 +316,15 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
   }
 
   private async start(port: number, address: string): Promise<MeshAddress> {
-    const host = net.isIP(address) ? address : (await lookup(address)).address
+    let host = address
+    if (!net.isIP(address)) {
+      try {
+        host = (await lookup(address)).address
+      } catch (e) {
+        throw new ConnectionError(`cannot resolve ${address}: ${(e as Error).message}`, e)
+      }
+    }
+    if (this.closing) throw new ClosedError('mesh')
     const server = this.createServer()
     this.server = server
     await new Promise<void>((resolve, reject) => {
@@ -320,7 +336,11 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       })
     })
     server.on('error', this.onServerError)
-    if (this.closing) throw new ClosedError('mesh')
+    if (this.closing) {
+      // close() ran while the server was starting: it could not close what was not listening yet.
+      server.close()
+      throw new ClosedError('mesh')
+    }
     this.bound = { port: (server.address() as net.AddressInfo).port, host }
     if (this.o.discovery) {
       const d = new Discovery({
@@ -337,7 +357,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       d.events.subscribe((ev) => (ev.type === 'up' ? this.onDiscovered(ev.node.id, ev.node.addresses, ev.node.port) : this.onServiceDown(ev.id)))
     }
     for (const seed of this.o.seeds) {
-      const { host: h, port: p } = parseSeed(seed)
+      const { host: h, port: p } = parseSeed(seed) // validated by createMesh
       const t = this.addTarget(`seed:${seed}`, 'seed', [h], p, undefined)
       this.scheduleDial(t, 0)
     }

@@ -101,7 +101,21 @@ describe('createMesh API', () => {
     expect(() => createMesh({ name: '' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
     expect(() => createMesh({ name: 'x', heartbeatInterval: -1 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
     expect(() => createMesh({ name: 'x', secret: 'k', tls: {} })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
-    await expect(node({ id: 'z', seeds: ['nope'] }).listen()).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    expect(() => createMesh({ name: 'x', seeds: ['nope'] })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    expect(() => createMesh({ name: 'x', interface: 'eth0' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+  })
+
+  it('a failed listen rejects with ERR_CONNECTION and can be retried; close() during listen leaves nothing open', async () => {
+    const a = node({ id: 'a' })
+    const { port } = await a.listen(0, '127.0.0.1')
+    const b = node({ id: 'b' })
+    await expect(b.listen(port, '127.0.0.1')).rejects.toMatchObject({ code: 'ERR_CONNECTION' })
+    await expect(b.listen(0, 'no-such-host.invalid')).rejects.toMatchObject({ code: 'ERR_CONNECTION' })
+    expect((await b.listen(0, '127.0.0.1')).port).toBeGreaterThan(0)
+    const c = node({ id: 'c' })
+    const listening = c.listen(0, '127.0.0.1')
+    await c.close()
+    await expect(listening).rejects.toMatchObject({ code: 'ERR_CLOSED' })
   })
 
   it('listen honours an AbortSignal; broadcast after close is ERR_CLOSED; await using closes', async () => {
