@@ -168,7 +168,11 @@ class MulticastChannelImpl implements MulticastChannel {
     if (this.closing !== null) return this.closing
     if (this.state === 'closed') return this.closed
     this.state = 'closing'
-    this.closing = this.drain().then(() => this.finish({ kind: 'complete' }))
+    // Resolves once the socket has really closed: close() releases every handle.
+    this.closing = this.drain().then(() => {
+      this.finish({ kind: 'complete' })
+      return this.closed
+    })
     return this.closing
   }
 

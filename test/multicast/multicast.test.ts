@@ -202,6 +202,16 @@ describe('multicast on loopback', () => {
     expect(a.stats.messagesOut).toBe(100)
   })
 
+  it('close() resolves only once the socket has closed (closed has resolved by then)', async () => {
+    const a = res.channel(freshGroup())
+    await a.ready
+    let socketClosed = false
+    void a.closed.then(() => (socketClosed = true))
+    await a.close()
+    expect(socketClosed).toBe(true)
+    await a.close() // idempotent
+  })
+
   it('sink.complete() closes, sink.error() aborts with ERR_ABORTED', async () => {
     const g = freshGroup()
     const a = res.channel(g)
