@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto'
 import { Observable, type OperatorFunction } from 'rxjs'
 import type { Channel } from '../src/channel.js'
-import { InvalidArgumentError, RemoteError, TimeoutError } from '../src/errors.js'
+import { ClosedError, InvalidArgumentError, RemoteError, TimeoutError } from '../src/errors.js'
 import { isChannel, isReply, type BusLike, type RequestEnvelope } from '../src/rpc.js'
 import { validateTopic } from '../src/bus/topics.js'
 
@@ -35,7 +35,8 @@ export interface RequestOptions {
  * Sends each upstream value as a request and emits the replies, as they arrive (several
  * requests may be in flight). The stream completes once upstream has completed and every reply
  * is in; it errors with `ERR_TIMEOUT` when a reply is late, with `ERR_REMOTE` ({@link RemoteError})
- * when the far side's handler failed. Unsubscribing forgets the pending requests.
+ * when the far side's handler failed, and with `ERR_CLOSED` when the bus / channel closes while
+ * replies are still due. Unsubscribing forgets the pending requests.
  *
  * - Over a bus: `request(bus, 'math.add')` emits `{ $rx: 'req', id, body, to }` on the topic and
  *   listens on a private `_inbox.*` topic for the first reply to each request (several repliers
@@ -91,7 +92,8 @@ export function request<Req, Res>(via: Channel<unknown, unknown> | BusLike, topi
           }
         },
         error: (e) => subscriber.error(e),
-        complete: () => (pending.size > 0 || !upstreamDone ? subscriber.error(new RemoteError('the channel closed before the reply')) : subscriber.complete()),
+        // Replies can no longer arrive: a local close (ERR_CLOSED), not a failure of the far side's handler.
+        complete: () => (pending.size > 0 || !upstreamDone ? subscriber.error(new ClosedError('the channel the replies come on')) : subscriber.complete()),
       })
       const upstream = source.subscribe({
         next: (body) => {

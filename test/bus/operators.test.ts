@@ -74,6 +74,16 @@ describe('request() / reply() over a Channel', () => {
     }
   })
 
+  it('errors with ERR_CLOSED (not ERR_REMOTE) when the channel or bus closes before the reply', async () => {
+    const [client, server] = channelPair()
+    const pending = firstValueFrom(of(1).pipe(request(client, { timeout: 5000 })))
+    server.sink.complete() // the client's source (where replies come) completes
+    await expect(pending).rejects.toMatchObject({ code: 'ERR_CLOSED' })
+    const b = connectBus(tmpSocket())
+    await b.close()
+    await expect(firstValueFrom(of(1).pipe(request(b, 'x')))).rejects.toMatchObject({ code: 'ERR_CLOSED' })
+  })
+
   it('times out with ERR_TIMEOUT when nobody answers, and validates its options', async () => {
     const [client] = channelPair()
     await expect(firstValueFrom(of(1).pipe(request(client, { timeout: 30 })))).rejects.toMatchObject({ code: 'ERR_TIMEOUT' })
