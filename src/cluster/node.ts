@@ -172,7 +172,7 @@ class ClusterNodeImpl implements ClusterNode {
 
     if (this.isPrimary) {
       if (!primaryServes && !roundRobin) {
-        const address = await this.supervisor!.firstServing(key)
+        const address = await this.supervisor!.firstServing(key, signal)
         return { port: typeof address === 'object' && address !== null ? address.port : port, host, serving: false }
       }
       // Round-robin without the primary serving: an acceptor of its own holds the port and deals every connection out.

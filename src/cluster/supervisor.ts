@@ -20,7 +20,8 @@ interface Proc {
   id: number
   worker: Worker
   pid: number
-  served: Set<string>
+  /** Keys it serves, with the address it reported. */
+  served: Map<string, net.AddressInfo | string | null>
   /** Exit requested by us (drain, shutdown): not a crash. */
   expected: boolean
   exited: Promise<void>
@@ -88,15 +89,31 @@ export class Supervisor {
     this.entry(key).resolve(server)
   }
 
-  /** Resolves with the address of the first worker that serves `key`. */
-  firstServing(key: string): Promise<net.AddressInfo | string | null> {
-    return new Promise((resolve) => {
-      const sub = this.events.subscribe((e) => {
-        if (e.type === 'listening' && this.keyOf(e.id, key)) {
-          sub.unsubscribe()
-          resolve(e.address)
-        }
+  /**
+   * Resolves with the address of the first worker that serves `key`: one that already does (a
+   * worker listening through node:cluster may beat the primary's own `serve()` call), or the next
+   * one. Rejects on shutdown (`ERR_CLOSED`) or abort.
+   */
+  firstServing(key: string, signal?: AbortSignal): Promise<net.AddressInfo | string | null> {
+    for (const slot of this.slots.values()) {
+      if (slot.current?.served.has(key)) return Promise.resolve(slot.current.served.get(key)!)
+    }
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(new AbortError(signal.reason))
+      if (this.stopping) return reject(new ClosedError('cluster'))
+      const settle = (f: () => void): void => {
+        sub.unsubscribe()
+        signal?.removeEventListener('abort', onAbort)
+        f()
+      }
+      const onAbort = (): void => settle(() => reject(new AbortError(signal?.reason)))
+      const sub = this.events.subscribe({
+        next: (e) => {
+          if (e.type === 'listening' && this.keyOf(e.id, key)) settle(() => resolve(e.address))
+        },
+        complete: () => settle(() => reject(new ClosedError('cluster'))),
       })
+      signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
 
@@ -159,7 +176,7 @@ export class Supervisor {
       [ENV.size]: String(this.opts.workers),
     })
     let onExited!: () => void
-    const proc: Proc = { id, worker, pid: worker.process.pid ?? -1, served: new Set(), expected: false, exited: new Promise((r) => (onExited = r)), linked: false, entry: null }
+    const proc: Proc = { id, worker, pid: worker.process.pid ?? -1, served: new Map(), expected: false, exited: new Promise((r) => (onExited = r)), linked: false, entry: null }
     this.procs.add(proc)
     if (!candidate) slot.state = 'starting'
 
@@ -222,7 +239,7 @@ export class Supervisor {
         this.balancers.get(c.key)?.ack(c.seq, c.accepted)
         break
       case 'serving': {
-        proc.served.add(c.key)
+        proc.served.set(c.key, c.address)
         // A reload candidate gets connections as soon as it serves (its predecessor drains next).
         if (!proc.expected) this.balancers.get(c.key)?.add(proc)
         const slot = this.slots.get(proc.id)
@@ -316,7 +333,7 @@ export class Supervisor {
       if (old === null) continue
       const next = this.fork(slot.id, true)
       try {
-        await this.whenReady(next, old.served, signal)
+        await this.whenReady(next, [...old.served.keys()], signal)
       } catch (e) {
         // The successor did not come up: the predecessor keeps the slot, the successor is stopped.
         void this.stop(next)
@@ -340,7 +357,7 @@ export class Supervisor {
   }
 
   /** Resolves when `proc` has linked up and serves every key in `keys`. */
-  private whenReady(proc: Proc, keys: Set<string>, signal?: AbortSignal): Promise<void> {
+  private whenReady(proc: Proc, keys: Iterable<string>, signal?: AbortSignal): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const ready = (): boolean => proc.linked && [...keys].every((k) => proc.served.has(k))
       const cleanup = (): void => {

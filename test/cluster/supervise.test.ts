@@ -62,8 +62,9 @@ describe('cluster: serving and supervision', () => {
     expect(f.proc.exitCode).toBeNull()
   })
 
-  it('primaryServes: false, shared — only the workers accept (through node:cluster)', async () => {
-    const { fx: f, port } = await startHttp({ WORKERS: '2', PRIMARY_SERVES: '0', DISTRIBUTION: 'shared' })
+  it('primaryServes: false, shared — only the workers accept (through node:cluster), even when the primary calls serve() last', async () => {
+    // PRIMARY_LATE: the workers listen before the primary's serve() call, which must still resolve.
+    const { fx: f, port } = await startHttp({ WORKERS: '2', PRIMARY_SERVES: '0', DISTRIBUTION: 'shared', PRIMARY_LATE: '1' })
     const ids = new Set<number>()
     for (let i = 0; i < 60; i++) ids.add((await get(port)).body.id)
     expect(ids).toEqual(new Set([1, 2]))
