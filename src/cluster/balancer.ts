@@ -6,9 +6,11 @@
  *
  * Node internals used, the same ones node:cluster's round-robin relies on: a listening server's
  * `_handle.onconnection`, and in the worker a stand-in handle installed with `server._listen2`.
+ * {@link roundRobinAvailable} checks for them; where they are missing `serve()` falls back to
+ * `'shared'` (or, without the primary serving, to node:cluster's own listen) instead of failing.
  * @module
  */
-import type net from 'node:net'
+import net from 'node:net'
 import type { Worker } from 'node:cluster'
 import { TAG, type Control } from './ipc.js'
 
@@ -25,6 +27,17 @@ interface ListenHandle {
 /** A worker that receives connections for one key. */
 export interface Target {
   readonly worker: Worker
+}
+
+/**
+ * Whether this Node has the internals round-robin uses: `_listen2` on `net.Server` (worker side)
+ * and, given a listening `server`, a `_handle` with an `onconnection` callback (primary side).
+ */
+export function roundRobinAvailable(server?: net.Server, proto: object = net.Server.prototype): boolean {
+  if (typeof (proto as { _listen2?: unknown })._listen2 !== 'function') return false
+  if (server === undefined) return true
+  const handle = (server as unknown as { _handle?: { onconnection?: unknown } | null })._handle
+  return handle != null && typeof handle.onconnection === 'function'
 }
 
 /** Most connections held while no process can take them (beyond: closed). */
@@ -132,8 +145,9 @@ export interface RoundRobinHandle {
 /**
  * Makes `server` listen on a stand-in handle: it is `listening`, `address()` reports `sockname`,
  * and connections arrive when the primary hands them over. `onClose` runs when the server closes.
+ * Resolves once `server` emitted 'listening' (its 'error' and 'listening' listeners removed).
  */
-export function listenRoundRobin(server: net.Server, sockname: net.AddressInfo | null, backlog: number | undefined, onClose: () => void): RoundRobinHandle {
+export function listenRoundRobin(server: net.Server, sockname: net.AddressInfo | null, backlog: number | undefined, onClose: () => void): Promise<RoundRobinHandle> {
   let keepAlive: NodeJS.Timeout | null = null
   const handle: RoundRobinHandle = {
     onconnection: null,
@@ -157,9 +171,20 @@ export function listenRoundRobin(server: net.Server, sockname: net.AddressInfo |
       return 0
     },
   }
-  handle.ref()
-  const s = server as unknown as { _handle: unknown; _listen2(a: null, p: number, t: number, backlog?: number): void }
-  s._handle = handle
-  s._listen2(null, -1, -1, backlog)
-  return handle
+  return new Promise<RoundRobinHandle>((resolve, reject) => {
+    const onError = (e: Error): void => {
+      server.off('listening', onListening)
+      reject(e)
+    }
+    const onListening = (): void => {
+      server.off('error', onError)
+      resolve(handle)
+    }
+    server.once('error', onError)
+    server.once('listening', onListening)
+    handle.ref()
+    const s = server as unknown as { _handle: unknown; _listen2(a: null, p: number, t: number, backlog?: number): void }
+    s._handle = handle
+    s._listen2(null, -1, -1, backlog)
+  })
 }

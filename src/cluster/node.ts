@@ -16,7 +16,7 @@ import { AbortError, ClosedError, InvalidArgumentError, TimeoutError, type Rxnet
 import { TAG, controlMessages, ipcMessages, type Control } from './ipc.js'
 import { LinkManager } from './links.js'
 import { ServedServer, listenAsync, serveKey } from './serve.js'
-import { listenRoundRobin, type RoundRobinHandle } from './balancer.js'
+import { listenRoundRobin, roundRobinAvailable, type RoundRobinHandle } from './balancer.js'
 import { ENV, Supervisor } from './supervisor.js'
 import {
   DEFAULT_CLUSTER_OPTIONS,
@@ -166,47 +166,45 @@ class ClusterNodeImpl implements ClusterNode {
     if (signal?.aborted) throw new AbortError(signal.reason)
     await this.ready // a cluster whose links could not start (e.g. ERR_PATH_TOO_LONG) fails here, loudly
     const primaryServes = options.primaryServes ?? DEFAULT_PRIMARY_SERVES
-    const roundRobin = distribution === 'round-robin'
+    // Round-robin relies on Node internals (see balancer.ts): without them, 'shared' is used instead.
+    const roundRobin = distribution === 'round-robin' && roundRobinAvailable()
     const key = serveKey(port, host)
     const listenOptions = { port, host, backlog, exclusive: true }
+    const info = (address: net.AddressInfo | string | null, serving: boolean): ServeInfo => ({
+      port: typeof address === 'object' && address !== null ? address.port : port,
+      host,
+      serving,
+    })
 
     if (this.isPrimary) {
-      if (!primaryServes && !roundRobin) {
-        const address = await this.supervisor!.firstServing(key, signal)
-        return { port: typeof address === 'object' && address !== null ? address.port : port, host, serving: false }
-      }
+      if (!primaryServes && !roundRobin) return info(await this.supervisor!.firstServing(key, signal), false)
       // Round-robin without the primary serving: an acceptor of its own holds the port and deals every connection out.
       const listening = primaryServes ? server : createNetServer()
       await listenAsync(listening, listenOptions, signal)
+      const balanced = roundRobin && roundRobinAvailable(listening)
+      if (!primaryServes && !balanced) {
+        // The listening handle lacks what round-robin needs: the workers listen through node:cluster instead.
+        await new Promise<void>((resolve) => listening.close(() => resolve()))
+        this.supervisor!.provide(key, null, false, false)
+        return info(await this.supervisor!.firstServing(key, signal), false)
+      }
       this.track(key, listening)
-      this.supervisor!.provide(key, listening, roundRobin, primaryServes)
-      return { port: (listening.address() as net.AddressInfo).port, host, serving: primaryServes }
+      this.supervisor!.provide(key, listening, balanced, primaryServes)
+      return info(listening.address(), primaryServes)
     }
 
     if (primaryServes || roundRobin) {
-      // Ask the primary: round-robin -> where it listens; shared -> its listening socket itself.
-      const [reply, handle] = await this.askPrimary(key, distribution, signal)
-      if (reply[TAG] === 'rr') {
-        await new Promise<void>((resolve, reject) => {
-          const onError = (e: Error): void => reject(e)
-          server.once('error', onError)
-          server.once('listening', () => {
-            server.off('error', onError)
-            resolve()
-          })
-          this.rr.set(key, listenRoundRobin(server, reply.sockname, backlog, () => this.rr.delete(key)))
-        })
-      } else {
-        await listenAsync(server, handle, signal)
-      }
+      // Ask the primary: round-robin -> where it listens; shared -> its listening socket itself (or none: listen through node:cluster).
+      const [reply, handle] = await this.askPrimary(key, roundRobin ? 'round-robin' : 'shared', signal)
+      if (reply[TAG] === 'rr') this.rr.set(key, await listenRoundRobin(server, reply.sockname, backlog, () => this.rr.delete(key)))
+      else await listenAsync(server, handle ?? { port, host, backlog }, signal)
     } else {
       // Shared through node:cluster (the primary holds the socket but does not accept).
       await listenAsync(server, { port, host, backlog }, signal)
     }
     this.track(key, server)
     this.toPrimary({ [TAG]: 'serving', key, address: server.address() })
-    const address = server.address()
-    return { port: typeof address === 'object' && address !== null ? address.port : port, host, serving: true }
+    return info(server.address(), true)
   }
 
   /** Worker: asks the primary to serve `key` and waits for its answer (it comes once the primary serves it too). */

@@ -59,7 +59,8 @@ export class Supervisor {
   private readonly slots = new Map<number, Slot>()
   private readonly procs = new Set<Proc>()
   private readonly roster = new Map<number, RosterEntry>()
-  private readonly servers = new Map<string, { promise: Promise<net.Server>; resolve: (s: net.Server) => void }>()
+  /** What the primary serves each key with; null: nothing, the workers listen through node:cluster. */
+  private readonly servers = new Map<string, { promise: Promise<net.Server | null>; resolve: (s: net.Server | null) => void }>()
   private readonly balancers = new Map<string, Balancer>()
   private readonly serving = new Subject<{ proc: Proc; key: string }>()
   private reloading: Promise<void> | null = null
@@ -84,8 +85,8 @@ export class Supervisor {
    * workers serving `key` (and to `server` itself when `selfServes`); shared: workers asking for
    * `key` get its listening socket.
    */
-  provide(key: string, server: net.Server, roundRobin: boolean, selfServes: boolean): void {
-    if (roundRobin) this.balancers.set(key, new Balancer(key, server, selfServes))
+  provide(key: string, server: net.Server | null, roundRobin: boolean, selfServes: boolean): void {
+    if (roundRobin && server !== null) this.balancers.set(key, new Balancer(key, server, selfServes))
     this.entry(key).resolve(server)
   }
 
@@ -155,11 +156,11 @@ export class Supervisor {
     return p != null && p.served.has(key)
   }
 
-  private entry(key: string): { promise: Promise<net.Server>; resolve: (s: net.Server) => void } {
+  private entry(key: string): { promise: Promise<net.Server | null>; resolve: (s: net.Server | null) => void } {
     let e = this.servers.get(key)
     if (e === undefined) {
-      let resolve!: (s: net.Server) => void
-      const promise = new Promise<net.Server>((r) => (resolve = r))
+      let resolve!: (s: net.Server | null) => void
+      const promise = new Promise<net.Server | null>((r) => (resolve = r))
       e = { promise, resolve }
       this.servers.set(key, e)
     }
@@ -228,7 +229,9 @@ export class Supervisor {
       }
       case 'serve': {
         void this.entry(c.key).promise.then((server) => {
-          if (!proc.worker.isConnected() || !server.listening) return
+          if (!proc.worker.isConnected()) return
+          if (server === null) return void proc.worker.send({ [TAG]: 'handle', key: c.key } satisfies Control) // no handle: listen through node:cluster
+          if (!server.listening) return
           // (A worker asking for round-robin where the primary serves 'shared' gets the socket itself.)
           if (c.distribution === 'shared' || !this.balancers.has(c.key)) proc.worker.send({ [TAG]: 'handle', key: c.key } satisfies Control, server as never)
           else proc.worker.send({ [TAG]: 'rr', key: c.key, sockname: server.address() as net.AddressInfo | null } satisfies Control)
