@@ -62,7 +62,8 @@ export class Supervisor {
   /** What the primary serves each key with; null: nothing, the workers listen through node:cluster. */
   private readonly servers = new Map<string, { promise: Promise<net.Server | null>; resolve: (s: net.Server | null) => void }>()
   private readonly balancers = new Map<string, Balancer>()
-  private readonly serving = new Subject<{ proc: Proc; key: string }>()
+  /** A process linked up or serves one more key (what a rolling restart waits for). */
+  private readonly progress = new Subject<Proc>()
   private reloading: Promise<void> | null = null
   private stopping = false
 
@@ -148,7 +149,7 @@ export class Supervisor {
     this.balancers.clear()
     this.events.complete()
     this.user.complete()
-    this.serving.complete()
+    this.progress.complete()
   }
 
   private keyOf(id: number, key: string): boolean {
@@ -225,6 +226,7 @@ export class Supervisor {
         proc.entry = { id: c.id, pid: c.pid, path: c.path }
         // Only a slot's current worker is in the roster: a reload candidate joins when it is promoted.
         if (this.slots.get(proc.id)?.current === proc) this.publish(proc)
+        this.progress.next(proc)
         break
       }
       case 'serve': {
@@ -248,7 +250,7 @@ export class Supervisor {
         const slot = this.slots.get(proc.id)
         if (slot?.current === proc) slot.state = 'listening'
         this.events.next({ type: 'listening', id: proc.id, pid: proc.pid, address: c.address })
-        this.serving.next({ proc, key: c.key })
+        this.progress.next(proc)
         break
       }
       case 'reload':
@@ -284,11 +286,6 @@ export class Supervisor {
       const p = slot.current
       if (p !== null && p.linked && p.worker.isConnected()) p.worker.send(msg)
     }
-  }
-
-  /** Roster for the primary's own link manager. */
-  rosterNow(): RosterEntry[] {
-    return [...this.roster.values()]
   }
 
   private scheduleRestart(slot: Slot): void {
@@ -336,7 +333,7 @@ export class Supervisor {
       if (old === null) continue
       const next = this.fork(slot.id, true)
       try {
-        await this.whenReady(next, [...old.served.keys()], signal)
+        await this.whenReady(next, old.served.keys(), signal)
       } catch (e) {
         // The successor did not come up: the predecessor keeps the slot, the successor is stopped.
         void this.stop(next)
@@ -359,38 +356,28 @@ export class Supervisor {
     }
   }
 
-  /** Resolves when `proc` has linked up and serves every key in `keys`. */
+  /** Resolves when `proc` has linked up and serves every key in `keys`; rejects if it exits first, on timeout or abort. */
   private whenReady(proc: Proc, keys: Iterable<string>, signal?: AbortSignal): Promise<void> {
+    const wanted = [...keys]
     return new Promise<void>((resolve, reject) => {
-      const ready = (): boolean => proc.linked && [...keys].every((k) => proc.served.has(k))
-      const cleanup = (): void => {
+      if (signal?.aborted) return reject(new AbortError(signal.reason))
+      const settle = (f: () => void): void => {
         clearTimeout(timer)
-        clearInterval(poll)
-        sub.unsubscribe()
+        subs.forEach((s) => s.unsubscribe())
         signal?.removeEventListener('abort', onAbort)
+        f()
       }
       const check = (): void => {
-        if (ready()) {
-          cleanup()
-          resolve()
-        }
+        if (proc.linked && wanted.every((k) => proc.served.has(k))) settle(resolve)
       }
-      const onAbort = (): void => {
-        cleanup()
-        reject(new AbortError(signal?.reason))
-      }
-      const sub = this.events.subscribe((e) => {
-        if (e.type === 'exit' && e.pid === proc.pid) {
-          cleanup()
-          reject(new ClosedError(`worker ${proc.id} (pid ${proc.pid}, exited with code ${e.code}, signal ${e.signal} before serving)`))
-        } else check()
-      })
-      // 'links' does not raise an event: poll the flag briefly as well (bounded by the timeout).
-      const poll = setInterval(check, 20)
-      const timer = setTimeout(() => {
-        cleanup()
-        reject(new TimeoutError(`worker ${proc.id} to serve during reload`, this.opts.readyTimeout))
-      }, this.opts.readyTimeout)
+      const onAbort = (): void => settle(() => reject(new AbortError(signal?.reason)))
+      const subs = [
+        this.progress.subscribe((p) => p === proc && check()),
+        this.events.subscribe((e) => {
+          if (e.type === 'exit' && e.pid === proc.pid) settle(() => reject(new ClosedError(`worker ${proc.id} (pid ${proc.pid}, exited with code ${e.code}, signal ${e.signal} before serving)`)))
+        }),
+      ]
+      const timer = setTimeout(() => settle(() => reject(new TimeoutError(`worker ${proc.id} to serve during reload`, this.opts.readyTimeout))), this.opts.readyTimeout)
       signal?.addEventListener('abort', onAbort, { once: true })
       check()
     })
