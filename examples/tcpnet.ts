@@ -30,5 +30,6 @@ async function stop(): Promise<void> {
   await mesh.close()
 }
 process.once('SIGINT', stop)
+process.once('SIGTERM', stop)
 const seconds = process.argv.indexOf('--seconds')
 if (seconds > 0) setTimeout(stop, Number(process.argv[seconds + 1]) * 1000)

@@ -45,75 +45,113 @@ export async function run(args: string[]): Promise<number> {
   return runParent(n, values.name!, interval, values.seconds === undefined ? undefined : Number(values.seconds))
 }
 
+/** Signals that stop the demo: Ctrl-C, `kill`, a closed terminal. */
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
+
+/** How long a node may take to close its mesh after "stop" before the parent kills it. */
+const STOP_GRACE_MS = 3000
+
+interface Node {
+  tag: string
+  child: ChildProcess
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
+}
+
 async function runParent(n: number, name: string, interval: number, seconds: number | undefined): Promise<number> {
   const tty = process.stdout.isTTY === true
   const paint = (i: number, s: string): string => (tty ? `\x1b[${COLORS[i % COLORS.length]}m${s}\x1b[0m` : s)
   console.log(`rxnet demo: ${n} processes join mesh "${name}" on loopback; Ctrl-C stops them\n`)
   const script = process.argv[1]!
-  const children: ChildProcess[] = []
-  const exited: Promise<number | null>[] = []
+  const nodes: Node[] = []
+  const kill = (): void => {
+    for (const { child } of nodes) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  }
+  let stopping = false
+  let killTimer: NodeJS.Timeout | undefined
+  const stop = (why: string): void => {
+    if (stopping) return
+    stopping = true
+    console.log(`\nstopping (${why}): every node closes its mesh (goodbye on mDNS, links closed)`)
+    for (const { child } of nodes) if (child.connected) child.send('stop')
+    killTimer = setTimeout(kill, STOP_GRACE_MS)
+  }
+  // Ctrl-C in a terminal (and `timeout`, `kill -- -pgid`) signals every process of the group: the
+  // nodes handle the signal themselves; the parent makes sure they stop within the grace time.
+  // Wrappers (npm, tsx) relay the same signal again, so a repeated signal is not "stop harder".
+  const onSignal = (signal: NodeJS.Signals): void => stop(signal)
+  for (const s of STOP_SIGNALS) process.on(s, onSignal)
   for (let i = 0; i < n; i++) {
     const child = fork(script, ['demo', '--node', '--name', name, '--interval', String(interval)], {
       stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
       execArgv: process.execArgv,
     })
-    children.push(child)
-    exited.push(new Promise((resolve) => child.once('exit', (code) => resolve(code))))
-    let tag = `[node ${i + 1}]`
+    const node: Node = {
+      tag: `node ${i + 1}`,
+      child,
+      exit: new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal }))),
+    }
+    nodes.push(node)
+    // A node that dies on its own stops the demo (the others would wait for it forever).
+    void node.exit.then(() => stop(`${node.tag} exited`))
     const lines = createInterface({ input: child.stdout! })
     lines.on('line', (line) => {
       const m = /^id (\S+)$/.exec(line)
-      if (m) {
-        tag = `[${m[1]}]`
-        return
-      }
-      console.log(`${paint(i, tag)} ${line}`)
+      if (m) node.tag = m[1]!
+      else console.log(`${paint(i, `[${node.tag}]`)} ${line}`)
     })
   }
-  let stopping = false
-  const stop = (): void => {
-    if (stopping) return
-    stopping = true
-    console.log('\nstopping: every node closes its mesh (goodbye on mDNS, links closed)')
-    for (const c of children) if (c.connected) c.send('stop')
-  }
-  const onSignal = (): void => stop()
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
-  const timer = seconds === undefined ? undefined : setTimeout(stop, seconds * 1000)
-  const codes = await Promise.all(exited)
+  const timer = seconds === undefined ? undefined : setTimeout(() => stop(`${seconds} s elapsed`), seconds * 1000)
+  const exits = await Promise.all(nodes.map((x) => x.exit))
   clearTimeout(timer)
-  process.off('SIGINT', onSignal)
-  process.off('SIGTERM', onSignal)
-  const ok = codes.every((c) => c === 0)
-  console.log(ok ? 'all nodes stopped cleanly' : `some nodes failed: exit codes ${codes.join(', ')}`)
-  return ok ? 0 : 1
+  clearTimeout(killTimer)
+  for (const s of STOP_SIGNALS) process.off(s, onSignal)
+  const failed = exits.flatMap((e, i) =>
+    e.code === 0 ? [] : [`${nodes[i]!.tag} ${e.signal === null ? `exit code ${e.code}` : `killed by ${e.signal}`}`],
+  )
+  console.log(failed.length === 0 ? `all ${n} nodes stopped cleanly` : `some nodes failed: ${failed.join('; ')}`)
+  return failed.length === 0 ? 0 : 1
 }
 
 async function runNode(name: string, interval: number): Promise<number> {
   const id = randomBytes(6).toString('hex')
   const mesh = createMesh({ name, id, interface: '127.0.0.1' })
+  // Handled from the start, so a signal during start-up also closes the mesh (and exits 0).
+  let stop!: () => void
+  const stopped = new Promise<void>((resolve) => (stop = resolve))
+  const onStop = (): void => stop()
+  for (const s of STOP_SIGNALS) process.on(s, onStop)
+  process.on('message', onStop)
+  process.on('disconnect', onStop)
+  // The parent gone (killed) breaks our stdout pipe: stop instead of crashing on EPIPE.
+  process.stdout.on('error', onStop)
   console.log(`id ${id.slice(0, 6)}`)
+  const members = (): string => [...mesh.members.keys()].map((k) => k.slice(0, 6)).join(', ') || 'none'
   mesh.peers$.subscribe((peer) => {
     peer.source.subscribe((m) => console.log(Buffer.from(m).toString().trimEnd()))
   })
   mesh.events$.subscribe((e) => {
-    if (e.type === 'join') console.log(`+ ${e.peer.id} joined   members: ${[...mesh.members.keys()].join(', ')}`)
-    if (e.type === 'leave') console.log(`- ${e.peer.id} left${e.reason.type === 'failed' ? ` (${e.reason.error.code})` : ''}   members: ${[...mesh.members.keys()].join(', ') || 'none'}`)
+    if (e.type === 'join') console.log(`+ ${e.peer.id} joined   members: ${members()}`)
+    if (e.type === 'leave') console.log(`- ${e.peer.id} left${e.reason.type === 'failed' ? ` (${e.reason.error.code})` : ''}   members: ${members()}`)
   })
-  const { port } = await mesh.listen(0, '127.0.0.1')
-  console.log(`listening on 127.0.0.1:${port} as ${id}`)
-  const timer = setInterval(() => {
-    console.log(`write to ${mesh.members.size} nodes`)
-    mesh.broadcast(`message from ${id}\n`)
-  }, interval)
-  await new Promise<void>((resolve) => {
-    process.once('message', () => resolve())
-    process.once('SIGINT', () => resolve())
-    process.once('disconnect', () => resolve())
-  })
-  clearInterval(timer)
-  await mesh.close()
-  process.disconnect?.()
+  let timer: NodeJS.Timeout | undefined
+  try {
+    const listening = await Promise.race([mesh.listen(0, '127.0.0.1'), stopped.then(() => undefined)])
+    if (listening !== undefined) {
+      console.log(`listening on 127.0.0.1:${listening.port}`)
+      timer = setInterval(() => {
+        console.log(`write to ${mesh.members.size} nodes`)
+        mesh.broadcast(`message from ${id}\n`)
+      }, interval)
+    }
+    await stopped
+  } finally {
+    clearInterval(timer)
+    await mesh.close()
+    for (const s of STOP_SIGNALS) process.off(s, onStop)
+    process.off('message', onStop)
+    process.off('disconnect', onStop)
+    process.stdout.off('error', onStop)
+    if (process.connected) process.disconnect()
+  }
   return 0
 }

@@ -1,18 +1,18 @@
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 
-function run(args: string[], ms = 25_000, onOut?: (out: string) => void): Promise<{ code: number | null; out: string }> {
+function run(args: string[], ms = 25_000, onOut?: (out: string, pid: number) => void, detached = false): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] })
+    const p = spawn(process.execPath, ['--import', 'tsx', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'], detached })
     let out = ''
     p.stdout.on('data', (d) => {
       out += d
-      onOut?.(out)
+      onOut?.(out, p.pid!)
     })
-    const t = setTimeout(() => p.kill('SIGKILL'), ms)
+    const t = setTimeout(() => (detached ? process.kill(-p.pid!, 'SIGKILL') : p.kill('SIGKILL')), ms)
     p.on('exit', (code) => {
       clearTimeout(t)
       resolve({ code, out })
@@ -27,7 +27,46 @@ describe('mesh CLI and example', () => {
     expect(out).toMatch(/write to 2 nodes/)
     const senders = new Set([...out.matchAll(/message from ([0-9a-f]{12})/g)].map((m) => m[1]))
     expect(senders.size).toBe(3)
-    expect(out).toMatch(/all nodes stopped cleanly/)
+    expect(out.trimEnd().split('\n').at(-1)).toBe('all 3 nodes stopped cleanly')
+  }, 30_000)
+
+  /** Processes still running whose command line mentions `word`. */
+  const running = (word: string): string[] =>
+    execFileSync('ps', ['-eo', 'pid=,args='], { encoding: 'utf8' })
+      .split('\n')
+      .filter((l) => l.includes(word))
+
+  /** Starts the demo in its own process group; resolves with its pid once every node writes to 2 nodes. */
+  function startDemo(name: string): { formed: Promise<number>; done: ReturnType<typeof run> } {
+    let formed!: (pid: number) => void
+    const formedP = new Promise<number>((resolve) => (formed = resolve))
+    const done = run(['src/cli/main.ts', 'demo', '--name', name, '--interval', '200'], 25_000, (out, pid) => {
+      if (new Set([...out.matchAll(/\[(\w+)\] write to 2 nodes/g)].map((m) => m[1])).size === 3) formed(pid)
+    }, true)
+    return { formed: formedP, done }
+  }
+
+  // Ctrl-C signals the whole process group (so do `timeout` and `kill -- -pgid`): the parent used to
+  // report "some nodes failed: exit codes , , " because the nodes died of SIGTERM before closing.
+  it.each(['SIGINT', 'SIGTERM'] as const)('rxnet demo: %s to the process group stops every node cleanly, exit 0, nothing left', async (signal) => {
+    const name = `demo-${signal}-${process.pid}`
+    const { formed, done } = startDemo(name)
+    process.kill(-(await formed), signal)
+    const { code, out } = await done
+    expect(out.trimEnd().split('\n').at(-1)).toBe('all 3 nodes stopped cleanly')
+    expect(code).toBe(0)
+    expect(running(name)).toEqual([])
+  }, 30_000)
+
+  it('rxnet demo: the nodes exit on their own when the parent is killed (no orphans)', async () => {
+    const name = `demo-orphan-${process.pid}`
+    const { formed, done } = startDemo(name)
+    const pid = await formed
+    process.kill(pid, 'SIGKILL')
+    await done
+    const deadline = Date.now() + 10_000
+    while (running(name).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100))
+    expect(running(name)).toEqual([])
   }, 30_000)
 
   it('examples/tcpnet.ts runs as-is: two copies find each other and talk, then exit on their own', async () => {
