@@ -74,20 +74,38 @@ export async function run(args: string[]): Promise<number> {
     return 2
   }
 
-  const node = cluster({ workers, shutdownTimeout })
-  const mod = (await import(pathToFileURL(path.resolve(app!)).href)) as { default?: unknown }
-  const server = toServer(mod.default)
+  // The app is loaded before any worker is forked: an app that fails to load starts no cluster.
+  let server: net.Server | null
+  try {
+    server = toServer(((await import(pathToFileURL(path.resolve(app!)).href)) as { default?: unknown }).default)
+  } catch (e) {
+    console.error(`rxnet serve: cannot load ${app}: ${describeError(e)}`)
+    return 1
+  }
   if (server === null) {
     console.error(`rxnet serve: ${app} must default-export a request listener (req, res) => {} or a net.Server`)
-    if (node.isPrimary) await node.close()
     return 2
   }
+  const node = cluster({ workers, shutdownTimeout })
   const setTitle = node.isPrimary ? showStatus(node, `${app} (starting)`) : () => {}
   const distribution = values.distribution as 'round-robin' | 'shared'
-  const info = await node.serve(server, { port, host: values.host, primaryServes: !values['no-primary-serves'], distribution })
+  let info
+  try {
+    info = await node.serve(server, { port, host: values.host, primaryServes: !values['no-primary-serves'], distribution })
+  } catch (e) {
+    // e.g. EADDRINUSE: stop the workers already forked (in a worker: leave, the primary restarts or gives up) instead of hanging.
+    console.error(`rxnet serve: cannot serve on ${values.host}:${port}: ${describeError(e)}`)
+    await node.close()
+    return 1
+  }
   setTitle(`${app} on http://${values.host}:${info.port}/ — ${workers} workers${info.serving ? ' + primary' : ''}`)
   // Keep running until a signal stops the cluster (the cluster exits the process).
   return new Promise<number>(() => {})
+}
+
+function describeError(e: unknown): string {
+  const err = e as { code?: unknown; message?: unknown }
+  return `${typeof err?.code === 'string' ? `${err.code}: ` : ''}${typeof err?.message === 'string' ? err.message : String(e)}`
 }
 
 function toServer(exported: unknown): net.Server | null {

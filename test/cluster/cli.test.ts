@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
 import { get } from './harness.js'
@@ -36,5 +37,35 @@ describe('rxnet serve', () => {
     const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
     expect(code).toBe(2)
     expect(err).toMatch(/--workers must be a positive integer/)
+  })
+
+  it('a port already in use: says so, stops the workers it forked, exits 1 (no hang)', async () => {
+    const busy = net.createServer()
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+    const port = (busy.address() as net.AddressInfo).port
+    try {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', app, '--workers', '2', '--port', String(port)], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+      let err = ''
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c))
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
+      const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
+      clearTimeout(timer)
+      expect(code).toBe(1)
+      expect(err).toMatch(/EADDRINUSE/)
+    } finally {
+      await new Promise((r) => busy.close(r))
+    }
+  })
+
+  it('an app that fails to load: exit 1 before forking anything', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', 'test/cluster/fixtures/no-such-app.mjs', '--port', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    let err = ''
+    let out = ''
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c))
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
+    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
+    expect(code).toBe(1)
+    expect(err).toMatch(/cannot load/)
+    expect(out).not.toMatch(/online/)
   })
 })
