@@ -13,7 +13,8 @@ import path from 'node:path'
 import { parseArgs } from 'node:util'
 import { pathToFileURL } from 'node:url'
 import { cluster } from '../cluster/node.js'
-import type { ClusterNode, WorkerEvent } from '../cluster/types.js'
+import { DEFAULT_CLUSTER_OPTIONS, type ClusterNode, type WorkerEvent } from '../cluster/types.js'
+import { positiveIntFlag } from './args.js'
 
 const USAGE = `usage: rxnet serve <app.js> [options]
 
@@ -45,7 +46,7 @@ export async function run(args: string[]): Promise<number> {
         host: { type: 'string', default: '127.0.0.1' },
         'no-primary-serves': { type: 'boolean', default: false },
         distribution: { type: 'string', default: 'round-robin' },
-        'shutdown-timeout': { type: 'string', default: '10000' },
+        'shutdown-timeout': { type: 'string' },
         help: { type: 'boolean', short: 'h', default: false },
       },
     })
@@ -59,14 +60,19 @@ export async function run(args: string[]): Promise<number> {
     return 0
   }
   const app = positionals[0]
-  const workers = values.workers === undefined ? os.availableParallelism() : Number(values.workers)
-  const port = Number(values.port)
-  const shutdownTimeout = Number(values['shutdown-timeout'])
+  const port = /^\d{1,5}$/.test(values.port) ? Number(values.port) : NaN
+  let workers: number
+  let shutdownTimeout: number
+  try {
+    workers = positiveIntFlag('workers', values.workers, os.availableParallelism())
+    shutdownTimeout = positiveIntFlag('shutdown-timeout', values['shutdown-timeout'], DEFAULT_CLUSTER_OPTIONS.shutdownTimeout)
+  } catch (e) {
+    console.error(`rxnet serve: ${(e as Error).message}\n\n${USAGE}`)
+    return 2
+  }
   const bad =
     app === undefined ? 'missing <app.js>' :
-    !Number.isSafeInteger(workers) || workers < 1 ? `--workers must be a positive integer, got ${values.workers}` :
-    !Number.isSafeInteger(port) || port < 0 || port > 65535 ? `--port must be 0..65535, got ${values.port}` :
-    !Number.isSafeInteger(shutdownTimeout) || shutdownTimeout < 1 ? `--shutdown-timeout must be a positive integer, got ${values['shutdown-timeout']}` :
+    !(port <= 65535) ? `--port must be 0..65535, got "${values.port}"` :
     values.distribution !== 'round-robin' && values.distribution !== 'shared' ? `--distribution must be round-robin or shared, got ${values.distribution}` :
     null
   if (bad !== null) {

@@ -1,7 +1,8 @@
 import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
+import { run } from '../../src/cli/serve.js'
 import { get } from './harness.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -30,13 +31,22 @@ describe('rxnet serve', () => {
     }
   })
 
-  it('refuses bad options with exit code 2', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', app, '--workers', 'zero'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
-    let err = ''
-    child.stderr.setEncoding('utf8').on('data', (c: string) => (err += c))
-    const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
-    expect(code).toBe(2)
-    expect(err).toMatch(/--workers must be a positive integer/)
+  it.each([
+    [['--workers', 'zero'], /--workers wants a positive integer/],
+    [['--workers', '2.5'], /--workers wants a positive integer/],
+    [['--port', ''], /--port must be 0\.\.65535/], // not port 0 (a random port) by accident
+    [['--port', '8e3'], /--port must be 0\.\.65535/],
+    [['--shutdown-timeout', '0'], /--shutdown-timeout wants a positive integer/],
+    [['--distribution', 'random'], /--distribution must be round-robin or shared/],
+  ])('refuses bad options with exit code 2 before starting anything: %j', async (argv, message) => {
+    // In-process: options are checked before the app is loaded or a worker forked.
+    const errors = vi.spyOn(console, 'error').mockImplementation(() => {})
+    try {
+      expect(await run([app, ...argv])).toBe(2)
+      expect(String(errors.mock.calls[0]?.[0])).toMatch(message)
+    } finally {
+      errors.mockRestore()
+    }
   })
 
   it('a port already in use: says so, stops the workers it forked, exits 1 (no hang)', async () => {
