@@ -151,6 +151,8 @@ class ClusterNodeImpl implements ClusterNode {
   }
 
   ipcSend(to: number, data: unknown): boolean {
+    // (process.send(undefined) would throw an untyped ERR_MISSING_ARGS.)
+    if (data === undefined) throw new InvalidArgumentError('ipcSend(): data must not be undefined')
     if (this.isPrimary) return this.supervisor!.send(to, data)
     if (!process.connected || process.send === undefined) return false
     if (to === 0) return process.send(data as object)

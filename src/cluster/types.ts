@@ -248,7 +248,11 @@ export interface ClusterNode {
   readonly ipc$: Observable<IpcMessage>
   /** Non-fatal problems: refused link handshakes, failed dials. */
   readonly errors$: Observable<RxnetError>
-  /** Sends a value over cluster IPC: a worker can send to 0 (the primary), the primary to any worker id. */
+  /**
+   * Sends a value over cluster IPC: a worker can send to 0 (the primary) or to another worker id
+   * (relayed by the primary), the primary to any worker id. False when the target is not running;
+   * `undefined` data throws `ERR_INVALID_ARGUMENT`.
+   */
   ipcSend(to: number, data: unknown): boolean
   /** Accepts connections for `server` on one port shared by every process. */
   serve(server: import('node:net').Server, options: ServeOptions): Promise<ServeInfo>

@@ -27,5 +27,13 @@
 import * as api from './net.js'
 
 export * from './net.js'
-/** This module as a namespace: node:net with the cluster-aware `Server` and `createServer` (types included). */
+/**
+ * This module as a namespace: node:net with the cluster-aware `Server` and `createServer` (types included).
+ * @example
+ * ```ts
+ * import net from 'rxnet/net'
+ * const server = net.createServer((socket) => socket.end('hi\n'))
+ * server.listen(0, '127.0.0.1', () => console.log((server.address() as net.AddressInfo).port))
+ * ```
+ */
 export default api

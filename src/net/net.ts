@@ -48,7 +48,15 @@ export function exclusiveListenArgs(args: unknown[]): unknown[] {
   return args
 }
 
-/** `net.Server` whose `listen` gives a cluster worker a port of its own when asked for any port. */
+/**
+ * `net.Server` whose `listen` gives a cluster worker a port of its own when asked for any port.
+ * @example
+ * ```ts
+ * import { Server } from 'rxnet/net'
+ * const server = new Server((socket) => socket.end('hi\n'))
+ * server.listen(0, '127.0.0.1') // in a cluster worker: a port no other worker shares
+ * ```
+ */
 export class Server extends net.Server {
   override listen(...args: unknown[]): this {
     return super.listen(...(exclusiveListenArgs(args) as Parameters<net.Server['listen']>))

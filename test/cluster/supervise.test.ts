@@ -87,6 +87,9 @@ describe('cluster: serving and supervision', () => {
     expect(ww.data).toEqual({ hi: 'w1->w2' })
     const wp = await f.waitFor((r) => r.ev === 'ipc' && r.id === 0 && r.from === 1 && typeof r.data === 'object', 10_000, '1 -> 0')
     expect(wp.data).toEqual({ hi: 'w1->p' })
+    // undefined cannot go over IPC: a typed error, in the primary and in workers alike
+    const refused = await f.waitCount((r) => r.ev === 'ipc-undefined', 3, 10_000, 'ipcSend(undefined) refused')
+    expect(refused.map((r) => r.code)).toEqual(['ERR_INVALID_ARGUMENT', 'ERR_INVALID_ARGUMENT', 'ERR_INVALID_ARGUMENT'])
   })
 
   it('restarts a SIGKILLed worker with the same id, re-links it everywhere, leaks no fd', async () => {
