@@ -27,11 +27,10 @@ import {
 } from '../errors.js'
 import { DEFAULT_MAX_LENGTH } from '../framing/decoder.js'
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, type OverflowPolicy } from '../queue.js'
-import { socketChannel } from '../socket.js'
 import { Discovery, isWildcard } from './discovery.js'
 import { readHandshake, whenConnected } from './connection.js'
 import { encodeHandshake, type HandshakeMessage, PROTOCOL_VERSION, type RefuseReason } from './handshake.js'
-import { type LeaveReason, MeshPeer, type Peer } from './peer.js'
+import { createLink, type LeaveReason, type MeshPeer, type Peer } from './peer.js'
 
 /** Options of {@link createMesh}. */
 export interface MeshOptions {
@@ -619,9 +618,8 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
 
   private establish(socket: net.Socket, id: string, port: number, outbound: boolean): void {
     this.handshaking.delete(socket)
-    const channel = socketChannel(socket, { maxLength: this.o.maxLength, highWaterMark: this.o.highWaterMark, overflow: this.o.overflow })
     const address = normalize(socket.remoteAddress)
-    const peer = new MeshPeer<In, Out>(id, address, port, outbound, channel, this.codec, this.o)
+    const peer = createLink<In, Out>(id, address, port, outbound, socket, this.codec, this.o)
     this.peers.set(id, peer)
     if (port > 0 && ![...this.targets.values()].some((t) => t.id === id)) this.addTarget(`peer:${id}`, 'learned', [address], port, id)
     void peer.left.then((reason) => this.onLeave(peer, reason))

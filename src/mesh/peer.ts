@@ -7,10 +7,13 @@
  * @module
  */
 import { Observable, Subject, type Observer } from 'rxjs'
+import type { Socket } from 'node:net'
 import type { Channel, ChannelStats } from '../channel.js'
 import { type Codec, decodeWith, encodeWith, raw } from '../codec/index.js'
-import { PeerTimeoutError, ProtocolError, RxnetError, ConnectionError } from '../errors.js'
-import type { SocketChannel } from '../socket.js'
+import { BufferOverflowError, ConnectionError, PeerTimeoutError, ProtocolError, RxnetError } from '../errors.js'
+import { varintLength } from '../framing/varint.js'
+import { BoundedQueue, type OverflowPolicy } from '../queue.js'
+import { socketChannel, type SocketChannel } from '../socket.js'
 
 const EMPTY = new Uint8Array(0)
 const CTRL_PING = 1
@@ -19,6 +22,8 @@ const CTRL_EMPTY = 3
 const CTRL_GOODBYE = 4
 const CTRL_EMPTY_FRAME = Uint8Array.of(CTRL_EMPTY)
 const CTRL_GOODBYE_FRAME = Uint8Array.of(CTRL_GOODBYE)
+/** How soon a backlog blocked between the channel's writable mark and the user budget looks again. */
+const PUMP_RETRY_MS = 10
 
 /** Why a peer left: `'closed'` (it or we closed cleanly) or the typed error that ended the link. */
 export type LeaveReason = { type: 'closed' } | { type: 'failed'; error: RxnetError }
@@ -51,10 +56,31 @@ export interface Peer<In = Uint8Array, Out = Uint8Array | string> extends Channe
   close(): Promise<void>
 }
 
-/** Timing of a link. */
-export interface LinkTiming {
+/** Timing and limits of a link (the mesh passes its resolved options). */
+export interface LinkOptions {
   heartbeatInterval: number
   failureTimeout: number
+  maxLength: number
+  highWaterMark: number
+  overflow: OverflowPolicy
+}
+
+/**
+ * Bytes of the send buffer kept for control messages (heartbeats, goodbye). A control message is
+ * two frames (empty marker + body), so it must never meet the user's overflow policy: dropping one
+ * frame of the pair would make the far side read the next user message as control, or a ping as a
+ * user message. User messages are held to `highWaterMark - reserve` by the peer itself; the
+ * channel's own limit (`highWaterMark`, policy `'error'`) is only reached if control messages
+ * pile up for minutes behind a frozen peer.
+ */
+function controlReserve(highWaterMark: number): number {
+  return Math.min(64 * 1024, Math.floor(highWaterMark / 4))
+}
+
+/** @internal Wraps an accepted or dialled socket (handshake done) as a mesh link. */
+export function createLink<In, Out>(id: string, address: string, port: number, outbound: boolean, socket: Socket, codec: Codec<unknown>, options: LinkOptions): MeshPeer<In, Out> {
+  const channel = socketChannel(socket, { maxLength: options.maxLength, highWaterMark: options.highWaterMark, overflow: 'error' })
+  return new MeshPeer<In, Out>(id, address, port, outbound, channel, codec, options)
 }
 
 /** @internal The mesh's implementation of {@link Peer}. */
@@ -77,6 +103,19 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
   private readonly isRaw: boolean
   private readonly timer: NodeJS.Timeout
   private readonly pingBuf = Buffer.alloc(9)
+  /** Budget of user messages in the send buffer (the rest is kept for control messages). */
+  private readonly budget: number
+  /** How full the channel may get before user messages wait in the backlog (half the budget with `'drop-oldest'`, so the freshest stay droppable). */
+  private readonly direct: number
+  /** `'drop-oldest'` only: user messages waiting for room, the oldest dropped first. */
+  private readonly backlog: BoundedQueue<Uint8Array> | undefined
+  private pumping = false
+  /** `close()` was called: no more control messages. */
+  private closing = false
+  private pumpTimer: NodeJS.Timeout | undefined
+  private userDropped = 0
+  private userOverflows = 0
+  readonly stats: ChannelStats
 
   constructor(
     readonly id: string,
@@ -85,8 +124,22 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
     readonly outbound: boolean,
     private readonly channel: SocketChannel,
     private readonly codec: Codec<unknown>,
-    private readonly timing: LinkTiming,
+    private readonly timing: LinkOptions,
   ) {
+    this.budget = timing.highWaterMark - controlReserve(timing.highWaterMark)
+    if (timing.overflow === 'drop-oldest') this.backlog = new BoundedQueue(this.budget, 'drop-oldest', (b) => frameSize(b.length), 'mesh peer send buffer')
+    this.direct = this.backlog === undefined ? this.budget : this.budget >> 1
+    const self = this // eslint-disable-line @typescript-eslint/no-this-alias
+    const inner = channel.stats
+    this.stats = {
+      get messagesIn() { return inner.messagesIn },
+      get bytesIn() { return inner.bytesIn },
+      get messagesOut() { return inner.messagesOut },
+      get bytesOut() { return inner.bytesOut },
+      get dropped() { return inner.dropped + self.userDropped + (self.backlog?.dropped ?? 0) },
+      get overflows() { return inner.overflows + self.userOverflows + (self.backlog?.overflows ?? 0) },
+      get bufferedBytes() { return inner.bufferedBytes + (self.backlog?.bytes ?? 0) },
+    } as ChannelStats
     this.left = new Promise((resolve) => (this.resolveLeft = resolve))
     this.source = this.subject.asObservable() as Observable<In>
     this.sink = {
@@ -99,12 +152,8 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
     this.timer.unref()
   }
 
-  get stats(): ChannelStats {
-    return this.channel.stats
-  }
-
   get writable(): boolean {
-    return this.channel.writable
+    return this.channel.writable && (this.backlog === undefined || this.backlog.length === 0)
   }
 
   whenWritable(): Promise<void> {
@@ -125,25 +174,73 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
       this.channel.send(EMPTY) // counted as dropped-after-close by the channel
       return
     }
-    if (this.isRaw && value instanceof Uint8Array && value.length > 0) this.channel.send(value)
+    if (this.isRaw && value instanceof Uint8Array && value.length > 0) this.sendUser(value)
     else this.sendBytes(encodeWith(this.codec, value))
   }
 
   /** Sends already-encoded bytes (used by broadcast: encode once, send to all). */
   sendBytes(bytes: Uint8Array): void {
-    if (bytes.length === 0) {
-      this.channel.send(EMPTY)
-      this.channel.send(CTRL_EMPTY_FRAME)
-    } else {
+    if (this.ended) this.channel.send(EMPTY)
+    else if (bytes.length === 0) this.sendControl(CTRL_EMPTY_FRAME)
+    else this.sendUser(bytes)
+  }
+
+  /** A user message, held to the user budget with the overflow policy. */
+  private sendUser(bytes: Uint8Array): void {
+    const buffered = this.channel.stats.bufferedBytes
+    if ((this.backlog === undefined || this.backlog.length === 0) && (buffered === 0 || buffered + frameSize(bytes.length) <= this.direct)) {
       this.channel.send(bytes)
+      return
     }
+    if (this.backlog !== undefined) {
+      this.backlog.pushSized(bytes, frameSize(bytes.length), buffered)
+      this.pump()
+      return
+    }
+    this.userOverflows++
+    if (this.timing.overflow === 'error') {
+      this.fail(new BufferOverflowError('mesh peer send buffer', this.budget))
+      return
+    }
+    this.userDropped++
+  }
+
+  /** Moves backlogged messages into the channel as room frees up. */
+  private pump(limit = this.direct): void {
+    const backlog = this.backlog!
+    while (backlog.length > 0 && !this.ended) {
+      const buffered = this.channel.stats.bufferedBytes
+      const next = backlog.items[backlog.head]!
+      if (buffered !== 0 && buffered + frameSize(next.length) > limit) break
+      this.channel.send(backlog.shift()!)
+    }
+    if (backlog.length === 0 || this.pumping || this.ended) return
+    this.pumping = true
+    const again = (): void => {
+      this.pumping = false
+      this.pumpTimer = undefined
+      this.pump()
+    }
+    // Under the channel's own writable mark but still over ours: look again shortly.
+    if (this.channel.writable) this.pumpTimer = setTimeout(again, PUMP_RETRY_MS)
+    else this.channel.whenWritable().then(again, () => (this.pumping = false))
+  }
+
+  /** A control message: its marker and body always go into the channel together (see {@link controlReserve}). */
+  private sendControl(body: Uint8Array): void {
+    if (this.closing) return // the channel is flushing: anything more is counted as dropped
+    this.channel.send(EMPTY)
+    this.channel.send(body)
   }
 
   close(): Promise<void> {
-    if (!this.ended) {
-      this.channel.send(EMPTY)
-      this.channel.send(CTRL_GOODBYE_FRAME)
+    if (this.backlog !== undefined && this.backlog.length > 0) {
+      // Flush what the user budget holds; what is still waiting is dropped (and counted).
+      this.pump(this.budget)
+      while (this.backlog.shift() !== undefined) this.userDropped++
     }
+    if (!this.ended) this.sendControl(CTRL_GOODBYE_FRAME)
+    this.closing = true
     return this.channel.close()
   }
 
@@ -168,8 +265,7 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
     const ping = this.pingBuf
     ping[0] = CTRL_PING
     ping.writeDoubleBE(performance.now(), 1)
-    this.channel.send(EMPTY)
-    this.channel.send(Uint8Array.from(ping))
+    this.sendControl(Uint8Array.from(ping))
   }
 
   private readonly onFrame = (frame: Uint8Array): void => {
@@ -192,8 +288,7 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
         if (frame.length !== 9) return this.fail(new ProtocolError('malformed ping'))
         const pong = Uint8Array.from(frame)
         pong[0] = CTRL_PONG
-        this.channel.send(EMPTY)
-        this.channel.send(pong)
+        this.sendControl(pong)
         return
       }
       case CTRL_PONG: {
@@ -231,8 +326,14 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
     if (this.ended) return
     this.ended = true
     clearInterval(this.timer)
+    clearTimeout(this.pumpTimer)
     this.subject.complete()
     this.resolveLeft(reason)
   }
 }
 
+
+/** Bytes a message takes in the send buffer (payload + varint length prefix). */
+function frameSize(n: number): number {
+  return n + (n < 0x80 ? 1 : varintLength(n))
+}
