@@ -69,6 +69,8 @@ class ClusterNodeImpl implements ClusterNode {
   private readonly links: LinkManager
   private readonly supervisor: Supervisor | null = null
   private readonly served = new Map<string, ServedServer>()
+  /** serve() calls so far per host|port (see serve()). */
+  private readonly serveCalls = new Map<string, number>()
   /** Worker: stand-in handles of the servers fed by the primary's round-robin, by key. */
   private readonly rr = new Map<string, RoundRobinHandle>()
   private readonly dir: string
@@ -166,11 +168,16 @@ class ClusterNodeImpl implements ClusterNode {
     const distribution = options.distribution ?? DEFAULT_DISTRIBUTION
     if (distribution !== 'round-robin' && distribution !== 'shared') throw new InvalidArgumentError(`serve(): distribution must be 'round-robin' or 'shared', got ${distribution}`)
     if (signal?.aborted) throw new AbortError(signal.reason)
+    // The n-th serve() of one host|port in this process matches the n-th in every other process (the
+    // same script runs everywhere): two servers on port 0 get two ports, each fed to its own server.
+    const base = serveKey(port, host)
+    const nth = this.serveCalls.get(base) ?? 0
+    this.serveCalls.set(base, nth + 1)
+    const key = nth === 0 ? base : `${base}#${nth}`
     await this.ready // a cluster whose links could not start (e.g. ERR_PATH_TOO_LONG) fails here, loudly
     const primaryServes = options.primaryServes ?? DEFAULT_PRIMARY_SERVES
     // Round-robin relies on Node internals (see balancer.ts): without them, 'shared' is used instead.
     const roundRobin = distribution === 'round-robin' && roundRobinAvailable()
-    const key = serveKey(port, host)
     const listenOptions = { port, host, backlog, exclusive: true }
     const info = (address: net.AddressInfo | string | null, serving: boolean): ServeInfo => ({
       port: typeof address === 'object' && address !== null ? address.port : port,

@@ -99,7 +99,7 @@ export class Fixture {
 const noKeepAlive = new http.Agent({ keepAlive: false })
 
 /** One GET on a fresh connection; resolves with status and parsed JSON body. */
-export function get(port: number, pathname = '/'): Promise<{ status: number; body: { id: number; pid: number } }> {
+export function get(port: number, pathname = '/'): Promise<{ status: number; body: { id: number; pid: number; server?: string } }> {
   return new Promise((resolve, reject) => {
     const req = http.get({ host: '127.0.0.1', port, path: pathname, agent: noKeepAlive }, (res) => {
       let data = ''

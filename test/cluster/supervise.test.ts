@@ -54,6 +54,24 @@ describe('cluster: serving and supervision', () => {
     expect(pids.has(f.proc.pid!)).toBe(true)
   })
 
+  it('two servers on port 0: two ports, each dealt to its own server in every process', async () => {
+    const f = new Fixture({ FX: 'two', WORKERS: '2' })
+    fx = f
+    await f.waitCount((r) => r.ev === 'serving', 3, 30_000, 'serving reports')
+    await f.waitCount((r) => r.ev === 'worker' && r.type === 'listening', 4, 30_000, 'listening events')
+    const { a, b } = f.reports.find((r) => r.ev === 'serving' && r.id === 0)!.ports as { a: number; b: number }
+    expect(a).not.toBe(b)
+    for (const [name, port] of [['a', a], ['b', b]] as const) {
+      const ids = new Set<number>()
+      for (let i = 0; i < 6; i++) {
+        const { body } = await get(port)
+        expect(body.server).toBe(name)
+        ids.add(body.id)
+      }
+      expect(ids).toEqual(new Set([0, 1, 2]))
+    }
+  })
+
   it("distribution 'shared': every process accepts on the shared socket itself", async () => {
     const { fx: f, port } = await startHttp({ WORKERS: '2', DISTRIBUTION: 'shared' })
     const ids = new Set<number>()
