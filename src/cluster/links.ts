@@ -19,6 +19,7 @@ import {
   HandshakeError,
   PathTooLongError,
   RxnetError,
+  TimeoutError,
   VersionMismatchError,
 } from '../errors.js'
 import type { RosterEntry } from './ipc.js'
@@ -50,6 +51,8 @@ export interface LinkManagerOptions {
   maxId: number
   codec: Codec<unknown>
   channel: SocketChannelOptions
+  /** How long closing a link may wait for the far side to close its end before the link is aborted, in ms. */
+  closeTimeout: number
 }
 
 /** Owns this process's link server, dials the peers it should, and keeps the live links by far id. */
@@ -117,7 +120,8 @@ export class LinkManager {
     const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve()
     const links = [...this.live.values()]
     this.live.clear()
-    await Promise.all(links.map((l) => withTimeout(l.close(), 2_000)))
+    // A far process that never closes its end (frozen, SIGSTOPped) must not hold this one's shutdown.
+    await Promise.all(links.map((l) => closeOrAbort(l, this.opts.closeTimeout)))
     await closed
     server?.off('error', this.onServerError)
     if (process.platform !== 'win32') await unlink(this.opts.path).catch(() => {})
@@ -301,9 +305,16 @@ function asRxnetError(e: unknown, what: string): RxnetError {
   return new HandshakeError(`${what}: ${err?.message ?? String(e)}`, e)
 }
 
-function withTimeout(p: Promise<void>, ms: number): Promise<void> {
+/** Closes `link` gracefully; aborts it (socket destroyed) if that has not finished within `ms`. */
+async function closeOrAbort(link: Link, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined
-  return Promise.race([p, new Promise<void>((r) => (timer = setTimeout(r, ms)))]).finally(() => clearTimeout(timer))
+  const timedOut = await Promise.race([
+    link.close().then(() => false),
+    new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms))),
+  ]).finally(() => clearTimeout(timer))
+  if (!timedOut) return
+  link.sink.error(new TimeoutError(`graceful close of the link to ${link.id}`, ms))
+  await link.closed
 }
 
 function noop(): void {}

@@ -113,7 +113,9 @@ class ClusterNodeImpl implements ClusterNode {
 
     const linkPath =
       process.platform === 'win32' ? `\\\\?\\pipe\\${path.basename(this.dir)}-${this.id}-${process.pid}` : path.join(this.dir, `${this.id}-${process.pid}.sock`)
-    this.links = new LinkManager({ id: this.id, path: linkPath, token, maxId: this.size, codec, channel })
+    // Link close gets at most 2 s of its own: the primary kills a worker shutdownTimeout + 2 s after asking it to stop.
+    const closeTimeout = Math.min(this.shutdownTimeout, 2_000)
+    this.links = new LinkManager({ id: this.id, path: linkPath, token, maxId: this.size, codec, channel, closeTimeout })
     this.links$ = this.links.links$
     this.errors$ = this.links.errors.asObservable()
 

@@ -201,6 +201,25 @@ describe('cluster: serving and supervision', () => {
     expect(f.reports.filter(isWorker('restarting')).length).toBe(0)
   })
 
+  it('SIGTERM with a frozen worker: the others still exit 0 (their links to it are aborted), the frozen one is killed', async () => {
+    const { fx: f } = await startHttp({ WORKERS: '2', SHUTDOWN_TIMEOUT: '500' })
+    const w = (id: number): number => f.reports.find((r) => r.ev === 'serving' && r.id === id)!.pid
+    await waitFullMesh(f, new Map([[0, f.proc.pid!], [1, w(1)], [2, w(2)]]))
+    process.kill(w(2), 'SIGSTOP')
+    try {
+      f.proc.kill('SIGTERM')
+      const w1 = await f.waitFor((r) => isWorker('exit', 1)(r), 15_000, 'worker 1 exit')
+      expect([w1.code, w1.signal]).toEqual([0, null]) // not SIGKILLed at shutdownTimeout + 2 s
+      const w2 = await f.waitFor((r) => isWorker('exit', 2)(r), 15_000, 'worker 2 exit')
+      expect(w2.signal).toBe('SIGKILL')
+      expect((await f.exited).code).toBe(0)
+    } finally {
+      try {
+        process.kill(w(2), 'SIGCONT')
+      } catch {}
+    }
+  })
+
   it('SIGTERM: stops accepting, lets in-flight requests complete, exits 0', async () => {
     const { fx: f, port } = await startHttp({ WORKERS: '2' })
     const inflight = Array.from({ length: 6 }, () => get(port, '/?delay=700'))
