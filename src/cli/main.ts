@@ -3,6 +3,7 @@
  * The `rxnet` command line. Each subcommand lives in its own file and is loaded on demand.
  * @module
  */
+import { realpathSync } from 'node:fs'
 import { pathToFileURL } from 'node:url'
 
 /** A subcommand: resolves to the process exit code. */
@@ -38,7 +39,18 @@ export async function main(argv: string[]): Promise<number> {
   return run(rest)
 }
 
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+/** Whether this module is the process's entry point; through a symlink too (npm's `node_modules/.bin/rxnet`). */
+function isEntry(): boolean {
+  const script = process.argv[1]
+  if (script === undefined) return false
+  try {
+    return import.meta.url === pathToFileURL(realpathSync(script)).href
+  } catch {
+    return false
+  }
+}
+
+if (isEntry()) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code
