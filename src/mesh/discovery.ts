@@ -8,7 +8,15 @@ import { Bonjour, type Browser, type Service } from 'bonjour-service'
 import { Subject } from 'rxjs'
 import { ConnectionError, type RxnetError } from '../errors.js'
 
-/** DNS-SD service type of rxnet mesh nodes (`_rxnet._tcp`). */
+/**
+ * DNS-SD service type of rxnet mesh nodes (`_rxnet._tcp`), with TXT records `mesh=<name>` and `id=<node id>`.
+ *
+ * @example
+ * ```ts
+ * import { SERVICE_TYPE } from 'rxnet'
+ * console.log(`avahi-browse -rpt _${SERVICE_TYPE}._tcp`) // lists every rxnet node on the LAN
+ * ```
+ */
 export const SERVICE_TYPE = 'rxnet'
 
 /** A mesh node seen on mDNS. */

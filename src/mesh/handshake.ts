@@ -16,11 +16,27 @@
  */
 import { HandshakeError } from '../errors.js'
 
-/** Protocol version spoken by this build. */
+/**
+ * Mesh protocol version spoken by this build; a peer with another version is refused with `ERR_VERSION_MISMATCH`.
+ *
+ * @example
+ * ```ts
+ * import { PROTOCOL_VERSION } from 'rxnet'
+ * console.log(`mesh protocol v${PROTOCOL_VERSION}`)
+ * ```
+ */
 export const PROTOCOL_VERSION = 1
 /** The four magic bytes every mesh connection starts with. */
 export const MAGIC = Buffer.from('RXNM', 'latin1')
-/** Largest handshake body accepted (checked on the declared length, before buffering). */
+/**
+ * Largest handshake body accepted, in bytes (checked on the declared length, before buffering).
+ *
+ * @example
+ * ```ts
+ * import { MAX_HANDSHAKE_BODY } from 'rxnet'
+ * console.log(MAX_HANDSHAKE_BODY) // 520: a longer declared length is ERR_HANDSHAKE
+ * ```
+ */
 export const MAX_HANDSHAKE_BODY = 520
 const HEADER = 8
 

@@ -13,15 +13,26 @@
  * @module
  */
 import { Observable } from 'rxjs'
-import { createMesh, type MeshOptions } from './mesh.js'
+import { createMesh } from './mesh.js'
+import type { MeshOptions } from './options.js'
 import type { Peer } from './peer.js'
 
-export { createMesh, parseSeed, DEFAULT_MESH_OPTIONS, PSK_CIPHERS, type Mesh, type MeshOptions, type MeshAddress, type MeshEvent, type MeshStats } from './mesh.js'
+export { createMesh } from './mesh.js'
+export { parseSeed, DEFAULT_MESH_OPTIONS, PSK_CIPHERS, type Mesh, type MeshOptions, type MeshAddress, type MeshEvent, type MeshStats } from './options.js'
 export type { Peer, LeaveReason } from './peer.js'
 export { SERVICE_TYPE } from './discovery.js'
 export { PROTOCOL_VERSION, MAX_HANDSHAKE_BODY } from './handshake.js'
 
-/** Options of {@link peers$}: {@link MeshOptions} without `name`, plus where to listen. */
+/**
+ * Options of {@link peers$}: {@link MeshOptions} without `name`, plus where to listen.
+ *
+ * @example
+ * ```ts
+ * import { peers$, type PeersOptions } from 'rxnet'
+ * const options: PeersOptions = { interface: '127.0.0.1', port: 0, codec: 'json' }
+ * const sub = peers$('my-cluster', options).subscribe((peer) => peer.send({ hello: peer.id }))
+ * ```
+ */
 export interface PeersOptions extends Omit<MeshOptions, 'name'> {
   /** Port to listen on. @default 0 (any free port) */
   port?: number
@@ -29,7 +40,15 @@ export interface PeersOptions extends Omit<MeshOptions, 'name'> {
   address?: string
 }
 
-/** Defaults of {@link PeersOptions} (beyond {@link DEFAULT_MESH_OPTIONS}). */
+/**
+ * Defaults of {@link PeersOptions} (beyond {@link DEFAULT_MESH_OPTIONS}).
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_PEERS_OPTIONS } from 'rxnet'
+ * console.log(DEFAULT_PEERS_OPTIONS.port) // 0: any free port
+ * ```
+ */
 export const DEFAULT_PEERS_OPTIONS = { port: 0 } as const
 
 /**

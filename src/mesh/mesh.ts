@@ -1,17 +1,18 @@
 /**
  * The mesh state machine: one listening server, mDNS discovery and seeds feeding a table of dial
  * targets, the handshake on every connection, the tie-break that keeps exactly one link per pair,
- * and reconnects with jittered exponential backoff. Reads top to bottom: options, public types,
- * listen, accept path, dial path, establish / leave, close.
+ * and reconnects with jittered exponential backoff. Reads top to bottom: listen, accept path,
+ * dial path, establish / leave, close. Options and public types are in `options.ts`, one link
+ * (heartbeats, failure detection, send budget) in `peer.ts`.
  * @module
  */
-import { hkdfSync, randomBytes } from 'node:crypto'
+import { hkdfSync } from 'node:crypto'
 import { lookup } from 'node:dns/promises'
 import net from 'node:net'
 import os from 'node:os'
 import tls from 'node:tls'
 import { BehaviorSubject, Observable, Subject } from 'rxjs'
-import { type Codec, type CodecLike, encodeWith, resolveCodec } from '../codec/index.js'
+import { type Codec, encodeWith, resolveCodec } from '../codec/index.js'
 import {
   AbortError,
   AuthenticationError,
@@ -25,143 +26,13 @@ import {
   RxnetError,
   VersionMismatchError,
 } from '../errors.js'
-import { DEFAULT_MAX_LENGTH } from '../framing/decoder.js'
-import { DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, type OverflowPolicy } from '../queue.js'
 import { Discovery, isWildcard } from './discovery.js'
 import { readHandshake, whenConnected } from './connection.js'
 import { encodeHandshake, type HandshakeMessage, PROTOCOL_VERSION, type RefuseReason } from './handshake.js'
 import { createLink, type LeaveReason, type MeshPeer, type Peer } from './peer.js'
+import { type Mesh, type MeshAddress, type MeshEvent, type MeshOptions, type MeshStats, parseSeed, PSK_CIPHERS, PSK_IDENTITY, type Resolved, resolveOptions } from './options.js'
 
-/** Options of {@link createMesh}. */
-export interface MeshOptions {
-  /** Mesh (service) name: the only setting nodes must share. */
-  name: string
-  /** This node's id; must be unique in the mesh. @default 12 random hex digits */
-  id?: string
-  /** `'127.0.0.1'` (or `'::1'`, `'localhost'`): discovery and listening on loopback only; an IPv4 address: that NIC; unset: every interface. @default undefined */
-  interface?: string
-  /** `'host:port'` entries dialled directly (no multicast needed). @default [] */
-  seeds?: string[]
-  /** Discover peers over mDNS / DNS-SD. @default true */
-  discovery?: boolean
-  /** Advertise this node over mDNS (false: it still finds and dials the others). @default true */
-  advertise?: boolean
-  /** Pre-shared key: every connection is TLS 1.2 with an ECDHE-PSK cipher keyed from it. @default undefined */
-  secret?: string
-  /** Certificates for mutual TLS (`key`, `cert`, `ca`); peers must present a certificate the `ca` signed. @default undefined */
-  tls?: tls.SecureContextOptions
-  /** How messages are encoded: `'raw'` (bytes / strings), `'json'`, `'msgpack'`, `'utf8'` or a custom codec. @default 'raw' */
-  codec?: CodecLike<any>
-  /** Heartbeat period on every link, in ms. @default 400 */
-  heartbeatInterval?: number
-  /** A peer silent for longer than this (ms) is dropped. @default 1500 */
-  failureTimeout?: number
-  /** Time allowed for the handshake of a connection (TLS included), in ms. @default 2000 */
-  handshakeTimeout?: number
-  /** Time allowed for a TCP connect, in ms. @default 2000 */
-  connectTimeout?: number
-  /** First reconnect delay in ms (doubled per failure, jittered ±50%). @default 100 */
-  reconnectDelay?: number
-  /** Largest reconnect delay in ms. @default 2000 */
-  maxReconnectDelay?: number
-  /** Largest inbound message, in bytes. @default 4 MiB */
-  maxLength?: number
-  /** Per-peer send buffer budget in bytes. @default 8 MiB */
-  highWaterMark?: number
-  /** What a full per-peer send buffer does with one more message. @default 'error' */
-  overflow?: OverflowPolicy
-  /** UDP port of mDNS (change only to isolate test meshes). @default 5353 */
-  mdnsPort?: number
-}
-
-/** Defaults of {@link MeshOptions}. */
-export const DEFAULT_MESH_OPTIONS = {
-  seeds: [] as string[],
-  discovery: true,
-  advertise: true,
-  codec: 'raw' as CodecLike<any>,
-  heartbeatInterval: 400,
-  failureTimeout: 1500,
-  handshakeTimeout: 2000,
-  connectTimeout: 2000,
-  reconnectDelay: 100,
-  maxReconnectDelay: 2000,
-  maxLength: DEFAULT_MAX_LENGTH,
-  highWaterMark: DEFAULT_HIGH_WATER_MARK,
-  overflow: DEFAULT_OVERFLOW,
-  mdnsPort: 5353,
-} as const
-
-/** Where a mesh listens: `port` and every address it can be reached on. */
-export interface MeshAddress {
-  port: number
-  addresses: string[]
-}
-
-/** Lifecycle of a mesh as data. */
-export type MeshEvent<In = Uint8Array, Out = Uint8Array | string> =
-  | { type: 'listening'; address: MeshAddress }
-  | { type: 'discovered'; id: string; addresses: string[]; port: number }
-  | { type: 'join'; peer: Peer<In, Out> }
-  | { type: 'leave'; peer: Peer<In, Out>; reason: LeaveReason }
-  | { type: 'refused'; error: RxnetError; remote: string }
-  | { type: 'dial-failed'; error: RxnetError; target: string }
-  | { type: 'error'; error: RxnetError }
-  | { type: 'close' }
-
-/** Live counters of a mesh. */
-export interface MeshStats {
-  /** Inbound TCP connections accepted (before the handshake). */
-  accepted: number
-  /** Outbound connection attempts. */
-  dialed: number
-  /** Outbound attempts that failed (refused, timed out, handshake rejected). */
-  dialFailures: number
-  /** Inbound connections refused: bad handshake, wrong mesh / version / secret, duplicate id, timeout. */
-  refused: number
-  /** `refused` broken down by error code (`ERR_HANDSHAKE`, `ERR_NAME_MISMATCH`, `ERR_AUTH` ...). */
-  refusedByCode: Record<string, number>
-  /** Simultaneous dials resolved by the id tie-break (the losing connection was closed). */
-  tiebreaks: number
-  /** Links that ended with an error (timeouts included). */
-  failures: number
-  /** Links dropped by failure detection. */
-  timeouts: number
-  /** Outbound messages discarded by the overflow policy, over every link past and present. */
-  readonly dropped: number
-}
-
-/**
- * A zero-config TCP mesh node.
- * @typeParam In - what peers' `source` emits. @typeParam Out - what `send` / `broadcast` take.
- */
-export interface Mesh<In = Uint8Array, Out = Uint8Array | string> extends AsyncDisposable {
-  /** This node's id. */
-  readonly id: string
-  /** The mesh name. */
-  readonly name: string
-  /** Starts listening, advertising, browsing and dialling seeds. Resolves with {@link Mesh.address}. */
-  listen(port?: number, address?: string, options?: { signal?: AbortSignal }): Promise<MeshAddress>
-  /** Where the mesh listens, or `null` before `listen` resolved. */
-  address(): MeshAddress | null
-  /** Every connected peer: the current ones first, then each new one. Completes on close. */
-  readonly peers$: Observable<Peer<In, Out>>
-  /** The current member map now, then again on every join and leave. Completes on close. */
-  readonly members$: Observable<ReadonlyMap<string, Peer<In, Out>>>
-  /** The current members. */
-  readonly members: ReadonlyMap<string, Peer<In, Out>>
-  /** Lifecycle events: listening, discovered (on every mDNS answer), join, leave, refused, dial-failed, error, close. */
-  readonly events$: Observable<MeshEvent<In, Out>>
-  /** Errors worth a human's attention (server, mDNS, refused handshakes, failed handshakes when dialling). Never errors itself. */
-  readonly errors$: Observable<RxnetError>
-  /** Live counters. */
-  readonly stats: MeshStats
-  /** Sends `value` to every current member, encoded once. Returns how many peers it was sent to. */
-  broadcast(value: Out): number
-  /** Closes every link gracefully, stops advertising and browsing, releases every handle. Idempotent. */
-  close(): Promise<void>
-}
-
+/** A place to dial (mDNS service, seed, or an inbound peer's announced listen port) and its backoff state. */
 interface Target {
   key: string
   kind: 'mdns' | 'seed' | 'learned'
@@ -172,12 +43,6 @@ interface Target {
   timer: NodeJS.Timeout | undefined
   dialing: boolean
 }
-
-type Resolved = Required<Omit<MeshOptions, 'interface' | 'secret' | 'tls' | 'id'>> & Pick<MeshOptions, 'interface' | 'secret' | 'tls'> & { id: string }
-
-/** TLS 1.2 cipher suites used with `secret`: ECDHE-PSK only, so session keys are forward-secret. */
-export const PSK_CIPHERS = 'ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256'
-const PSK_IDENTITY = 'rxnet-mesh'
 
 /**
  * Creates a mesh node (nothing happens on the network until {@link Mesh.listen}).
@@ -195,34 +60,6 @@ export function createMesh(name: string): Mesh
 export function createMesh<In = Uint8Array, Out = Uint8Array | string>(options: MeshOptions): Mesh<In, Out>
 export function createMesh<In, Out>(options: string | MeshOptions): Mesh<In, Out> {
   return new MeshImpl<In, Out>(resolveOptions(typeof options === 'string' ? { name: options } : options))
-}
-
-function resolveOptions(o: MeshOptions): Resolved {
-  if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh takes a name or an options object')
-  if (typeof o.name !== 'string' || o.name.length === 0 || Buffer.byteLength(o.name) > 200) throw new InvalidArgumentError('mesh name must be a non-empty string of at most 200 bytes')
-  const r = { ...DEFAULT_MESH_OPTIONS } as unknown as Resolved
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (r as unknown as Record<string, unknown>)[k] = v
-  r.id = o.id ?? randomBytes(6).toString('hex')
-  if (typeof r.id !== 'string' || r.id.length === 0 || Buffer.byteLength(r.id) > 48) throw new InvalidArgumentError('id must be a non-empty string of at most 48 bytes')
-  for (const k of ['heartbeatInterval', 'failureTimeout', 'handshakeTimeout', 'connectTimeout', 'reconnectDelay', 'maxReconnectDelay', 'maxLength', 'highWaterMark', 'mdnsPort'] as const) {
-    if (!Number.isSafeInteger(r[k]) || r[k] <= 0) throw new InvalidArgumentError(`${k} must be a positive integer`)
-  }
-  if (r.interface !== undefined && !(net.isIPv4(r.interface) || r.interface === '::1' || r.interface === 'localhost')) {
-    throw new InvalidArgumentError(`interface must be an IPv4 address, '::1' or 'localhost' (mDNS runs over IPv4), got "${r.interface}"`)
-  }
-  if (!Array.isArray(r.seeds)) throw new InvalidArgumentError('seeds must be an array of "host:port"')
-  for (const seed of r.seeds) parseSeed(seed)
-  if (r.secret !== undefined && r.tls !== undefined) throw new InvalidArgumentError('use either secret (TLS-PSK) or tls (certificates), not both')
-  if (r.secret !== undefined && (typeof r.secret !== 'string' || r.secret.length === 0)) throw new InvalidArgumentError('secret must be a non-empty string')
-  return r
-}
-
-/** Parses `'host:port'` / `'[v6]:port'`. */
-export function parseSeed(seed: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(seed) ?? /^([^:]+):(\d+)$/.exec(seed)
-  const port = m ? Number(m[2]) : NaN
-  if (!m || !(port > 0 && port < 65536)) throw new InvalidArgumentError(`seed must be "host:port", got "${seed}"`)
-  return { host: m[1]!, port }
 }
 
 class MeshImpl<In, Out> implements Mesh<In, Out> {

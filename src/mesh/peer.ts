@@ -25,13 +25,35 @@ const CTRL_GOODBYE_FRAME = Uint8Array.of(CTRL_GOODBYE)
 /** How soon a backlog blocked between the channel's writable mark and the user budget looks again. */
 const PUMP_RETRY_MS = 10
 
-/** Why a peer left: `'closed'` (it or we closed cleanly) or the typed error that ended the link. */
+/**
+ * Why a peer left: `'closed'` (it or we closed cleanly) or the typed error that ended the link.
+ *
+ * @example
+ * ```ts
+ * import { createMesh } from 'rxnet'
+ * const mesh = createMesh({ name: 'my-cluster', interface: '127.0.0.1' })
+ * mesh.peers$.subscribe(async (peer) => {
+ *   const reason = await peer.left
+ *   console.log(peer.id, reason.type === 'failed' ? reason.error.code : 'closed') // e.g. ERR_PEER_TIMEOUT
+ * })
+ * ```
+ */
 export type LeaveReason = { type: 'closed' } | { type: 'failed'; error: RxnetError }
 
 /**
  * A connected mesh member: a {@link Channel} of messages to and from one other node.
  * @typeParam In - what `source` emits (`Uint8Array` by default, decoded values with a codec).
  * @typeParam Out - what `send` takes (`Uint8Array | string` by default).
+ *
+ * @example
+ * ```ts
+ * import { createMesh } from 'rxnet'
+ * const mesh = createMesh({ name: 'my-cluster', interface: '127.0.0.1' })
+ * mesh.peers$.subscribe((peer) => {
+ *   peer.source.subscribe({ next: (m) => console.log(peer.id, Buffer.from(m).toString()), complete: () => console.log(peer.id, 'left') })
+ *   peer.send(`hello ${peer.id}`)
+ * })
+ * ```
  */
 export interface Peer<In = Uint8Array, Out = Uint8Array | string> extends Channel<In, Out> {
   /** The peer's node id. */
