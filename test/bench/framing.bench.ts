@@ -22,10 +22,10 @@ const DURATION_MS = Number(process.env.RXNET_BENCH_MS ?? 400)
 const MAX_COUNT = 20_000_000
 const SAMPLE_TIMEOUT_MS = 30_000
 
-type Receiver = (socket: net.Socket, done: (count: number) => void, fail: (e: unknown) => void) => void
+export type Receiver = (socket: net.Socket, done: (count: number) => void, fail: (e: unknown) => void) => void
 
-/** Hand-written decoder: counts frames, assembling the ones split across chunks. */
-const baselineReceiver: Receiver = (socket, done) => {
+/** Hand-written decoder: counts frames, assembling the ones split across chunks (the mesh bench's baseline too). */
+export const baselineReceiver: Receiver = (socket, done) => {
   let count = 0
   let need = -1 // payload bytes still missing of the current frame, -1 while reading a prefix
   let len = 0

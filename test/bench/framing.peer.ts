@@ -5,6 +5,7 @@
  * connection, and answers `{ sent }`.
  */
 import net from 'node:net'
+import { fileURLToPath } from 'node:url'
 import * as lp from 'it-length-prefixed'
 import { pipe } from 'it-pipe'
 import { codecs, socketChannel, type SocketChannelOptions } from '../../src/index.js'
@@ -36,8 +37,8 @@ const ended = (s: net.Socket): Promise<void> =>
     s.once('close', () => r())
   })
 
-/** The hand-written batched sender: copies small frames into one buffer per batch, writev for large ones. */
-async function baseline(cmd: SendCommand): Promise<number> {
+/** The hand-written batched sender: copies small frames into one buffer per batch, writev for large ones (the mesh bench's baseline too). */
+export async function baseline(cmd: SendCommand): Promise<number> {
   const s = await connect(cmd.port)
   const payload = Buffer.alloc(cmd.size, 0x61)
   const frameLen = varintLength(cmd.size) + cmd.size
@@ -128,15 +129,18 @@ async function itlp(cmd: SendCommand): Promise<number> {
   return sent
 }
 
-process.on('message', (cmd: SendCommand) => {
-  const cpu = process.cpuUsage()
-  const run = cmd.impl === 'baseline' ? baseline(cmd) : cmd.impl === 'lp' ? itlp(cmd) : channel(cmd, cmd.impl === 'channel-json')
-  run.then(
-    (sent) => {
-      const used = process.cpuUsage(cpu)
-      process.send!({ sent, cpuMs: (used.user + used.system) / 1000 })
-    },
-    (e: unknown) => process.send!({ error: String((e as Error)?.stack ?? e) }),
-  )
-})
-process.on('disconnect', () => process.exit(0))
+// Serve commands only when forked as the sender (the mesh bench imports `baseline` from here).
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  process.on('message', (cmd: SendCommand) => {
+    const cpu = process.cpuUsage()
+    const run = cmd.impl === 'baseline' ? baseline(cmd) : cmd.impl === 'lp' ? itlp(cmd) : channel(cmd, cmd.impl === 'channel-json')
+    run.then(
+      (sent) => {
+        const used = process.cpuUsage(cpu)
+        process.send!({ sent, cpuMs: (used.user + used.system) / 1000 })
+      },
+      (e: unknown) => process.send!({ error: String((e as Error)?.stack ?? e) }),
+    )
+  })
+  process.on('disconnect', () => process.exit(0))
+}

@@ -19,6 +19,7 @@ import vm from 'node:vm'
 import { createMesh, type Mesh } from '../../src/index.js'
 import { median, type BenchContext } from './harness.js'
 import type { PeerCommand } from './mesh.peer.js'
+import { baselineReceiver } from './framing.bench.js'
 
 const DURATION_MS = Number(process.env.RXNET_BENCH_MS ?? 400)
 const MAX_COUNT = 20_000_000
@@ -45,46 +46,11 @@ function ask(child: ChildProcess, c: PeerCommand): Promise<number> {
   })
 }
 
-/** Counts frames on a plain socket (hand-written decoder); reports count and first-to-last time. */
+/** Counts frames on a plain socket with the framing bench's hand-written decoder; reports count and first-to-last byte time. */
 function countFrames(socket: net.Socket, done: (count: number, ms: number) => void): void {
-  let count = 0
-  let need = -1
-  let len = 0
-  let shift = 0
-  let filled = 0
-  let partial: Buffer | null = null
   let t0 = 0
-  socket.on('data', (chunk: Buffer) => {
-    if (t0 === 0) t0 = performance.now()
-    let o = 0
-    while (o < chunk.length) {
-      if (need < 0) {
-        const b = chunk[o++]!
-        len += (b & 0x7f) * 2 ** shift
-        shift += 7
-        if (b >= 0x80) continue
-        need = len
-        len = shift = filled = 0
-        if (chunk.length - o >= need) {
-          o += need // whole frame inside this chunk: a consumer would get a subarray, no copy
-          need = -1
-          count++
-          continue
-        }
-        partial = Buffer.allocUnsafe(need) // split frame: assemble it, as a consumer must
-      }
-      const take = Math.min(need - filled, chunk.length - o)
-      chunk.copy(partial!, filled, o, o + take)
-      filled += take
-      o += take
-      if (filled === need) {
-        partial = null
-        need = -1
-        count++
-      }
-    }
-  })
-  socket.on('end', () => done(count, performance.now() - t0))
+  socket.once('data', () => (t0 = performance.now()))
+  baselineReceiver(socket, (count) => done(count, performance.now() - t0), () => {})
 }
 
 async function tcpSample(child: ChildProcess, size: number): Promise<number> {

@@ -12,6 +12,7 @@
  */
 import net from 'node:net'
 import { createMesh, type Mesh } from '../../src/index.js'
+import { baseline } from './framing.peer.js'
 import { varintLength, writeVarint } from '../../src/framing/varint.js'
 
 export interface PeerCommand {
@@ -41,44 +42,9 @@ const cpuMicros = (): number => {
   return u.user + u.system
 }
 
-async function tcp(c: PeerCommand): Promise<number> {
-  const s = await connect(c.port!)
-  s.setNoDelay(true)
-  const payload = Buffer.alloc(c.size, 0x61)
-  const frameLen = varintLength(c.size) + c.size
-  const deadline = Date.now() + c.durationMs!
-  let sent = 0
-  if (c.size < 16 * 1024) {
-    const perBatch = Math.max(1, Math.floor((256 * 1024) / frameLen))
-    while (sent < c.maxCount! && Date.now() < deadline) {
-      const n = Math.min(perBatch, c.maxCount! - sent)
-      const batch = Buffer.allocUnsafe(n * frameLen)
-      let o = 0
-      for (let i = 0; i < n; i++) {
-        o = writeVarint(batch, o, c.size)
-        payload.copy(batch, o)
-        o += c.size
-      }
-      sent += n
-      if (!s.write(batch)) await drained(s)
-    }
-  } else {
-    const header = Buffer.allocUnsafe(varintLength(c.size))
-    writeVarint(header, 0, c.size)
-    while (sent < c.maxCount! && Date.now() < deadline) {
-      s.cork()
-      let ok = true
-      for (let i = 0; i < 64 && ok && sent < c.maxCount!; i++) {
-        s.write(header)
-        ok = s.write(payload)
-        sent++
-      }
-      s.uncork()
-      if (!ok) await drained(s)
-    }
-  }
-  await closed(s)
-  return sent
+/** The baseline: the framing bench's hand-written batched framed sender on a plain socket. */
+function tcp(c: PeerCommand): Promise<number> {
+  return baseline({ impl: 'baseline', size: c.size, port: c.port!, durationMs: c.durationMs!, maxCount: c.maxCount! })
 }
 
 let seq = 0
