@@ -391,7 +391,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     }
     if (t.id !== undefined && this.peers.has(t.id)) return
     t.attempt++
-    this.scheduleDial(t, jitter(Math.min(this.o.maxReconnectDelay, this.o.reconnectDelay * 2 ** Math.min(t.attempt, 20))))
+    this.scheduleDial(t, backoff(t.attempt, this.o.reconnectDelay, this.o.maxReconnectDelay))
   }
 
   /** One connection attempt: connect (TLS), hello, answer. Resolves once established or superseded by the tie-break. */
@@ -566,8 +566,16 @@ function refusal(m: HandshakeMessage, name: string): RxnetError {
   }
 }
 
-function jitter(ms: number): number {
-  return Math.round(ms * (0.5 + Math.random()))
+function jitter(ms: number, random = Math.random): number {
+  return Math.round(ms * (0.5 + random()))
+}
+
+/**
+ * @internal Delay before redial number `attempt` (1, 2, ...): `base` doubled per failure, jittered
+ * ±50%, never above `max` (the jitter is applied before the cap, so `maxReconnectDelay` holds).
+ */
+export function backoff(attempt: number, base: number, max: number, random = Math.random): number {
+  return Math.min(max, jitter(base * 2 ** Math.min(attempt, 20), random))
 }
 
 function normalize(a: string | undefined): string {

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { firstValueFrom, filter, take, toArray } from 'rxjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createMesh, peers$, type Mesh, type MeshEvent, type Peer } from 'rxnet'
+import { backoff } from '../../src/mesh/mesh.js'
 
 const meshes: Mesh<any, any>[] = []
 afterEach(async () => {
@@ -201,5 +202,16 @@ describe('interface option', () => {
     expect(addrA.addresses).toEqual(['::1'])
     expect((await pa).address).toBe('::1')
     expect(() => createMesh({ name, interface: 'fe80::1' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+  })
+})
+
+describe('reconnect backoff', () => {
+  it('doubles from reconnectDelay, is jittered ±50%, and never exceeds maxReconnectDelay (jitter included)', () => {
+    const lowest = (attempt: number): number => backoff(attempt, 100, 2000, () => 0)
+    const highest = (attempt: number): number => backoff(attempt, 100, 2000, () => 0.999999)
+    expect([1, 2, 3, 4].map(lowest)).toEqual([100, 200, 400, 800])
+    expect([1, 2, 3].map(highest)).toEqual([300, 600, 1200])
+    for (const attempt of [4, 5, 10, 1000]) expect(highest(attempt)).toBe(2000) // was up to 3000
+    expect(lowest(1000)).toBe(2000) // forever: attempts never run out, the delay stays capped
   })
 })
