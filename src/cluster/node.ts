@@ -12,6 +12,7 @@ import { createServer as createNetServer } from 'node:net'
 import type net from 'node:net'
 import { EMPTY, type Observable } from 'rxjs'
 import { resolveCodec } from '../codec/index.js'
+import { OVERFLOW_POLICIES } from '../queue.js'
 import { AbortError, ClosedError, InvalidArgumentError, TimeoutError, type RxnetError } from '../errors.js'
 import { TAG, controlMessages, ipcMessages, type Control } from './ipc.js'
 import { LinkManager } from './links.js'
@@ -27,6 +28,7 @@ import {
   type ClusterOptions,
   type IpcMessage,
   type Link,
+  type RestartOptions,
   type ServeInfo,
   type ServeOptions,
   type WorkerEvent,
@@ -84,10 +86,13 @@ class ClusterNodeImpl implements ClusterNode {
   constructor(options: ClusterOptions) {
     const o = { ...DEFAULT_CLUSTER_OPTIONS, ...stripUndefined(options) }
     this.isPrimary = nodeCluster.isPrimary
+    // Every option is checked before anything is created (a bad one throws ERR_INVALID_ARGUMENT, nothing forked).
     this.shutdownTimeout = positive('shutdownTimeout', o.shutdownTimeout)
     this.readyTimeout = positive('readyTimeout', o.readyTimeout)
     const codec = resolveCodec(o.codec)
+    if (!OVERFLOW_POLICIES.includes(o.overflow)) throw new InvalidArgumentError(`cluster(): overflow must be one of ${OVERFLOW_POLICIES.join(', ')}, got ${String(o.overflow)}`)
     const channel = { highWaterMark: positive('highWaterMark', o.highWaterMark), overflow: o.overflow, maxLength: positive('maxLength', o.maxLength) }
+    const restart = restartOptions(o.restart)
 
     let token: string
     if (this.isPrimary) {
@@ -120,7 +125,6 @@ class ClusterNodeImpl implements ClusterNode {
     this.errors$ = this.links.errors.asObservable()
 
     if (this.isPrimary) {
-      const restart = o.restart === false ? null : { ...DEFAULT_RESTART_OPTIONS, ...(o.restart === true ? {} : stripUndefined(o.restart)) }
       this.supervisor = new Supervisor({
         workers: this.size,
         restart,
@@ -323,6 +327,21 @@ function noop(): void {}
 function positive(name: string, v: number): number {
   if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`cluster(): ${name} must be a positive integer, got ${v}`)
   return v
+}
+
+/** `restart` merged with its defaults and checked (null: no restarts). */
+function restartOptions(restart: ClusterOptions['restart']): Required<RestartOptions> | null {
+  if (restart === false) return null
+  if (restart !== true && (typeof restart !== 'object' || restart === null)) throw new InvalidArgumentError(`cluster(): restart must be true, false or RestartOptions, got ${String(restart)}`)
+  const r = { ...DEFAULT_RESTART_OPTIONS, ...(restart === true ? {} : stripUndefined(restart)) }
+  const atLeast = (name: keyof RestartOptions, min: number): void => {
+    if (!Number.isSafeInteger(r[name]) || r[name] < min) throw new InvalidArgumentError(`cluster(): restart.${name} must be an integer >= ${min}, got ${r[name]}`)
+  }
+  atLeast('initialDelay', 0)
+  atLeast('maxDelay', 0)
+  atLeast('maxRestarts', 0)
+  atLeast('window', 1)
+  return r
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {
