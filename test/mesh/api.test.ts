@@ -157,6 +157,36 @@ describe('createMesh API', () => {
     expect((await left).type).toBe('closed')
   })
 
+  it('peers$ reports bad options and a failed listen on error (nothing thrown from subscribe); unsubscribing frees the port', async () => {
+    const errors: string[] = []
+    expect(() => peers$('', {}).subscribe({ error: (e) => errors.push(e.code) })).not.toThrow()
+    const a = node({ id: 'a' })
+    const { port } = await a.listen(0, '127.0.0.1')
+    const failed = new Promise<void>((resolve) => peers$('api', { interface: '127.0.0.1', discovery: false, port }).subscribe({ error: (e) => (errors.push(e.code), resolve()) }))
+    await failed
+    expect(errors).toEqual(['ERR_INVALID_ARGUMENT', 'ERR_CONNECTION'])
+    await a.close()
+    // The cold node listens on the port now free, and gives it back when unsubscribed.
+    const joined = new Promise<Peer>((resolve) => {
+      const sub = peers$('api', { interface: '127.0.0.1', discovery: false, id: 'cold', port }).subscribe(resolve)
+      const b = node({ id: 'b', seeds: [`127.0.0.1:${port}`] })
+      void b.listen(0, '127.0.0.1')
+      void firstValueFrom(b.peers$).then((peer) => (sub.unsubscribe(), peer.left))
+    })
+    const peer = await joined
+    expect((await peer.left).type).toBe('closed')
+    const again = node({ id: 'again' })
+    await new Promise<void>((resolve, reject) => {
+      const t0 = Date.now()
+      const attempt = (): void =>
+        void again.listen(port, '127.0.0.1').then(
+          () => resolve(),
+          (e) => (Date.now() - t0 > 5000 ? reject(e) : void setTimeout(attempt, 20)),
+        )
+      attempt()
+    })
+  })
+
   it('tls option: mutual TLS with certificates from one CA; a certificate from another CA is refused', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rxnet-mesh-tls-'))
     try {
