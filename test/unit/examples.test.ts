@@ -38,3 +38,13 @@ describe('foundation examples run as-is and exit on their own', () => {
     expect(r.stdout).toMatch(/stats: out 10000 msgs \/ \d+ B, in 10000, dropped 0/)
   })
 })
+
+describe('multicast example runs as-is and exits on its own', () => {
+  it('examples/multicast.ts', async () => {
+    const r = await run('multicast.ts')
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toMatch(/\] hello\n.*\] group\n.*\] bye\n/)
+    expect(r.stdout).toContain('speaker sent 3 messages in 1 datagram(s)')
+  })
+})
