@@ -60,6 +60,8 @@ export class LinkManager {
   private server: net.Server | null = null
   private readonly live = new Map<number, Link>()
   private readonly dialing = new Set<string>()
+  /** The pid each id runs as, per the latest roster: a dial to any other pid that completes late is stale. */
+  private readonly rostered = new Map<number, number>()
   private readonly pending = new Set<net.Socket>()
   private readonly added = new Subject<Link>()
   private closing = false
@@ -100,6 +102,8 @@ export class LinkManager {
   /** Dials every peer of `peers` this process should dial and is not linked to yet. */
   roster(peers: readonly RosterEntry[]): void {
     if (this.closing) return
+    this.rostered.clear()
+    for (const peer of peers) this.rostered.set(peer.id, peer.pid)
     for (const peer of peers) {
       if (peer.id >= this.opts.id) continue
       const current = this.live.get(peer.id)
@@ -150,6 +154,11 @@ export class LinkManager {
       const reply = parseHello(await readLine(socket), this.opts.token)
       if (reply.id !== peer.id) throw new HandshakeError(`dialled link ${peer.id} but process ${reply.id} answered`)
       this.pending.delete(socket)
+      if (this.rostered.get(peer.id) !== peer.pid) {
+        // Replaced (or gone) while we dialled: adopting it would close the link to its successor.
+        socket.destroy()
+        return
+      }
       this.adopt(socket, reply.id, reply.pid)
     } catch (e) {
       this.pending.delete(socket)
