@@ -13,12 +13,13 @@
  */
 import { Observable, Subject, type Observer, type Subscriber, type Subscription } from 'rxjs'
 import { abortable, HOLDS_WHILE_UNOBSERVED, holdsWhileUnobserved, waitIn, type Channel, type Waiter } from './channel.js'
-import { BufferOverflowError, ChannelAbortedError, ClosedError, ConnectionError, InvalidArgumentError, RxnetError } from './errors.js'
+import { BufferOverflowError, ChannelAbortedError, ClosedError, ConnectionError, RxnetError } from './errors.js'
 import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
 import { encodeBatch } from './framing/encoder.js'
 import { varintLength } from './framing/varint.js'
 import type { Uint8ArrayList } from 'uint8arraylist'
-import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from './queue.js'
+import { BoundedQueue, DEFAULT_OVERFLOW, type OverflowPolicy } from './queue.js'
+import { checkInt, checkOverflow } from './options.js'
 
 /**
  * An it-pipe duplex: an async-iterable `source` and a `sink` that consumes an async iterable.
@@ -121,9 +122,7 @@ type MaybeWritable = { readonly writable?: boolean; whenWritable?: () => Promise
 function check(options: DuplexOptions): Required<DuplexOptions> {
   const highWaterMark = options.highWaterMark ?? DEFAULT_DUPLEX_HIGH_WATER_MARK
   const overflow = options.overflow ?? DEFAULT_OVERFLOW
-  if (!Number.isSafeInteger(highWaterMark) || highWaterMark <= 0) throw new InvalidArgumentError(`highWaterMark must be a positive integer, got ${highWaterMark}`)
-  if (!OVERFLOW_POLICIES.includes(overflow)) throw new InvalidArgumentError(`overflow must be one of ${OVERFLOW_POLICIES.join(', ')}`)
-  return { highWaterMark, overflow }
+  return { highWaterMark: checkInt('highWaterMark', highWaterMark), overflow: checkOverflow(overflow) }
 }
 
 const one = (): number => 1
@@ -312,8 +311,7 @@ function frameBatch(q: BoundedQueue<Uint8Array>): Uint8Array {
  * ```
  */
 export function fromByteDuplex(duplex: Duplex<Uint8Array | Uint8ArrayList, Uint8Array>, options: ByteDuplexOptions = {}): DuplexChannel<Uint8Array> {
-  const maxLength = options.maxLength ?? DEFAULT_MAX_LENGTH
-  if (!Number.isSafeInteger(maxLength) || maxLength < 0) throw new InvalidArgumentError(`maxLength must be a non-negative integer, got ${maxLength}`)
+  const maxLength = checkInt('maxLength', options.maxLength ?? DEFAULT_MAX_LENGTH, 0)
   const decoder = new FrameDecoder(maxLength)
   return new DuplexChannelImpl(
     duplex,

@@ -13,10 +13,11 @@ import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { Observable, type Observer, type Subscriber } from 'rxjs'
 import { abortable, HOLDS_WHILE_UNOBSERVED, waitIn, type Channel, type ChannelStats, type Waiter } from './channel.js'
-import { ChannelAbortedError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError } from './errors.js'
+import { ChannelAbortedError, ClosedError, ConnectionError, FrameTooLongError, RxnetError } from './errors.js'
 import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
 import { varintLength, writeVarint } from './framing/varint.js'
-import { BoundedQueue, DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from './queue.js'
+import { BoundedQueue, DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, type OverflowPolicy } from './queue.js'
+import { checkInt, checkOverflow, withDefaults } from './options.js'
 
 /**
  * Options of {@link socketChannel}.
@@ -118,12 +119,9 @@ export function socketChannel(socket: Duplex, options: SocketChannelOptions = {}
 }
 
 function resolveOptions(options: SocketChannelOptions): Required<SocketChannelOptions> {
-  const o = { ...DEFAULT_SOCKET_CHANNEL_OPTIONS }
-  for (const [k, v] of Object.entries(options)) if (v !== undefined) (o as Record<string, unknown>)[k] = v
-  for (const k of ['maxLength', 'highWaterMark', 'copyThreshold', 'batchBytes'] as const) {
-    if (!Number.isSafeInteger(o[k]) || o[k] <= 0) throw new InvalidArgumentError(`${k} must be a positive integer, got ${o[k]}`)
-  }
-  if (!OVERFLOW_POLICIES.includes(o.overflow)) throw new InvalidArgumentError(`overflow must be one of ${OVERFLOW_POLICIES.join(', ')}`)
+  const o = withDefaults(DEFAULT_SOCKET_CHANNEL_OPTIONS, options)
+  for (const k of ['maxLength', 'highWaterMark', 'copyThreshold', 'batchBytes'] as const) checkInt(k, o[k])
+  checkOverflow(o.overflow)
   return o
 }
 

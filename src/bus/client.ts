@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto'
 import { BehaviorSubject, Observable, type Subscriber } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { waitIn, type Waiter } from '../channel.js'
-import { BoundedQueue, DEFAULT_OVERFLOW, OVERFLOW_POLICIES } from '../queue.js'
+import { BoundedQueue, DEFAULT_OVERFLOW } from '../queue.js'
+import { checkOverflow } from '../options.js'
 import { decodeWith, encodeWith, json, resolveCodec, type Codec } from '../codec/index.js'
 import { AbortError, ClosedError, EncodeError, FrameTooLongError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
@@ -104,7 +105,7 @@ class BusImpl implements Bus {
     // Fresh for every client: receivers key duplicate detection on (id, seq), and seq restarts at 1.
     this.id = randomBytes(8).toString('hex')
     const overflow = options.overflow ?? DEFAULT_OVERFLOW
-    if (!OVERFLOW_POLICIES.includes(overflow)) throw new InvalidArgumentError(`overflow must be one of ${OVERFLOW_POLICIES.join(', ')}`)
+    checkOverflow(overflow)
     this.outbox = new BoundedQueue<Entry>(positive('highWaterMark', options.highWaterMark, DEFAULT_BUS_HIGH_WATER_MARK), overflow, (e) => e.frame.length, 'bus outbox')
     this.minDelay = positive('minReconnectDelay', options.minReconnectDelay, DEFAULT_MIN_RECONNECT_DELAY)
     this.maxDelay = Math.max(this.minDelay, positive('maxReconnectDelay', options.maxReconnectDelay, DEFAULT_MAX_RECONNECT_DELAY))

@@ -5,9 +5,10 @@
  */
 import type { Observable } from 'rxjs'
 import type { CodecLike } from '../codec/index.js'
-import { InvalidArgumentError, type RxnetError } from '../errors.js'
+import type { RxnetError } from '../errors.js'
 import type { MulticastChannel, MulticastOptions } from '../multicast/index.js'
 import type { OverflowPolicy } from '../queue.js'
+import { checkInt } from '../options.js'
 
 // ---- hub ----------------------------------------------------------------------------------
 /**
@@ -302,7 +303,5 @@ export interface Bus {
 
 /** An optional positive-integer option, or its default; `ERR_INVALID_ARGUMENT` otherwise. (Internal; used by the hub and the client.) */
 export function positive(name: string, v: number | undefined, d: number): number {
-  if (v === undefined) return d
-  if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`${name} must be a positive integer, got ${v}`)
-  return v
+  return v === undefined ? d : checkInt(name, v)
 }

@@ -7,7 +7,8 @@ import { isIPv4 } from 'node:net'
 import type { Observable } from 'rxjs'
 import type { Channel, ChannelStats } from '../channel.js'
 import { AbortError, InvalidArgumentError, type BadDatagramError } from '../errors.js'
-import { DEFAULT_OVERFLOW, OVERFLOW_POLICIES, type OverflowPolicy } from '../queue.js'
+import { DEFAULT_OVERFLOW, type OverflowPolicy } from '../queue.js'
+import { checkInt, checkOverflow, withDefaults } from '../options.js'
 import { MAX_UDP_PAYLOAD, overhead } from './datagram.js'
 
 /**
@@ -269,15 +270,8 @@ export type Resolved = Required<Omit<MulticastOptions, 'interface' | 'secret' | 
 
 /** Merges defaults once and validates; throws ERR_INVALID_ARGUMENT (or ERR_ABORTED for an aborted signal). */
 export function resolveOptions(options: MulticastOptions): Resolved {
-  const o: Record<string, unknown> = { ...DEFAULT_MULTICAST_OPTIONS }
-  for (const [k, v] of Object.entries(options)) if (v !== undefined) o[k] = v
-  const r = o as unknown as Resolved
-  const int = (k: keyof Resolved, min: number, max: number): void => {
-    const v = r[k] as unknown
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
-      throw new InvalidArgumentError(`${String(k)} must be an integer in ${min}..${max}, got ${String(v)}`)
-    }
-  }
+  const r = withDefaults(DEFAULT_MULTICAST_OPTIONS, options) as unknown as Resolved
+  const int = (k: keyof Resolved, min: number, max: number): void => void checkInt(String(k), r[k], min, max)
   if (typeof r.group !== 'string' || !isIPv4(r.group) || Number(r.group.split('.')[0]) < 224 || Number(r.group.split('.')[0]) > 239) {
     throw new InvalidArgumentError(`group must be an IPv4 multicast address (224.0.0.0/4), got ${String(r.group)}`)
   }
@@ -299,7 +293,7 @@ export function resolveOptions(options: MulticastOptions): Resolved {
   if (r.recvBufferSize !== undefined) int('recvBufferSize', 1, 2 ** 31 - 1)
   if (r.sendBufferSize !== undefined) int('sendBufferSize', 1, 2 ** 31 - 1)
   if (typeof r.loopback !== 'boolean') throw new InvalidArgumentError('loopback must be a boolean')
-  if (!OVERFLOW_POLICIES.includes(r.overflow)) throw new InvalidArgumentError(`overflow must be one of ${OVERFLOW_POLICIES.join(', ')}`)
+  checkOverflow(r.overflow)
   if (r.signal?.aborted) throw new AbortError(r.signal.reason)
   return r
 }
