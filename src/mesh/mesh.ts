@@ -32,6 +32,12 @@ import { encodeHandshake, type HandshakeMessage, PROTOCOL_VERSION, type RefuseRe
 import { createLink, type LeaveReason, type MeshPeer, type Peer } from './peer.js'
 import { type Mesh, type MeshAddress, type MeshEvent, type MeshOptions, type MeshStats, parseSeed, PSK_CIPHERS, PSK_IDENTITY, type Resolved, resolveOptions } from './options.js'
 
+/** An outbound dial to a known id, in flight: `settled` resolves once it is established or has failed. */
+interface PendingDial {
+  abort: () => void
+  settled: Promise<void>
+}
+
 /** A place to dial (mDNS service, seed, or an inbound peer's announced listen port) and its backoff state. */
 interface Target {
   key: string
@@ -74,7 +80,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
   private readonly codec: Codec<unknown>
   private readonly peers = new Map<string, MeshPeer<In, Out>>()
   private readonly targets = new Map<string, Target>()
-  private readonly pendingOut = new Map<string, { abort: () => void }>()
+  private readonly pendingOut = new Map<string, PendingDial>()
   private readonly handshaking = new Set<net.Socket>()
   /** Every accepted TCP socket still open (TLS ones included, before their handshake). */
   private readonly inbound = new Set<net.Socket>()
@@ -280,15 +286,39 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     if (pending !== undefined) {
       // Both dialled at once: the connection dialled by the smaller id wins, on both sides.
       this.stats.tiebreaks++
-      if (this.id < m.id) {
-        socket.end(this.handshake('refuse', 'tiebreak'))
-        this.releaseLater(socket)
-        return
-      }
+      if (this.id < m.id) return this.afterOwnDial(socket, m, pending)
       pending.abort()
     }
     socket.write(this.handshake('welcome'))
     this.establish(socket, m.id, m.port, false)
+  }
+
+  /**
+   * Our dial should win the tie-break, but it may never get through (a stale or unreachable
+   * address): hold their connection until our dial settles, at most `handshakeTimeout / 2`, then
+   * refuse it if ours won, else take theirs (the far side refuses nothing it has not seen work).
+   */
+  private afterOwnDial(socket: net.Socket, m: HandshakeMessage, pending: PendingDial): void {
+    socket.on('error', noop) // a reset while held is seen as 'destroyed' below
+    let timer: NodeJS.Timeout | undefined
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.o.handshakeTimeout >> 1).unref()))
+    void Promise.race([pending.settled, waited]).then(() => {
+      clearTimeout(timer)
+      socket.off('error', noop)
+      if (socket.destroyed) {
+        this.handshaking.delete(socket)
+        return
+      }
+      if (this.closing) return this.refuse(socket, new ClosedError('mesh'), 'closing')
+      if (this.peers.has(m.id)) {
+        socket.end(this.handshake('refuse', 'tiebreak'))
+        this.releaseLater(socket)
+        return
+      }
+      this.pendingOut.get(m.id)?.abort() // ours is stuck: take theirs
+      socket.write(this.handshake('welcome'))
+      this.establish(socket, m.id, m.port, false)
+    })
   }
 
   /** Refuses a connection: counted, reported (on `errors$` too unless `routine`), answered with `reason` when given. */
@@ -401,7 +431,8 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     const expected = t.id
     let aborted = false
     let socket: net.Socket | undefined
-    const pending = { abort: () => ((aborted = true), socket?.destroy()) }
+    let settle!: () => void
+    const pending: PendingDial = { abort: () => ((aborted = true), socket?.destroy()), settled: new Promise((resolve) => (settle = resolve)) }
     if (expected !== undefined) this.pendingOut.set(expected, pending)
     let established = false
     try {
@@ -411,6 +442,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       socket.setNoDelay(true)
       socket.write(this.handshake('hello'))
       const m = await readHandshake(socket, this.o.handshakeTimeout, (message, cause) => new ConnectionError(`${what}: ${message}`, cause))
+      if (aborted) return
       if (m.kind === 'refuse') {
         if (t.kind === 'seed' && m.id !== '') t.id ??= m.id
         if (m.reason !== 'tiebreak') throw refusal(m, this.name)
@@ -435,6 +467,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       if (!aborted) throw e
     } finally {
       if (expected !== undefined && this.pendingOut.get(expected) === pending) this.pendingOut.delete(expected)
+      settle()
       if (socket !== undefined && !established) {
         socket.destroy()
         this.handshaking.delete(socket)
