@@ -95,18 +95,32 @@ export async function run(args: string[]): Promise<number> {
   const node = cluster({ workers, shutdownTimeout })
   const setTitle = node.isPrimary ? showStatus(node, `${app} (starting)`) : () => {}
   const distribution = values.distribution as 'round-robin' | 'shared'
+  const primaryServes = !values['no-primary-serves']
+  // Primary: once every worker slot has given up (crash loop) and the primary does not serve, nothing
+  // serves: stop with exit code 1 rather than sit there (this also ends a serve() still waiting for a worker).
+  let stopped!: (code: number) => void
+  const done = new Promise<number>((resolve) => (stopped = resolve))
+  if (node.isPrimary && !primaryServes) {
+    node.workers$.subscribe((e) => {
+      if (e.type !== 'gave-up' || !node.status().every((w) => w.state === 'gave-up')) return
+      console.error('rxnet serve: every worker gave up and the primary does not serve: stopping')
+      void node.close().then(() => stopped(1))
+    })
+  }
   let info
   try {
-    info = await node.serve(server, { port, host: values.host, primaryServes: !values['no-primary-serves'], distribution })
+    info = await node.serve(server, { port, host: values.host, primaryServes, distribution })
   } catch (e) {
-    // e.g. EADDRINUSE: stop the workers already forked (in a worker: leave, the primary restarts or gives up) instead of hanging.
+    // e.g. EADDRINUSE: stop the workers already forked instead of hanging. A worker leaves with code 1
+    // (explicitly: its cluster IPC channel would keep it alive), the primary restarts it or gives up.
     console.error(`rxnet serve: cannot serve on ${values.host}:${port}: ${describeError(e)}`)
     await node.close()
+    if (!node.isPrimary) process.exit(1)
     return 1
   }
   setTitle(`${app} on http://${values.host}:${info.port}/ — ${workers} workers${info.serving ? ' + primary' : ''}`)
-  // Keep running until a signal stops the cluster (the cluster exits the process).
-  return new Promise<number>(() => {})
+  // Keep running until a signal stops the cluster (the cluster exits the process), or nothing serves any more.
+  return done
 }
 
 function describeError(e: unknown): string {

@@ -67,6 +67,26 @@ describe('rxnet serve', () => {
     }
   })
 
+  it('workers that cannot listen (--no-primary-serves --distribution shared, port in use) exit 1, give up, and the CLI exits 1', { timeout: 60_000 }, async () => {
+    const busy = net.createServer()
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve))
+    const port = (busy.address() as net.AddressInfo).port
+    try {
+      const argv = ['--import', 'tsx', 'src/cli/main.ts', 'serve', app, '--workers', '1', '--port', String(port), '--no-primary-serves', '--distribution', 'shared']
+      const child = spawn(process.execPath, argv, { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+      let out = ''
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
+      const timer = setTimeout(() => child.kill('SIGKILL'), 45_000)
+      const code = await new Promise<number | null>((r) => child.once('exit', (c) => r(c)))
+      clearTimeout(timer)
+      expect(out).toMatch(/worker 1 exited \(pid \d+, code 1,/) // the worker left instead of hanging
+      expect(out).toMatch(/worker 1 gave up: ERR_CRASH_LOOP/)
+      expect(code).toBe(1)
+    } finally {
+      await new Promise((r) => busy.close(r))
+    }
+  })
+
   it('an app that fails to load: exit 1 before forking anything', async () => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', 'test/cluster/fixtures/no-such-app.mjs', '--port', '0'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
     let err = ''
