@@ -38,11 +38,12 @@ export async function run(args: string[]): Promise<number> {
   const interval = Number(values.interval)
   if (values.node) return runNode(values.name!, interval)
   const n = Number(values.nodes)
-  if (!Number.isInteger(n) || n < 1 || n > 16 || !(interval > 0)) {
+  const seconds = values.seconds === undefined ? undefined : Number(values.seconds)
+  if (!Number.isInteger(n) || n < 1 || n > 16 || !(interval > 0) || (seconds !== undefined && !(seconds > 0))) {
     console.error(HELP)
     return 2
   }
-  return runParent(n, values.name!, interval, values.seconds === undefined ? undefined : Number(values.seconds))
+  return runParent(n, values.name!, interval, seconds)
 }
 
 /** Signals that stop the demo: Ctrl-C, `kill`, a closed terminal. */

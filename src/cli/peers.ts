@@ -35,7 +35,7 @@ export async function run(args: string[]): Promise<number> {
       help: { type: 'boolean', short: 'h', default: false },
     },
   })
-  if (values.help || positionals.length !== 1) {
+  if (values.help || positionals.length !== 1 || (values.once !== undefined && !(Number(values.once) > 0))) {
     console.log(HELP)
     return values.help ? 0 : 2
   }
