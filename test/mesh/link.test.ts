@@ -1,3 +1,4 @@
+// One mesh link (src/mesh/peer.ts) on a real loopback socket pair: send budget and overflow, failure detection.
 // A control message (heartbeat, goodbye, empty message) is two frames: an empty marker and its body.
 // The user's overflow policy used to apply to both, so 'drop-oldest' / 'drop-newest' could drop one
 // frame of a pair: the far side then took a ping for a user message, or the next user message for a
@@ -8,6 +9,7 @@ import { afterEach, expect, it } from 'vitest'
 import { raw } from '../../src/codec/index.js'
 import type { OverflowPolicy } from '../../src/queue.js'
 import { createLink, type LeaveReason, type MeshPeer } from '../../src/mesh/peer.js'
+import { DEFAULT_MESH_OPTIONS } from '../../src/mesh/options.js'
 
 const cleanup: (() => void)[] = []
 afterEach(() => {
@@ -76,4 +78,18 @@ it("'error': a full user budget fails the link with ERR_BUFFER_OVERFLOW", async 
   for (let i = 0; i < 1000; i++) sender.send(new Uint8Array(1024))
   const reason = await sender.left
   expect(reason.type === 'failed' && reason.error.code).toBe('ERR_BUFFER_OVERFLOW')
+})
+
+it('failure detection with the default timings: a silent peer is dropped with ERR_PEER_TIMEOUT after failureTimeout and within 2 s', async () => {
+  const [a, b] = await socketPair()
+  b.pause() // a frozen peer: its socket is open, nothing comes back
+  const { heartbeatInterval, failureTimeout, maxLength, highWaterMark, overflow } = DEFAULT_MESH_OPTIONS
+  const t0 = performance.now()
+  const link: MeshPeer<Uint8Array, Uint8Array> = createLink('frozen', '127.0.0.1', 1, true, a, raw, { heartbeatInterval, failureTimeout, maxLength, highWaterMark, overflow })
+  link.start()
+  const reason = await link.left
+  const ms = performance.now() - t0
+  expect(reason.type === 'failed' && reason.error.code).toBe('ERR_PEER_TIMEOUT')
+  expect(ms).toBeGreaterThanOrEqual(failureTimeout) // never before the timeout
+  expect(ms).toBeLessThan(2000) // by design: the first heartbeat tick past failureTimeout (1600 ms)
 })
