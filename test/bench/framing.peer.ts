@@ -23,15 +23,15 @@ export interface SendCommand {
 /** A ~100-byte JSON object (as the JSON case asks). */
 export const jsonObject = { id: 123456, kind: 'tick', at: 1732363200000, ok: true, tags: ['a', 'b'], pos: { x: 1.25, y: -3.5 }, note: 'hello' }
 
-const connect = (port: number): Promise<net.Socket> =>
+export const connect = (port: number): Promise<net.Socket> =>
   new Promise((resolve, reject) => {
     const s = net.connect(port, '127.0.0.1')
     s.once('connect', () => resolve(s))
     s.once('error', reject)
   })
 
-const drained = (s: net.Socket): Promise<void> => new Promise((r) => s.once('drain', r))
-const ended = (s: net.Socket): Promise<void> =>
+export const drained = (s: net.Socket): Promise<void> => new Promise((r) => s.once('drain', r))
+export const ended = (s: net.Socket): Promise<void> =>
   new Promise((r) => {
     s.end()
     s.once('close', () => r())

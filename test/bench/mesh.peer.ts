@@ -10,9 +10,8 @@
  * - `zmq`: a zeromq PUSH socket connected to `endpoint`, `await send` per message; answers `{ sent }`.
  * - `many`: `count` idle mesh nodes seeded to `port` (kept until the process ends); answers once all joined.
  */
-import net from 'node:net'
 import { createMesh, type Mesh } from '../../src/index.js'
-import { baseline } from './framing.peer.js'
+import { baseline, connect, drained, ended } from './framing.peer.js'
 import { varintLength, writeVarint } from '../../src/framing/varint.js'
 
 export interface PeerCommand {
@@ -29,14 +28,6 @@ export interface PeerCommand {
   name?: string
 }
 
-const connect = (port: number): Promise<net.Socket> =>
-  new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1')
-    s.once('connect', () => resolve(s))
-    s.once('error', reject)
-  })
-const drained = (s: net.Socket): Promise<void> => new Promise((r) => s.once('drain', r))
-const closed = (s: net.Socket): Promise<void> => new Promise((r) => (s.end(), s.once('close', () => r())))
 const cpuMicros = (): number => {
   const u = process.cpuUsage()
   return u.user + u.system
@@ -110,7 +101,7 @@ async function rawwrite(c: PeerCommand): Promise<number> {
     else if (i % 256 === 0) await new Promise((r) => setImmediate(r))
   }
   const cpu = cpuMicros() - t0
-  await closed(s)
+  await ended(s)
   return cpu / c.count!
 }
 
