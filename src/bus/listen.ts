@@ -102,7 +102,9 @@ export async function listenOnPath(server: net.Server, path: string, signal?: Ab
 }
 
 /**
- * The hub path the CLI uses when none is given: `$TMPDIR/rxnet-bus.sock`, or `\\?\pipe\rxnet-bus` on Windows.
+ * The hub path the CLI uses when none is given: `$XDG_RUNTIME_DIR/rxnet-bus.sock` (a directory only
+ * this user can enter) when that is set, else `$TMPDIR/rxnet-bus-<uid>.sock` (one default hub per
+ * user), or `\\?\pipe\rxnet-bus` on Windows.
  * @example
  * ```ts
  * import { connectBus, defaultBusPath } from 'rxnet'
@@ -110,5 +112,8 @@ export async function listenOnPath(server: net.Server, path: string, signal?: Ab
  * ```
  */
 export function defaultBusPath(): string {
-  return process.platform === 'win32' ? '\\\\?\\pipe\\rxnet-bus' : `${os.tmpdir()}/rxnet-bus.sock`
+  if (process.platform === 'win32') return '\\\\?\\pipe\\rxnet-bus'
+  const runtime = process.env.XDG_RUNTIME_DIR
+  if (runtime !== undefined && runtime !== '' && fs.existsSync(runtime)) return `${runtime}/rxnet-bus.sock`
+  return `${os.tmpdir()}/rxnet-bus-${process.getuid?.() ?? 'user'}.sock`
 }
