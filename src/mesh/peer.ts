@@ -10,7 +10,7 @@ import { Observable, Subject, type Observer } from 'rxjs'
 import type { Socket } from 'node:net'
 import type { Channel, ChannelStats } from '../channel.js'
 import { type Codec, decodeWith, encodeWith, raw } from '../codec/index.js'
-import { BufferOverflowError, ConnectionError, PeerTimeoutError, ProtocolError, RxnetError } from '../errors.js'
+import { BufferOverflowError, ClosedError, ConnectionError, PeerTimeoutError, ProtocolError, RxnetError } from '../errors.js'
 import { varintLength } from '../framing/varint.js'
 import { BoundedQueue, type OverflowPolicy } from '../queue.js'
 import { socketChannel, type SocketChannel } from '../socket.js'
@@ -135,6 +135,9 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
   /** `close()` was called: no more control messages. */
   private closing = false
   private pumpTimer: NodeJS.Timeout | undefined
+  /** Resolves when the backlog is empty again (or the link ends): what {@link whenWritable} waits on. */
+  private drained: Promise<void> | undefined
+  private onDrained: (() => void) | undefined
   private userDropped = 0
   private userOverflows = 0
   readonly stats: ChannelStats
@@ -178,8 +181,12 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
     return this.channel.writable && (this.backlog === undefined || this.backlog.length === 0)
   }
 
-  whenWritable(): Promise<void> {
-    return this.channel.whenWritable()
+  async whenWritable(): Promise<void> {
+    while (!this.writable) {
+      if (this.ended) throw new ClosedError('peer')
+      if (this.backlog !== undefined && this.backlog.length > 0) await (this.drained ??= new Promise<void>((resolve) => (this.onDrained = resolve)))
+      else await this.channel.whenWritable()
+    }
   }
 
   /** Starts reading. Call after the peer has been handed to subscribers (they subscribe synchronously). */
@@ -236,6 +243,7 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
       if (buffered !== 0 && buffered + frameSize(next.length) > limit) break
       this.channel.send(backlog.shift()!)
     }
+    if (backlog.length === 0 || this.ended) this.wakeDrained()
     if (backlog.length === 0 || this.pumping || this.ended) return
     this.pumping = true
     const again = (): void => {
@@ -246,6 +254,12 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
     // Under the channel's own writable mark but still over ours: look again shortly.
     if (this.channel.writable) this.pumpTimer = setTimeout(again, PUMP_RETRY_MS)
     else this.channel.whenWritable().then(again, () => (this.pumping = false))
+  }
+
+  private wakeDrained(): void {
+    const wake = this.onDrained
+    this.drained = this.onDrained = undefined
+    wake?.()
   }
 
   /** A control message: its marker and body always go into the channel together (see {@link controlReserve}). */
@@ -349,6 +363,7 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
     this.ended = true
     clearInterval(this.timer)
     clearTimeout(this.pumpTimer)
+    this.wakeDrained()
     this.subject.complete()
     this.resolveLeft(reason)
   }

@@ -93,3 +93,27 @@ it('failure detection with the default timings: a silent peer is dropped with ER
   expect(ms).toBeGreaterThanOrEqual(failureTimeout) // never before the timeout
   expect(ms).toBeLessThan(2000) // by design: the first heartbeat tick past failureTimeout (1600 ms)
 })
+
+it("'drop-oldest': whenWritable() waits for the backlog too (writable was false while whenWritable resolved at once: a send loop spun)", async () => {
+  const [a, b] = await socketPair()
+  b.pause()
+  const sender: MeshPeer<Uint8Array, Uint8Array> = createLink('x', '127.0.0.1', 1, true, a, raw, { heartbeatInterval: 400, failureTimeout: 60_000, maxLength: 1 << 20, highWaterMark: 64 * 1024, overflow: 'drop-oldest' })
+  sender.start()
+  const payload = new Uint8Array(1024)
+  let spins = 0
+  // The documented send loop: send while writable, else wait. Bounded so a spin fails the test instead of hanging it.
+  for (let i = 0; i < 50_000 && spins < 1000; i++) {
+    if (sender.writable) sender.send(payload)
+    else {
+      const waited = await Promise.race([sender.whenWritable().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 100))])
+      if (!waited) break // the receiver is stalled: whenWritable() is rightly still pending
+      spins++
+    }
+  }
+  expect(spins).toBeLessThan(1000)
+  expect(sender.writable).toBe(false)
+  const writable = sender.whenWritable()
+  b.resume() // the receiver drains: the backlog empties and the link becomes writable
+  await writable
+  expect(sender.writable).toBe(true)
+})
