@@ -168,7 +168,15 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
     this.left = new Promise((resolve) => (this.resolveLeft = resolve))
     this.source = this.subject.asObservable() as Observable<In>
     this.sink = {
-      next: (v) => this.send(v),
+      // An Observer must not throw (RxJS would rethrow it asynchronously and crash the process):
+      // a value the codec refuses ends the link with ERR_ENCODE instead. `send()` throws it.
+      next: (v) => {
+        try {
+          this.send(v)
+        } catch (e) {
+          this.fail(e instanceof RxnetError ? e : new ConnectionError('send failed', e))
+        }
+      },
       error: (e) => this.fail(e instanceof RxnetError ? e : new ConnectionError('link aborted', e)),
       complete: () => void this.close(),
     }

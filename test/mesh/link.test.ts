@@ -6,7 +6,8 @@
 import net from 'node:net'
 import { once } from 'node:events'
 import { afterEach, expect, it } from 'vitest'
-import { raw } from '../../src/codec/index.js'
+import { of } from 'rxjs'
+import { codecs, raw } from '../../src/codec/index.js'
 import type { OverflowPolicy } from '../../src/queue.js'
 import { createLink, type LeaveReason, type MeshPeer } from '../../src/mesh/peer.js'
 import { DEFAULT_MESH_OPTIONS } from '../../src/mesh/options.js'
@@ -116,4 +117,14 @@ it("'drop-oldest': whenWritable() waits for the backlog too (writable was false 
   b.resume() // the receiver drains: the backlog empties and the link becomes writable
   await writable
   expect(sender.writable).toBe(true)
+})
+
+it('sink.next never throws: a value the codec refuses ends the link with ERR_ENCODE (send() throws it)', async () => {
+  const [a] = await socketPair()
+  const link: MeshPeer<unknown, unknown> = createLink('x', '127.0.0.1', 1, true, a, codecs.json, { heartbeatInterval: 400, failureTimeout: 60_000, maxLength: 1 << 20, highWaterMark: 1 << 20, overflow: 'error' })
+  link.start()
+  expect(() => link.send({ big: 1n })).toThrow(expect.objectContaining({ code: 'ERR_ENCODE' }))
+  expect(() => of({ big: 1n }).subscribe(link.sink)).not.toThrow()
+  const reason = await link.left
+  expect(reason.type === 'failed' && reason.error.code).toBe('ERR_ENCODE')
 })
