@@ -159,7 +159,6 @@ class SocketChannelImpl implements SocketChannel {
   private readonly queue: BoundedQueue<Uint8Array>
   /** Socket buffer level above which we stop handing it batches and resume from write callbacks. */
   private readonly writeLimit: number
-  private readers = 0
   private terminal: Terminal | null = null
   private scheduled = false
   private waitingDrain = false
@@ -284,10 +283,10 @@ class SocketChannelImpl implements SocketChannel {
       return () => {}
     }
     this.subscribers = [...this.subscribers, subscriber]
-    if (++this.readers === 1 && this.opts.pauseWhenUnobserved) this.socket.resume()
+    if (this.subscribers.length === 1 && this.opts.pauseWhenUnobserved) this.socket.resume()
     return () => {
       this.subscribers = this.subscribers.filter((s) => s !== subscriber)
-      if (--this.readers === 0 && this.opts.pauseWhenUnobserved && this.terminal === null && !this.ending) this.socket.pause()
+      if (this.subscribers.length === 0 && this.opts.pauseWhenUnobserved && this.terminal === null && !this.ending) this.socket.pause()
     }
   }
 
@@ -452,7 +451,7 @@ class SocketChannelImpl implements SocketChannel {
     this.rejectWaiters(new ClosedError('channel'))
     // The far side's FIN is only seen by reading: with nobody subscribed, read (and discard) so
     // the socket can close instead of staying half-open.
-    if (this.readers === 0 && this.opts.pauseWhenUnobserved && this.terminal === null) this.socket.resume()
+    if (this.subscribers.length === 0 && this.opts.pauseWhenUnobserved && this.terminal === null) this.socket.resume()
     if (!this.scheduled && !this.waitingDrain) {
       if (this.queue.length === 0) this.socket.end()
       else this.flush()
