@@ -12,7 +12,7 @@ import { createServer as createNetServer } from 'node:net'
 import type net from 'node:net'
 import { EMPTY, type Observable } from 'rxjs'
 import { resolveCodec } from '../codec/index.js'
-import { OVERFLOW_POLICIES } from '../queue.js'
+import { checkInt, checkOverflow, withDefaults } from '../options.js'
 import { AbortError, ClosedError, InvalidArgumentError, TimeoutError, type RxnetError } from '../errors.js'
 import { TAG, controlMessages, ipcMessages, type Control } from './ipc.js'
 import { LinkManager } from './links.js'
@@ -84,14 +84,14 @@ class ClusterNodeImpl implements ClusterNode {
   private readonly teardown: (() => void)[] = []
 
   constructor(options: ClusterOptions) {
-    const o = { ...DEFAULT_CLUSTER_OPTIONS, ...stripUndefined(options) }
+    const o: ClusterOptions & Required<Pick<ClusterOptions, keyof typeof DEFAULT_CLUSTER_OPTIONS>> = withDefaults(DEFAULT_CLUSTER_OPTIONS, options)
     this.isPrimary = nodeCluster.isPrimary
     // Every option is checked before anything is created (a bad one throws ERR_INVALID_ARGUMENT, nothing forked).
     this.shutdownTimeout = positive('shutdownTimeout', o.shutdownTimeout)
     this.readyTimeout = positive('readyTimeout', o.readyTimeout)
     const codec = resolveCodec(o.codec)
-    if (!OVERFLOW_POLICIES.includes(o.overflow)) throw new InvalidArgumentError(`cluster(): overflow must be one of ${OVERFLOW_POLICIES.join(', ')}, got ${String(o.overflow)}`)
-    const channel = { highWaterMark: positive('highWaterMark', o.highWaterMark), overflow: o.overflow, maxLength: positive('maxLength', o.maxLength) }
+    const overflow = checkOverflow(o.overflow, 'cluster(): overflow')
+    const channel = { highWaterMark: positive('highWaterMark', o.highWaterMark), overflow, maxLength: positive('maxLength', o.maxLength) }
     const restart = restartOptions(o.restart)
 
     let token: string
@@ -325,25 +325,14 @@ class ClusterNodeImpl implements ClusterNode {
 function noop(): void {}
 
 function positive(name: string, v: number): number {
-  if (!Number.isSafeInteger(v) || v <= 0) throw new InvalidArgumentError(`cluster(): ${name} must be a positive integer, got ${v}`)
-  return v
+  return checkInt(`cluster(): ${name}`, v)
 }
 
 /** `restart` merged with its defaults and checked (null: no restarts). */
 function restartOptions(restart: ClusterOptions['restart']): Required<RestartOptions> | null {
   if (restart === false) return null
   if (restart !== true && (typeof restart !== 'object' || restart === null)) throw new InvalidArgumentError(`cluster(): restart must be true, false or RestartOptions, got ${String(restart)}`)
-  const r = { ...DEFAULT_RESTART_OPTIONS, ...(restart === true ? {} : stripUndefined(restart)) }
-  const atLeast = (name: keyof RestartOptions, min: number): void => {
-    if (!Number.isSafeInteger(r[name]) || r[name] < min) throw new InvalidArgumentError(`cluster(): restart.${name} must be an integer >= ${min}, got ${r[name]}`)
-  }
-  atLeast('initialDelay', 0)
-  atLeast('maxDelay', 0)
-  atLeast('maxRestarts', 0)
-  atLeast('window', 1)
+  const r = withDefaults(DEFAULT_RESTART_OPTIONS, restart === true ? {} : restart)
+  for (const [name, min] of [['initialDelay', 0], ['maxDelay', 0], ['maxRestarts', 0], ['window', 1]] as const) checkInt(`cluster(): restart.${name}`, r[name], min)
   return r
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>
 }
