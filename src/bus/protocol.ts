@@ -18,6 +18,7 @@
  * @module
  */
 import { ProtocolError } from '../errors.js'
+import { encodeFrame } from '../framing/encoder.js'
 import { varintLength, writeVarint, MAX_VARINT_BYTES } from '../framing/varint.js'
 import { MAX_TOPIC_LENGTH } from './topics.js'
 
@@ -53,10 +54,7 @@ const enc = new TextEncoder()
 
 /** A length-prefixed UTF-8 string, encoded once (ids and topics are reused across frames). */
 export function encodeString(s: string): Uint8Array {
-  const bytes = enc.encode(s)
-  const out = new Uint8Array(varintLength(bytes.length) + bytes.length)
-  out.set(bytes, writeVarint(out, 0, bytes.length))
-  return out
+  return encodeFrame(enc.encode(s))
 }
 
 function build(type: number, parts: (number | Uint8Array)[]): Uint8Array {
