@@ -150,7 +150,7 @@ function giveBatch(buf: Buffer): void {
 class SocketChannelImpl implements SocketChannel {
   readonly source: Observable<Uint8Array>
   readonly sink: Observer<Uint8Array>
-  readonly stats: Stats
+  readonly stats: QueueStats
   readonly closed: Promise<void>
 
   /** Current subscribers of `source` (copy-on-write, so emitting never sees a half-updated list). */
@@ -200,7 +200,7 @@ class SocketChannelImpl implements SocketChannel {
     this.decoder = new FrameDecoder(opts.maxLength)
     this.queue = new BoundedQueue(opts.highWaterMark, opts.overflow, sizeOfFrame)
     this.writeLimit = Math.max(1, Math.min(1024 * 1024, opts.highWaterMark >> 1))
-    this.stats = new Stats(this.queue, socket)
+    this.stats = new QueueStats(this.queue, socket)
 
     this.source = new Observable<Uint8Array>((subscriber) => this.subscribe(subscriber))
     this.sink = {
@@ -478,15 +478,20 @@ class SocketChannelImpl implements SocketChannel {
 
 function noop(): void {}
 
-class Stats implements ChannelStats {
+/**
+ * @internal The {@link ChannelStats} of a channel with a send queue: plain counters the channel
+ * increments, getters over the queue and, when given, what `socket` still buffers. Multicast's
+ * stats extend it.
+ */
+export class QueueStats implements ChannelStats {
   messagesIn = 0
   bytesIn = 0
   messagesOut = 0
   bytesOut = 0
   droppedAfterClose = 0
   readonly #queue: BoundedQueue<Uint8Array>
-  readonly #socket: Duplex
-  constructor(queue: BoundedQueue<Uint8Array>, socket: Duplex) {
+  readonly #socket: Duplex | undefined
+  constructor(queue: BoundedQueue<Uint8Array>, socket?: Duplex) {
     this.#queue = queue
     this.#socket = socket
   }
@@ -497,6 +502,6 @@ class Stats implements ChannelStats {
     return this.#queue.overflows
   }
   get bufferedBytes(): number {
-    return this.#queue.bytes + (this.#socket.writableLength ?? 0)
+    return this.#queue.bytes + (this.#socket?.writableLength ?? 0)
   }
 }

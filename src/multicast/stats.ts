@@ -1,17 +1,14 @@
 /**
  * The live counters of a multicast channel: plain fields the adapter increments, plus getters over
- * its send queue and sender table (no socket here).
+ * its send queue (those of socketChannel's {@link QueueStats}, no socket here) and sender table.
  * @module
  */
 import type { BoundedQueue } from '../queue.js'
+import { QueueStats } from '../socket.js'
 import type { MulticastStats } from './options.js'
 
 /** {@link MulticastStats} as kept by the channel; `snapshot()` copies it. */
-export class Stats implements MulticastStats {
-  messagesIn = 0
-  bytesIn = 0
-  messagesOut = 0
-  bytesOut = 0
+export class Stats extends QueueStats implements MulticastStats {
   datagramsIn = 0
   datagramsOut = 0
   echoes = 0
@@ -21,21 +18,10 @@ export class Stats implements MulticastStats {
   gaps = 0
   reordered = 0
   sendErrors = 0
-  droppedAfterClose = 0
-  readonly #queue: BoundedQueue<Uint8Array>
   readonly #senders: Map<string, unknown>
   constructor(queue: BoundedQueue<Uint8Array>, senders: Map<string, unknown>) {
-    this.#queue = queue
+    super(queue)
     this.#senders = senders
-  }
-  get dropped(): number {
-    return this.#queue.dropped + this.droppedAfterClose
-  }
-  get overflows(): number {
-    return this.#queue.overflows
-  }
-  get bufferedBytes(): number {
-    return this.#queue.bytes
   }
   get senders(): number {
     return this.#senders.size
