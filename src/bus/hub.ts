@@ -177,8 +177,8 @@ class HubImpl implements Hub {
     ch.source.subscribe({
       next: (frame) => this.onFrame(s, frame),
       // A connection that failed is a disconnect; anything else (oversized frame, overflow) is the client's fault.
-      error: (e) => (isRxnetError(e) && e.code !== 'ERR_CONNECTION' ? this.drop(s, e) : this.remove(s, null)),
-      complete: () => this.remove(s, null),
+      error: (e) => (isRxnetError(e) && e.code !== 'ERR_CONNECTION' ? this.drop(s, e) : this.remove(s)),
+      complete: () => this.remove(s),
     })
     if (this.congested.size > 0) socket.pause()
   }
@@ -347,11 +347,11 @@ class HubImpl implements Hub {
     if (s.closed) return
     this.stats.dropped++
     this.events.next({ type: 'drop', client: s.id, error })
-    this.remove(s, error)
+    this.remove(s)
     s.ch.sink.error(error)
   }
 
-  private remove(s: Session, _error: RxnetError | null): void {
+  private remove(s: Session): void {
     if (s.closed) return
     s.closed = true
     if (s.helloTimer !== null) clearTimeout(s.helloTimer)
