@@ -10,12 +10,10 @@ import net from 'node:net'
 import { unlink } from 'node:fs/promises'
 import { Observable, Subject, share } from 'rxjs'
 import { socketChannel, type SocketChannel, type SocketChannelOptions } from '../socket.js'
-import type { Codec } from '../codec/index.js'
+import { decodeWith, encodeWith, type Codec } from '../codec/index.js'
 import {
   AuthenticationError,
-  DecodeError,
   DuplicateIdError,
-  EncodeError,
   HandshakeError,
   PathTooLongError,
   RxnetError,
@@ -218,11 +216,11 @@ export function createLink(raw: SocketChannel, id: number, pid: number, codec: C
       next: (bytes) => {
         let value: unknown
         try {
-          value = codec.decode(bytes)
+          value = decodeWith(codec, bytes)
         } catch (e) {
-          // Garbage on a link: report it typed, then reset that link (and only that link).
-          subscriber.error(new DecodeError(codec.name, e))
-          raw.sink.error(new DecodeError(codec.name, e))
+          // Garbage on a link: report it typed (ERR_DECODE), then reset that link (and only that link).
+          subscriber.error(e)
+          raw.sink.error(e)
           return
         }
         subscriber.next(value)
@@ -231,15 +229,7 @@ export function createLink(raw: SocketChannel, id: number, pid: number, codec: C
       complete: () => subscriber.complete(),
     }),
   ).pipe(share({ resetOnError: false, resetOnComplete: false, resetOnRefCountZero: true }))
-  const send = (value: unknown): void => {
-    let bytes: Uint8Array
-    try {
-      bytes = codec.encode(value)
-    } catch (e) {
-      throw new EncodeError(codec.name, e)
-    }
-    raw.send(bytes)
-  }
+  const send = (value: unknown): void => raw.send(encodeWith(codec, value))
   return {
     id,
     pid,
