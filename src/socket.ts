@@ -248,7 +248,7 @@ class SocketChannelImpl implements SocketChannel {
     }
     let accepted: boolean
     try {
-      accepted = this.queue.pushSized(payload, n < 0x80 ? n + 1 : n + varintLength(n), this.socket.writableLength)
+      accepted = this.queue.pushSized(payload, sizeOfFrame(payload), this.socket.writableLength)
     } catch (e) {
       this.fail(e)
       return
