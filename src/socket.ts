@@ -226,7 +226,7 @@ class SocketChannelImpl implements SocketChannel {
   }
 
   get writable(): boolean {
-    return !this.ending && this.terminal === null && this.queue.bytes + this.socket.writableLength <= this.opts.highWaterMark >> 1
+    return !this.ending && this.terminal === null && this.stats.bufferedBytes <= this.opts.highWaterMark >> 1
   }
 
   whenWritable(options: { signal?: AbortSignal } = {}): Promise<void> {
