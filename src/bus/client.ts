@@ -201,17 +201,14 @@ class BusImpl implements Bus {
       frame = encodePub(seq, t, encodeWith(this.codec, data))
     }
     if (frame.length > this.maxMessageSize) throw new FrameTooLongError(frame.length, this.maxMessageSize)
-    const before = this.outbox.dropped
     let accepted: boolean
     try {
       accepted = this.outbox.push({ seq, frame })
-    } catch (e) {
+    } finally {
       this.stats.overflows = this.outbox.overflows
-      throw e
     }
     this.seq = seq
-    this.stats.overflows = this.outbox.overflows
-    this.stats.dropped += this.outbox.dropped - before
+    this.stats.dropped = this.outbox.dropped
     this.stats.buffered = this.outbox.length
     if (!accepted) return
     this.stats.emitted++
