@@ -331,7 +331,6 @@ class DuplexChannelImpl<Chunk, In, Out> implements DuplexChannel<In, Out> {
   private readonly subject = new Subject<In>()
   private readonly out: BoundedQueue<Out>
   private terminal: { error: unknown } | { error?: undefined } | null = null
-  private readers = 0
   private pulling = false
   private iterator: Iterator<Chunk> | AsyncIterator<Chunk> | null = null
   /** Values decoded while nobody was subscribed (the last one left mid-chunk): for the next one. */
@@ -342,7 +341,7 @@ class DuplexChannelImpl<Chunk, In, Out> implements DuplexChannel<In, Out> {
   private waiters: Waiter[] = []
   private readonly sinkDone: Promise<void>
   private readonly emit = (value: In): void => {
-    if (this.readers > 0) this.subject.next(value)
+    if (this.subject.observed) this.subject.next(value)
     else this.held.push(value)
   }
 
@@ -460,12 +459,8 @@ class DuplexChannelImpl<Chunk, In, Out> implements DuplexChannel<In, Out> {
       return () => {}
     }
     const inner = this.subject.subscribe(subscriber)
-    this.readers++
     void this.pull()
-    return () => {
-      inner.unsubscribe()
-      this.readers--
-    }
+    return () => inner.unsubscribe()
   }
 
   /** Reads the duplex source while someone is subscribed. */
@@ -478,7 +473,7 @@ class DuplexChannelImpl<Chunk, In, Out> implements DuplexChannel<In, Out> {
         this.iterator = typeof src[Symbol.asyncIterator] === 'function' ? src[Symbol.asyncIterator]() : src[Symbol.iterator]()
       }
       const it = this.iterator
-      while (this.readers > 0 && this.terminal === null) {
+      while (this.subject.observed && this.terminal === null) {
         const r = await it.next()
         if (this.terminal !== null) return
         if (r.done === true) {
