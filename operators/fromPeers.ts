@@ -2,7 +2,7 @@
  * `fromPeers()`: every peer's messages, merged, each with its sender.
  * @module
  */
-import { Observable, type OperatorFunction, type Subscription } from 'rxjs'
+import { catchError, EMPTY, map, mergeMap, type Observable, type OperatorFunction } from 'rxjs'
 
 /** One message and the peer it came from. */
 export interface PeerMessage<P, M> {
@@ -28,39 +28,10 @@ export interface PeerMessage<P, M> {
  */
 export function fromPeers<P extends { readonly source: Observable<unknown> }>(): OperatorFunction<P, PeerMessage<P, P extends { readonly source: Observable<infer M> } ? M : never>> {
   type M = P extends { readonly source: Observable<infer X> } ? X : never
-  return (peers) =>
-    new Observable<PeerMessage<P, M>>((subscriber) => {
-      const inner = new Set<Subscription>()
-      let outerDone = false
-      const maybeComplete = (): void => {
-        if (outerDone && inner.size === 0) subscriber.complete()
-      }
-      const outer = peers.subscribe({
-        next(peer) {
-          let sub: Subscription | undefined
-          let ended = false
-          const end = (): void => {
-            ended = true
-            if (sub !== undefined) inner.delete(sub)
-            maybeComplete()
-          }
-          sub = (peer.source as Observable<M>).subscribe({
-            next: (message) => subscriber.next({ peer, message }),
-            error: end,
-            complete: end,
-          })
-          if (!ended) inner.add(sub)
-        },
-        error: (e) => subscriber.error(e),
-        complete: () => {
-          outerDone = true
-          maybeComplete()
-        },
-      })
-      return () => {
-        outer.unsubscribe()
-        for (const s of inner) s.unsubscribe()
-        inner.clear()
-      }
-    })
+  return mergeMap((peer: P) =>
+    (peer.source as Observable<M>).pipe(
+      map((message) => ({ peer, message })),
+      catchError(() => EMPTY),
+    ),
+  )
 }
