@@ -25,8 +25,7 @@ interface Proc {
   /** Exit requested by us (drain, shutdown): not a crash. */
   expected: boolean
   exited: Promise<void>
-  linked: boolean
-  /** Its link server, once announced. */
+  /** Its link server, once announced (non-null: linked up). */
   entry: RosterEntry | null
 }
 
@@ -178,7 +177,7 @@ export class Supervisor {
       [ENV.size]: String(this.opts.workers),
     })
     let onExited!: () => void
-    const proc: Proc = { id, worker, pid: worker.process.pid ?? -1, served: new Map(), expected: false, exited: new Promise((r) => (onExited = r)), linked: false, entry: null }
+    const proc: Proc = { id, worker, pid: worker.process.pid ?? -1, served: new Map(), expected: false, exited: new Promise((r) => (onExited = r)), entry: null }
     this.procs.add(proc)
     if (!candidate) slot.state = 'starting'
 
@@ -186,7 +185,7 @@ export class Supervisor {
       if (slot.current === proc) slot.state = 'online'
       this.events.next({ type: 'online', id, pid: proc.pid })
     }
-    const onMessage = (m: unknown, handle?: unknown): void => this.onMessage(proc, m, handle)
+    const onMessage = (m: unknown): void => this.onMessage(proc, m)
     const onError = (): void => {} // IPC send errors after the worker died: its exit event follows
     const onExit = (code: number | null, signal: NodeJS.Signals | null): void => {
       worker.off('online', onOnline)
@@ -214,7 +213,7 @@ export class Supervisor {
     return proc
   }
 
-  private onMessage(proc: Proc, m: unknown, _handle: unknown): void {
+  private onMessage(proc: Proc, m: unknown): void {
     if (!isControl(m)) {
       this.user.next({ from: proc.id, data: m })
       return
@@ -222,7 +221,6 @@ export class Supervisor {
     const c = m as Control
     switch (c[TAG]) {
       case 'links': {
-        proc.linked = true
         proc.entry = { id: c.id, pid: c.pid, path: c.path }
         // Only a slot's current worker is in the roster: a reload candidate joins when it is promoted.
         if (this.slots.get(proc.id)?.current === proc) this.publish(proc)
@@ -284,7 +282,7 @@ export class Supervisor {
     const msg = this.rosterMessage()
     for (const slot of this.slots.values()) {
       const p = slot.current
-      if (p !== null && p.linked && p.worker.isConnected()) p.worker.send(msg)
+      if (p !== null && p.entry !== null && p.worker.isConnected()) p.worker.send(msg)
     }
   }
 
@@ -318,7 +316,7 @@ export class Supervisor {
     const slot = this.slots.get(proc.id)
     if (slot?.current === proc) slot.state = 'draining'
     // Before it announced its links the worker may not listen for 'shutdown' yet: a signal always lands.
-    if (proc.linked && proc.worker.isConnected()) proc.worker.send({ [TAG]: 'shutdown' } satisfies Control, undefined, () => {})
+    if (proc.entry !== null && proc.worker.isConnected()) proc.worker.send({ [TAG]: 'shutdown' } satisfies Control, undefined, () => {})
     else proc.worker.process.kill('SIGTERM')
     const timer = setTimeout(() => proc.worker.process.kill('SIGKILL'), this.opts.shutdownTimeout + 2_000)
     await proc.exited
@@ -368,7 +366,7 @@ export class Supervisor {
         f()
       }
       const check = (): void => {
-        if (proc.linked && wanted.every((k) => proc.served.has(k))) settle(resolve)
+        if (proc.entry !== null && wanted.every((k) => proc.served.has(k))) settle(resolve)
       }
       const onAbort = (): void => settle(() => reject(new AbortError(signal?.reason)))
       const subs = [
