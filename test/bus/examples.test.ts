@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { fileURLToPath } from 'node:url'
+import { runScript } from '../unit/run-script.js'
 import { exited, spawnTs, tmpSocket } from './helpers.js'
 
 const example = (name: string): string => fileURLToPath(new URL(`../../examples/${name}`, import.meta.url))
@@ -16,9 +17,8 @@ describe('netcluster examples', () => {
       children.push(server)
       const receiver = await spawnTs(example('netcluster-receiver.ts'), ['3'], 'receiver ready')
       children.push(receiver)
-      const sender = await spawnTs(example('netcluster-sender.ts'), ['3', '20'], '')
-      children.push(sender)
-      expect(await exited(sender)).toBe(0)
+      const sender = await runScript(example('netcluster-sender.ts'), ['3', '20'])
+      expect(sender.code).toBe(0)
       expect(await exited(receiver)).toBe(0)
       expect(receiver.output().match(/A called:"TESTE"/g)).toHaveLength(3)
       server.kill('SIGINT')
@@ -39,14 +39,14 @@ describe('rxnet hub / tail / emit', () => {
     const tail = await spawnTs(cli, ['tail', 'log.>', '--path', path, '--count', '2'], 'tailing')
     children.push(tail)
     for (const [t, v] of [['log.a', '{"line":"TESTE"}'], ['other', '1'], ['log.b.c', '42']]) {
-      const emit = await spawnTs(cli, ['emit', t!, v!, '--path', path], '')
-      expect(await exited(emit), emit.output()).toBe(0)
+      const emit = await runScript(cli, ['emit', t!, v!, '--path', path])
+      expect(emit.code, emit.stdout + emit.stderr).toBe(0)
     }
     expect(await exited(tail)).toBe(0)
     expect(tail.output()).toContain('log.a {"line":"TESTE"}\nlog.b.c 42\n')
-    const bad = await spawnTs(cli, ['emit', 'log.*', '1', '--path', path], '')
-    expect(await exited(bad)).toBe(1)
-    expect(bad.output()).toContain('ERR_INVALID_ARGUMENT')
+    const bad = await runScript(cli, ['emit', 'log.*', '1', '--path', path])
+    expect(bad.code).toBe(1)
+    expect(bad.stdout + bad.stderr).toContain('ERR_INVALID_ARGUMENT')
     hub.kill('SIGTERM')
     expect(await exited(hub)).toBe(0)
   })

@@ -37,7 +37,6 @@ export async function spawnTs(file: string, args: string[], marker = 'ready'): P
     child.stdout!.on('data', check)
     child.stderr!.on('data', check)
     child.once('exit', onExit)
-    if (marker === '') resolve()
   })
   return Object.assign(child, { output: () => out + err })
 }

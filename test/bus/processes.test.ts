@@ -1,6 +1,7 @@
 import fs from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connectBus, startHub, type Bus, type BusMessage } from 'rxnet'
+import { runScript } from '../unit/run-script.js'
 import { exited, fixture, spawnTs, tmpSocket, until } from './helpers.js'
 
 const open: { close(): unknown }[] = []
@@ -28,8 +29,8 @@ describe('bus across real processes', () => {
     open.push({ close: () => sub.unsubscribe() })
     await r.flush()
     const N = 1000
-    const children = await Promise.all([0, 1, 2].map((k) => spawnTs(fixture('emitter-process.ts'), [hub.path, `p.${k}`, String(N)], '')))
-    expect(await Promise.all(children.map(exited))).toEqual([0, 0, 0])
+    const children = await Promise.all([0, 1, 2].map((k) => runScript(fixture('emitter-process.ts'), [hub.path, `p.${k}`, String(N)])))
+    expect(children.map((c) => c.code)).toEqual([0, 0, 0])
     await until(() => got.length === 3 * N, 15_000, 'all messages')
     const bySender = new Map<number, number[]>()
     for (const m of got) bySender.set(m.data.from, [...(bySender.get(m.data.from) ?? []), m.data.i])
