@@ -325,6 +325,11 @@ export function fromByteDuplex(duplex: Duplex<Uint8Array | Uint8ArrayList, Uint8
   )
 }
 
+/** `e` as thrown by the duplex's `side`: an {@link RxnetError} as it is, anything else as `ERR_CONNECTION`. */
+function duplexError(side: 'sink' | 'source', e: unknown): RxnetError {
+  return e instanceof RxnetError ? e : new ConnectionError(`duplex ${side} failed: ${String((e as Error)?.message ?? e)}`, e)
+}
+
 class DuplexChannelImpl<Chunk, In, Out> implements DuplexChannel<In, Out> {
   readonly source: Observable<In>
   readonly sink: Observer<Out>
@@ -364,7 +369,7 @@ class DuplexChannelImpl<Chunk, In, Out> implements DuplexChannel<In, Out> {
           this.out.clear()
           this.settleWaiters(new ClosedError('channel'))
         },
-        (e: unknown) => this.fail(e instanceof RxnetError ? e : new ConnectionError(`duplex sink failed: ${String((e as Error)?.message ?? e)}`, e)),
+        (e: unknown) => this.fail(duplexError('sink', e)),
       )
   }
 
@@ -485,8 +490,7 @@ class DuplexChannelImpl<Chunk, In, Out> implements DuplexChannel<In, Out> {
       }
     } catch (e) {
       if (this.terminal === null) {
-        const error = e instanceof RxnetError ? e : new ConnectionError(`duplex source failed: ${String((e as Error)?.message ?? e)}`, e)
-        this.fail(error)
+        this.fail(duplexError('source', e))
       }
     } finally {
       this.pulling = false
