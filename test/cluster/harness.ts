@@ -98,12 +98,11 @@ export class Fixture {
 
   /** Waits until `n` reports match `pred`. */
   async waitCount(pred: (r: Report) => boolean, n: number, timeout = 20_000, what = 'reports'): Promise<Report[]> {
-    const deadline = Date.now() + timeout
-    while (this.reports.filter(pred).length < n) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${n} ${what} (have ${this.reports.filter(pred).length}); stderr:\n${this.stderr.slice(-2000)}`)
-      await this.waitFor(() => true, Math.max(1, deadline - Date.now())).catch(() => {})
-      await new Promise((r) => setImmediate(r))
-    }
+    // Counts matches as they come (past ones first, through waitFor), instead of polling the reports.
+    let seen = 0
+    await this.waitFor((r) => pred(r) && ++seen >= n, timeout).catch(() => {
+      throw new Error(`timed out waiting for ${n} ${what} (have ${this.reports.filter(pred).length}); stderr:\n${this.stderr.slice(-2000)}`)
+    })
     return this.reports.filter(pred)
   }
 
