@@ -10,6 +10,7 @@ import type { Observable } from 'rxjs'
 import type { CodecLike } from '../codec/index.js'
 import { InvalidArgumentError, type RxnetError } from '../errors.js'
 import { DEFAULT_MAX_LENGTH } from '../framing/decoder.js'
+import { checkInt, withDefaults } from '../options.js'
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, type OverflowPolicy } from '../queue.js'
 import type { LeaveReason, Peer } from './peer.js'
 
@@ -220,13 +221,10 @@ export const PSK_IDENTITY = 'rxnet-mesh'
 export function resolveOptions(o: MeshOptions): Resolved {
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh takes a name or an options object')
   if (typeof o.name !== 'string' || o.name.length === 0 || Buffer.byteLength(o.name) > 200) throw new InvalidArgumentError('mesh name must be a non-empty string of at most 200 bytes')
-  const r = { ...DEFAULT_MESH_OPTIONS } as unknown as Resolved
-  for (const [k, v] of Object.entries(o)) if (v !== undefined) (r as unknown as Record<string, unknown>)[k] = v
+  const r = withDefaults(DEFAULT_MESH_OPTIONS, o) as unknown as Resolved
   r.id = o.id ?? randomBytes(6).toString('hex')
   if (typeof r.id !== 'string' || r.id.length === 0 || Buffer.byteLength(r.id) > 48) throw new InvalidArgumentError('id must be a non-empty string of at most 48 bytes')
-  for (const k of ['heartbeatInterval', 'failureTimeout', 'handshakeTimeout', 'connectTimeout', 'reconnectDelay', 'maxReconnectDelay', 'maxLength', 'highWaterMark', 'mdnsPort'] as const) {
-    if (!Number.isSafeInteger(r[k]) || r[k] <= 0) throw new InvalidArgumentError(`${k} must be a positive integer`)
-  }
+  for (const k of ['heartbeatInterval', 'failureTimeout', 'handshakeTimeout', 'connectTimeout', 'reconnectDelay', 'maxReconnectDelay', 'maxLength', 'highWaterMark', 'mdnsPort'] as const) checkInt(k, r[k])
   if (r.interface !== undefined && !(net.isIPv4(r.interface) || r.interface === '::1' || r.interface === 'localhost')) {
     throw new InvalidArgumentError(`interface must be an IPv4 address, '::1' or 'localhost' (mDNS runs over IPv4), got "${r.interface}"`)
   }
