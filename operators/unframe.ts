@@ -4,7 +4,7 @@
  */
 import { Observable, type OperatorFunction } from 'rxjs'
 import { DEFAULT_MAX_LENGTH, FrameDecoder } from '../src/framing/decoder.js'
-import { InvalidArgumentError } from '../src/errors.js'
+import { checkInt } from '../src/options.js'
 
 /**
  * Options of {@link unframe}.
@@ -37,8 +37,7 @@ export interface UnframeOptions {
  * ```
  */
 export function unframe(options: UnframeOptions = {}): OperatorFunction<Uint8Array, Uint8Array> {
-  const maxLength = options.maxLength ?? DEFAULT_MAX_LENGTH
-  if (!Number.isSafeInteger(maxLength) || maxLength < 0) throw new InvalidArgumentError(`maxLength must be a non-negative integer, got ${maxLength}`)
+  const maxLength = checkInt('maxLength', options.maxLength ?? DEFAULT_MAX_LENGTH, 0)
   return (source) =>
     new Observable<Uint8Array>((subscriber) => {
       const decoder = new FrameDecoder(maxLength)

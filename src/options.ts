@@ -16,7 +16,7 @@ export function withDefaults<D extends object>(defaults: D, options: object): D 
 /** Returns `value` if it is an integer in `min..max`; throws `ERR_INVALID_ARGUMENT` naming the option otherwise. */
 export function checkInt(name: string, value: unknown, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
-    const range = max === Number.MAX_SAFE_INTEGER ? (min === 1 ? 'a positive integer' : `an integer >= ${min}`) : `an integer in ${min}..${max}`
+    const range = max === Number.MAX_SAFE_INTEGER ? (min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : `an integer >= ${min}`) : `an integer in ${min}..${max}`
     throw new InvalidArgumentError(`${name} must be ${range}, got ${String(value)}`)
   }
   return value
