@@ -20,7 +20,9 @@ import {
   TimeoutError,
   VersionMismatchError,
 } from '../errors.js'
+import { MAX_SOCKET_PATH } from '../bus/listen.js'
 import type { RosterEntry } from './ipc.js'
+import { listenAsync } from './serve.js'
 import type { Link } from './types.js'
 
 /** Version of the link handshake. */
@@ -29,8 +31,6 @@ export const LINK_PROTOCOL_VERSION = 1
 export const MAX_HANDSHAKE_BYTES = 1024
 /** How long a handshake may take, in ms. */
 export const HANDSHAKE_TIMEOUT = 5_000
-/** Longest Unix socket path (Linux sun_path minus the NUL). */
-const MAX_UNIX_PATH = process.platform === 'darwin' ? 103 : 107
 
 interface Hello {
   rxnet: 'link'
@@ -82,17 +82,10 @@ export class LinkManager {
   /** Starts the link server (exclusive: never shared through node:cluster). */
   async listen(): Promise<string> {
     const { path } = this.opts
-    if (process.platform !== 'win32' && Buffer.byteLength(path) > MAX_UNIX_PATH) throw new PathTooLongError(path, MAX_UNIX_PATH)
+    if (process.platform !== 'win32' && Buffer.byteLength(path) > MAX_SOCKET_PATH) throw new PathTooLongError(path, MAX_SOCKET_PATH)
     const server = net.createServer(this.onConnection)
     this.server = server
-    await new Promise<void>((resolve, reject) => {
-      const onError = (e: Error): void => reject(e)
-      server.once('error', onError)
-      server.listen({ path, exclusive: true }, () => {
-        server.off('error', onError)
-        resolve()
-      })
-    })
+    await listenAsync(server, { path, exclusive: true })
     server.on('error', this.onServerError)
     return path
   }
