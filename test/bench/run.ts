@@ -7,6 +7,7 @@
 import { readdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import os from 'node:os'
+import { checkInt } from '../../src/options.js'
 import { createContext, type BenchFn, type BenchRow } from './harness.js'
 
 const dir = fileURLToPath(new URL('.', import.meta.url))
@@ -21,7 +22,7 @@ function option(name: string): string | undefined {
 }
 const runs = Number(option('--runs') ?? 5)
 const jsonFile = option('--json')
-if (!Number.isSafeInteger(runs) || runs < 1) throw new Error('--runs must be a positive integer')
+checkInt('--runs', runs)
 const wanted = new Set(args)
 const files = readdirSync(dir).filter((f) => f.endsWith('.bench.ts')).sort()
 const unknown = [...wanted].filter((w) => !files.includes(`${w}.bench.ts`))
