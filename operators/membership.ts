@@ -2,7 +2,7 @@
  * `membership()`: a stream of peers to the live member map.
  * @module
  */
-import { from, Observable, type OperatorFunction, type Subscription } from 'rxjs'
+import { from, ignoreElements, Observable, Subscription, type OperatorFunction } from 'rxjs'
 
 /** What {@link membership} needs of a peer: an `id`, and a way to tell that it left. */
 export interface MemberLike {
@@ -56,25 +56,12 @@ export function membership<P extends MemberLike>(): OperatorFunction<P, Readonly
           }
           members.set(peer.id, peer)
           subscriber.next(new Map(members))
-          const ended = peer.left !== undefined ? from(Promise.resolve(peer.left)) : peer.source
-          let sync = true
-          let endedSync = false
-          const sub = ended.subscribe({
-            next: () => {
-              if (peer.left === undefined) return
-              if (sync) endedSync = true
-              else leave(peer)
-            },
-            error: () => (sync ? (endedSync = true) : leave(peer)),
-            complete: () => {
-              if (peer.left !== undefined) return
-              if (sync) endedSync = true
-              else leave(peer)
-            },
-          })
-          sync = false
-          watches.set(peer, sub)
-          if (endedSync) leave(peer)
+          // Registered before subscribing, so a source that has already ended (and leaves at once) is seen.
+          const watch = new Subscription()
+          watches.set(peer, watch)
+          const leaves = peer.left !== undefined ? from(Promise.resolve(peer.left)) : peer.source.pipe(ignoreElements())
+          const end = (): void => leave(peer)
+          watch.add(leaves.subscribe({ next: end, error: end, complete: end }))
         },
         error: (e) => subscriber.error(e),
         complete: () => {
