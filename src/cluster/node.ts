@@ -170,7 +170,7 @@ class ClusterNodeImpl implements ClusterNode {
   async serve(server: net.Server, options: ServeOptions): Promise<ServeInfo> {
     if (this.closing) throw new ClosedError('cluster node')
     const { port, host, backlog, signal } = options
-    if (!Number.isSafeInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`serve(): port must be 0..65535, got ${port}`)
+    checkInt('serve(): port', port, 0, 65535)
     const distribution = options.distribution ?? DEFAULT_DISTRIBUTION
     if (distribution !== 'round-robin' && distribution !== 'shared') throw new InvalidArgumentError(`serve(): distribution must be 'round-robin' or 'shared', got ${distribution}`)
     if (signal?.aborted) throw new AbortError(signal.reason)
