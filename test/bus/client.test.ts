@@ -67,9 +67,9 @@ describe('bus client promises', () => {
     expect(s.listeners()).toBe(0)
     const w2 = b.whenWritable()
     const f = b.flush()
-    await b.close()
-    await expect(w2).rejects.toMatchObject({ code: 'ERR_CLOSED' })
-    await expect(f).rejects.toMatchObject({ code: 'ERR_CLOSED' })
+    // Both handlers are attached before close() rejects them (awaiting close() first could leave
+    // them rejected and unhandled across a macrotask: an unhandled-rejection failure in vitest).
+    await Promise.all([expect(w2).rejects.toMatchObject({ code: 'ERR_CLOSED' }), expect(f).rejects.toMatchObject({ code: 'ERR_CLOSED' }), b.close()])
     await expect(b.whenWritable()).rejects.toMatchObject({ code: 'ERR_CLOSED' })
   })
 })
