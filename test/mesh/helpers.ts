@@ -32,11 +32,7 @@ export class Child {
   /** Resolves with the first message (past or future) matching `pred`. */
   wait(pred: (m: Record<string, unknown>) => boolean, ms = 20_000, what = 'message'): Promise<Record<string, unknown>> {
     const past = this.messages.find(pred)
-    if (past) return Promise.resolve(past)
-    return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms)
-      this.waiters.push({ pred, resolve: (m) => (clearTimeout(t), resolve(m)) })
-    })
+    return past ? Promise.resolve(past) : this.next(pred, ms, what)
   }
 
   /** Resolves with the next message matching `pred` (ignores past ones). */
