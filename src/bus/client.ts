@@ -62,7 +62,8 @@ type Deliver = (topic: string, data: unknown, origin: string, seq: number) => vo
 
 interface Interest {
   readonly matcher: TopicMatcher
-  readonly listeners: Set<Deliver>
+  /** Each subscriber's delivery callback, and how to complete it (used by close()). */
+  readonly listeners: Map<Deliver, () => void>
 }
 
 class BusImpl implements Bus {
@@ -154,17 +155,15 @@ class BusImpl implements Bus {
           subscriber.error(new InvalidArgumentError(`a bus client can watch at most ${MAX_PATTERNS} distinct patterns`))
           return
         }
-        interest = { matcher, listeners: new Set() }
+        interest = { matcher, listeners: new Map() }
         this.interests.set(pattern, interest)
         this.routes.clear()
         if (this.ch !== null) this.ch.send(encodeSub(pattern))
       }
-      interest.listeners.add(deliver)
-      completers.set(deliver, () => subscriber.complete())
+      interest.listeners.set(deliver, () => subscriber.complete())
       const own = interest
       return () => {
         own.listeners.delete(deliver)
-        completers.delete(deliver)
         if (own.listeners.size === 0 && this.interests.get(pattern) === own) {
           this.interests.delete(pattern)
           this.routes.clear()
@@ -323,7 +322,7 @@ class BusImpl implements Bus {
       return
     }
     this.stats.received++
-    for (const interest of targets) for (const deliver of interest.listeners) deliver(topic, data, origin, seq)
+    for (const interest of targets) for (const deliver of interest.listeners.keys()) deliver(topic, data, origin, seq)
   }
 
   private onAck(seq: number): void {
@@ -372,8 +371,8 @@ class BusImpl implements Bus {
     const waiters = [...this.pings.values(), ...this.writableWaiters]
     this.writableWaiters = []
     for (const w of waiters) w.reject(new ClosedError('bus'))
-    const listeners = [...this.interests.values()].flatMap((i) => [...i.listeners])
-    for (const d of listeners) completers.get(d)?.()
+    const completers = [...this.interests.values()].flatMap((i) => [...i.listeners.values()])
+    for (const complete of completers) complete()
     this.interests.clear()
     this.routes.clear()
     this.stats.buffered = this.outbox.length
@@ -387,6 +386,3 @@ class BusImpl implements Bus {
     }
   }
 }
-
-/** How to complete the subscriber behind a delivery callback (used by close()). */
-const completers = new WeakMap<Deliver, () => void>()
