@@ -227,7 +227,22 @@ export function createLink(raw: SocketChannel, id: number, pid: number, codec: C
     id,
     pid,
     source,
-    sink: { next: send, error: (e) => raw.sink.error(e), complete: () => raw.sink.complete() },
+    // As an Observer (`values$.subscribe(link.sink)`), a value the codec refuses must not throw out of
+    // next (RxJS would rethrow it asynchronously and crash the process): it aborts the link instead.
+    sink: {
+      next: (value) => {
+        let bytes: Uint8Array
+        try {
+          bytes = encodeWith(codec, value)
+        } catch (e) {
+          raw.sink.error(e)
+          return
+        }
+        raw.send(bytes)
+      },
+      error: (e) => raw.sink.error(e),
+      complete: () => raw.sink.complete(),
+    },
     send,
     stats: raw.stats,
     get writable() {

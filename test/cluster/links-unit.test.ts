@@ -5,7 +5,8 @@ import path from 'node:path'
 import { firstValueFrom } from 'rxjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { resolveCodec } from '../../src/codec/index.js'
-import { LinkManager } from '../../src/cluster/links.js'
+import { LinkManager, createLink } from '../../src/cluster/links.js'
+import { socketChannel } from '../../src/socket.js'
 import type { Link } from '../../src/cluster/types.js'
 
 const token = 'f'.repeat(32)
@@ -58,5 +59,34 @@ describe('cluster links (in-process)', () => {
     const current: Link[] = []
     manager.links$.subscribe((l) => current.push(l)).unsubscribe()
     expect(current.map((l) => l.pid)).toEqual([1002])
+  })
+})
+
+describe('createLink', () => {
+  it('a value the codec refuses, given to sink.next, aborts the link (ERR_ABORTED, cause ERR_ENCODE) instead of throwing; send() still throws', async () => {
+    const server = net.createServer()
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+    cleanup.push(() => new Promise<void>((r) => server.close(() => r())))
+    const accepted = new Promise<net.Socket>((r) => server.once('connection', r))
+    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+    const far = await accepted
+    cleanup.push(() => {
+      client.destroy()
+      far.destroy()
+    })
+    const json = resolveCodec('json')
+    const link = createLink(socketChannel(client), 1, process.pid, json)
+    const farLink = createLink(socketChannel(far), 0, process.pid, json)
+    const received: unknown[] = []
+    farLink.source.subscribe({ next: (v) => received.push(v), error: () => {} })
+    const failed = new Promise<unknown>((resolve) => link.source.subscribe({ error: resolve }))
+
+    expect(() => link.send(undefined)).toThrow(expect.objectContaining({ code: 'ERR_ENCODE' }))
+    link.sink.next({ ok: 1 })
+    expect(() => link.sink.next(undefined)).not.toThrow()
+    const err = (await failed) as { code?: string; cause?: { code?: string } }
+    expect(err.code).toBe('ERR_ABORTED')
+    expect(err.cause?.code).toBe('ERR_ENCODE')
+    await link.closed
   })
 })
