@@ -14,6 +14,7 @@
  * @packageDocumentation
  */
 export { type Channel, type ChannelStats, createChannel, mapChannel } from './channel.js'
+export { type Connection, type ConnectionStats, type CloseOptions, type WaitOptions, DEFAULT_CONNECTION_CLOSE_TIMEOUT } from './connection.js'
 export { socketChannel, type SocketChannel, type SocketChannelOptions, DEFAULT_SOCKET_CHANNEL_OPTIONS } from './socket.js'
 export { toDuplex, fromDuplex, fromByteDuplex, type Duplex, type ChannelDuplex, type DuplexChannel, type DuplexOptions, type ByteDuplexOptions, DEFAULT_DUPLEX_HIGH_WATER_MARK } from './interop.js'
 export { type OverflowPolicy, DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW } from './queue.js'

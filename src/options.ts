@@ -6,6 +6,44 @@
 import { InvalidArgumentError } from './errors.js'
 import { OVERFLOW_POLICIES, type OverflowPolicy } from './queue.js'
 
+/**
+ * Throws `ERR_INVALID_ARGUMENT` when `options` has a key that is not in `known` (a typo such as
+ * `interfce` must not silently run with the default), naming the key and the closest valid one.
+ * `where` names the factory in the message (`createMesh`, `startHub`, ...).
+ */
+export function checkKeys(where: string, options: object | undefined | null, known: Iterable<string>): void {
+  if (options === undefined || options === null) return
+  if (typeof options !== 'object') throw new InvalidArgumentError(`${where}: options must be an object, got ${typeof options}`)
+  const valid = [...known]
+  for (const key of Object.keys(options)) {
+    if (valid.includes(key)) continue
+    const near = closest(key, valid)
+    throw new InvalidArgumentError(`${where}: unknown option "${key}"${near === undefined ? '' : ` (did you mean "${near}"?)`}; valid options: ${valid.join(', ')}`)
+  }
+}
+
+/** The entry of `candidates` nearest to `word` by edit distance, if it is near enough to be a typo. */
+function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined
+  let bestDistance = Infinity
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase())
+    if (d < bestDistance) [best, bestDistance] = [c, d]
+  }
+  return bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined
+}
+
+/** Levenshtein distance (two rows). */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j)
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i]
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    prev = row
+  }
+  return prev[b.length]!
+}
+
 /** `defaults` overridden by every option that is not `undefined`. */
 export function withDefaults<D extends object>(defaults: D, options: object): D {
   const merged = { ...defaults } as Record<string, unknown>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { checkInt, checkOverflow, withDefaults } from '../../src/options.js'
+import { checkInt, checkKeys, checkOverflow, withDefaults } from '../../src/options.js'
 
 describe('option helpers', () => {
   it('withDefaults keeps a default when the option is explicitly undefined', () => {
@@ -21,5 +21,21 @@ describe('option helpers', () => {
   it('checkOverflow accepts the three policies only', () => {
     for (const p of ['error', 'drop-newest', 'drop-oldest']) expect(checkOverflow(p)).toBe(p)
     expect(() => checkOverflow('drop-all')).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+  })
+
+  it('checkKeys refuses an unknown key with ERR_INVALID_ARGUMENT, naming it and the closest valid key', () => {
+    expect(() => checkKeys('createMesh', { name: 'x', interface: '127.0.0.1' }, ['name', 'interface'])).not.toThrow()
+    expect(() => checkKeys('createMesh', undefined, ['name'])).not.toThrow()
+    let err: unknown
+    try {
+      checkKeys('createMesh', { name: 'x', interfce: '127.0.0.1' }, ['name', 'interface', 'secret'])
+    } catch (e) {
+      err = e
+    }
+    expect(err).toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    expect((err as Error).message).toContain('"interfce"')
+    expect((err as Error).message).toContain('did you mean "interface"')
+    expect(() => checkKeys('startHub', { zzzzzzzz: 1 }, ['path'])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    expect(() => checkKeys('startHub', 'nope' as unknown as object, ['path'])).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
   })
 })
