@@ -283,13 +283,7 @@ class MulticastChannelImpl implements MulticastChannel {
     }
     const sealed = this.key !== null
     if (h.sealed !== sealed) return this.reject(sealed ? 'unsealed' : 'sealed', rinfo, h.senderId)
-    let entry = this.sendersById.get(h.senderId)
-    if (entry !== undefined && entry.window.check(h.seq) !== 'new') {
-      entry.window.duplicates++
-      if (sealed) this.stats.replayed++
-      else this.stats.duplicates++
-      return this.reject(sealed ? 'replayed' : 'duplicate', rinfo, h.senderId, h.seq)
-    }
+    // Authenticate first: a forgery carrying a real sender id and an old sequence is forged, not a replay.
     let body: Uint8Array
     if (this.key !== null) {
       const plain = open(this.key, buf)
@@ -297,6 +291,13 @@ class MulticastChannelImpl implements MulticastChannel {
       body = plain
     } else {
       body = buf.subarray(HEADER_BYTES)
+    }
+    let entry = this.sendersById.get(h.senderId)
+    if (entry !== undefined && entry.window.check(h.seq) !== 'new') {
+      entry.window.duplicates++
+      if (sealed) this.stats.replayed++
+      else this.stats.duplicates++
+      return this.reject(sealed ? 'replayed' : 'duplicate', rinfo, h.senderId, h.seq)
     }
     const messages = decodeBody(body)
     if (typeof messages === 'string') return this.reject(messages, rinfo, h.senderId, h.seq)

@@ -87,6 +87,26 @@ describe('multicast with a secret', () => {
     expect(b.stats.gaps).toBe(0)
   })
 
+  it('a forgery with a real sender id and an old sequence is counted as forged, not replayed (authenticated before the replay check)', async () => {
+    const g = { ...freshGroup(), secret: 'k5' }
+    const a = res.channel(g)
+    const b = res.channel(g)
+    await Promise.all([a.ready, b.ready])
+    const got = collect(b)
+    const reasons: string[] = []
+    b.rejected$.subscribe((r) => reasons.push(r.reason))
+    a.send(text('m0'))
+    a.send(text('m1'))
+    await until(() => got.length === 2)
+    const raw = await res.raw(g)
+    // a's id, a sequence number b has seen already, sealed with a guessed key
+    await raw.send(craft('guessed', Buffer.from(a.id, 'hex'), 0, [text('forged')]))
+    await until(() => b.stats.bad === 1, 5000, 'one rejection')
+    expect(reasons).toEqual(['forged'])
+    expect(b.stats.replayed).toBe(0)
+    expect(got.map((m) => str(m.data))).toEqual(['m0', 'm1'])
+  })
+
   it('drops replayed datagrams (captured on the wire, re-sent later) and counts them', async () => {
     const g = { ...freshGroup(), secret: 'k3' }
     const a = res.channel(g)
