@@ -55,7 +55,8 @@ export function withDefaults<D extends object>(defaults: D, options: object): D 
 export function checkInt(name: string, value: unknown, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? (min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : `an integer >= ${min}`) : `an integer in ${min}..${max}`
-    throw new InvalidArgumentError(`${name} must be ${range}, got ${String(value)}`)
+    // A string where a number is expected says so ("got the string '10'"), instead of looking like a valid 10.
+    throw new InvalidArgumentError(`${name} must be ${range}, got ${typeof value === 'string' ? `the string ${JSON.stringify(value)}` : String(value)}`)
   }
   return value
 }
