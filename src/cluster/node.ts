@@ -12,7 +12,7 @@ import { createServer as createNetServer } from 'node:net'
 import type net from 'node:net'
 import { EMPTY, type Observable } from 'rxjs'
 import { resolveCodec } from '../codec/index.js'
-import { checkInt, checkOverflow, withDefaults } from '../options.js'
+import { checkInt, checkKeys, checkOverflow, withDefaults } from '../options.js'
 import { AbortError, ClosedError, InvalidArgumentError, TimeoutError, type RxnetError } from '../errors.js'
 import { TAG, controlMessages, ipcMessages, type Control } from './ipc.js'
 import { LinkManager } from './links.js'
@@ -20,6 +20,7 @@ import { ServedServer, listenAsync, serveKey } from './serve.js'
 import { listenRoundRobin, roundRobinAvailable, type RoundRobinHandle } from './balancer.js'
 import { ENV, Supervisor } from './supervisor.js'
 import {
+  CLUSTER_OPTION_KEYS,
   DEFAULT_CLUSTER_OPTIONS,
   DEFAULT_DISTRIBUTION,
   DEFAULT_PRIMARY_SERVES,
@@ -84,6 +85,7 @@ class ClusterNodeImpl implements ClusterNode {
   private readonly teardown: (() => void)[] = []
 
   constructor(options: ClusterOptions) {
+    checkKeys('cluster()', options, CLUSTER_OPTION_KEYS)
     const o: ClusterOptions & Required<Pick<ClusterOptions, keyof typeof DEFAULT_CLUSTER_OPTIONS>> = withDefaults(DEFAULT_CLUSTER_OPTIONS, options)
     this.isPrimary = nodeCluster.isPrimary
     // Every option is checked before anything is created (a bad one throws ERR_INVALID_ARGUMENT, nothing forked).
@@ -332,6 +334,7 @@ function positive(name: string, v: number): number {
 function restartOptions(restart: ClusterOptions['restart']): Required<RestartOptions> | null {
   if (restart === false) return null
   if (restart !== true && (typeof restart !== 'object' || restart === null)) throw new InvalidArgumentError(`cluster(): restart must be true, false or RestartOptions, got ${String(restart)}`)
+  if (restart !== true) checkKeys('cluster(): restart', restart, Object.keys(DEFAULT_RESTART_OPTIONS))
   const r = withDefaults(DEFAULT_RESTART_OPTIONS, restart === true ? {} : restart)
   for (const [name, min] of [['initialDelay', 0], ['maxDelay', 0], ['maxRestarts', 0], ['window', 1]] as const) checkInt(`cluster(): restart.${name}`, r[name], min)
   return r

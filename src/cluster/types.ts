@@ -73,6 +73,11 @@ export interface ClusterOptions {
   args?: string[]
 }
 
+/** Every option name {@link cluster} knows (anything else is refused with `ERR_INVALID_ARGUMENT`). */
+export const CLUSTER_OPTION_KEYS: readonly (keyof ClusterOptions)[] = [
+  'workers', 'restart', 'codec', 'highWaterMark', 'overflow', 'maxLength', 'shutdownTimeout', 'readyTimeout', 'socketDir', 'handleSignals', 'args',
+]
+
 /**
  * Defaults of {@link ClusterOptions} that are plain values.
  * @example

@@ -8,7 +8,7 @@ import type { Observable } from 'rxjs'
 import type { Channel, ChannelStats } from '../channel.js'
 import { AbortError, InvalidArgumentError, type BadDatagramError } from '../errors.js'
 import { DEFAULT_OVERFLOW, type OverflowPolicy } from '../queue.js'
-import { checkInt, checkOverflow, withDefaults } from '../options.js'
+import { checkInt, checkKeys, checkOverflow, withDefaults } from '../options.js'
 import { MAX_UDP_PAYLOAD, overhead } from './datagram.js'
 
 /**
@@ -116,6 +116,12 @@ export const DEFAULT_MULTICAST_OPTIONS = {
   maxSenders: 4096,
   statsInterval: 1000,
 } as const satisfies MulticastOptions
+
+/** Every option name {@link multicast} knows (anything else is refused with `ERR_INVALID_ARGUMENT`). */
+export const MULTICAST_OPTION_KEYS: readonly (keyof MulticastOptions)[] = [
+  ...(Object.keys(DEFAULT_MULTICAST_OPTIONS) as (keyof MulticastOptions)[]),
+  'interface', 'secret', 'bind', 'recvBufferSize', 'sendBufferSize', 'signal',
+]
 
 /**
  * Who sent a message: the datagram's source address and the sender's channel id.
@@ -270,6 +276,7 @@ export type Resolved = Required<Omit<MulticastOptions, 'interface' | 'secret' | 
 
 /** Merges defaults once and validates; throws ERR_INVALID_ARGUMENT (or ERR_ABORTED for an aborted signal). */
 export function resolveOptions(options: MulticastOptions): Resolved {
+  checkKeys('multicast()', options, MULTICAST_OPTION_KEYS)
   const r = withDefaults(DEFAULT_MULTICAST_OPTIONS, options) as unknown as Resolved
   const int = (k: keyof Resolved, min: number, max: number): void => void checkInt(String(k), r[k], min, max)
   if (typeof r.group !== 'string' || !isIPv4(r.group) || Number(r.group.split('.')[0]) < 224 || Number(r.group.split('.')[0]) > 239) {

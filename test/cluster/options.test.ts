@@ -11,6 +11,8 @@ describe('cluster() options', () => {
     ['restart not a boolean or object', { restart: 'yes' as unknown as boolean }],
     ['overflow unknown', { overflow: 'drop-all' as never }],
     ['workers 0', { workers: 0 }],
+    ['an unknown option name (workres)', { workres: 2 } as never],
+    ['an unknown restart option name (maxRestart)', { restart: { maxRestart: 3 } } as never],
   ])('%s: ERR_INVALID_ARGUMENT, nothing forked', async (_, options) => {
     let made: { close(): Promise<void> } | undefined
     try {
@@ -18,6 +20,12 @@ describe('cluster() options', () => {
     } finally {
       await made?.close() // only if it wrongly started one
     }
+    expect(Object.keys(nodeCluster.workers ?? {})).toEqual([])
+  })
+
+  it('names the closest valid option, and says when a number was given as a string', () => {
+    expect(() => cluster({ workres: 2, handleSignals: false } as never)).toThrow(expect.objectContaining({ message: expect.stringContaining('"workres" (did you mean "workers"?)') }))
+    expect(() => cluster({ workers: '2', handleSignals: false } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('got the string "2"') }))
     expect(Object.keys(nodeCluster.workers ?? {})).toEqual([])
   })
 })

@@ -268,6 +268,11 @@ describe('multicast on loopback', () => {
     for (const o of bad) expect(() => res.channel(o as never), JSON.stringify(o)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
   })
 
+  it('refuses an unknown option name (naming the closest valid one) and says so when a number is given as a string', () => {
+    expect(() => res.channel({ interfce: '127.0.0.1' } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('"interfce" (did you mean "interface"?)') }))
+    expect(() => res.channel({ port: '4455' } as never)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('got the string "4455"') }))
+  })
+
   it('fails with a typed error when the interface cannot be joined', async () => {
     const a = res.channel({ ...freshGroup(), interface: '10.255.255.254' })
     const err = new Promise((resolve) => a.source.subscribe({ error: resolve }))
