@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, it } from 'vitest'
-import { createLab, type Lab, type LabProcess } from '../lab/lab.js'
+import { createLab, labTempDir, type Lab, type LabProcess } from '../lab/lab.js'
 import { describeLab } from '../lab/vitest.js'
 
 type Origin = { count: number; duplicates: number; outOfOrder: number; first: number; last: number }
@@ -10,7 +10,8 @@ describeLab('bus across 3 lab hosts (hub + clients on each, bridged over sealed 
   let nodes: LabProcess[]
   beforeAll(async () => {
     lab = await createLab({ hosts: 3 })
-    nodes = lab.hosts.map((h) => h.spawn('test/bus/fixtures/lab-node.ts'))
+    // Hub sockets go in the lab's temp dir: lab.close() kills the nodes and removes it with them.
+    nodes = lab.hosts.map((h) => h.spawn('test/bus/fixtures/lab-node.ts', [], { TMPDIR: labTempDir(lab) }))
     await Promise.all(nodes.map((n) => n.waitFor('ready', 20_000)))
   }, 60_000)
   afterAll(() => lab?.close())

@@ -13,19 +13,30 @@
 //   RXNET_NETNS=isolated | none          RXNET_NETNS_REASON   why not isolated (when none)
 //   RXNET_LAB=ready | unavailable        RXNET_LAB_REASON     why the lab cannot build hosts
 //   RXNET_ISOLATE=<unshare flags used>
+//   TMPDIR (and TMP, TEMP) = a fresh directory of its own (mode 1777, like /tmp), RXNET_RUN_TMPDIR the same
 // Tests that need namespaces skip with RXNET_LAB_REASON (see test/lab/README.md); nothing else skips.
+//
+// Temp files: the run gets its own TMPDIR (so os.tmpdir() is private to it and other processes on the
+// machine cannot disturb the check). When the command has ended, whatever is left in it (tool caches such
+// as tsx-<uid> aside) is listed on stderr and the directory removed. With --check-tmp (what `npm test`
+// uses), leftovers also fail the run: exit 1 when the command itself succeeded.
+//   usage: isolate.mjs [--check-tmp] -- <command> [args...]
 import { spawn, spawnSync } from 'node:child_process'
-import { mkdirSync, readdirSync } from 'node:fs'
-import { constants } from 'node:os'
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { constants, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const self = fileURLToPath(import.meta.url)
 const argv = process.argv.slice(2)
-const inner = argv[0] === '--inner'
 const sep = argv.indexOf('--')
+const flags = sep >= 0 ? argv.slice(0, sep) : argv
+const inner = flags.includes('--inner')
+const checkTmp = flags.includes('--check-tmp')
 const cmd = sep >= 0 ? argv.slice(sep + 1) : []
-if (cmd.length === 0) {
-  console.error('usage: isolate.mjs -- <command> [args...]')
+const unknown = flags.filter((f) => f !== '--inner' && f !== '--check-tmp')
+if (cmd.length === 0 || unknown.length > 0) {
+  console.error(`${unknown.length > 0 ? `isolate: unknown option ${unknown[0]}\n` : ''}usage: isolate.mjs [--check-tmp] -- <command> [args...]`)
   process.exit(2)
 }
 
@@ -119,53 +130,90 @@ function cleanupNetns() {
   return names.length
 }
 
-// ---- outside: pick the strongest isolation that works, re-run this script inside it ----
-if (process.platform !== 'linux' || process.env.RXNET_NETNS) {
-  // Not Linux, or already inside an isolated run (nested `npm test`): run the command as is.
-  const env = { ...process.env }
-  if (!env.RXNET_NETNS) {
-    Object.assign(env, {
-      RXNET_NETNS: 'none',
-      RXNET_NETNS_REASON: `network namespaces are Linux-only (platform ${process.platform})`,
-      RXNET_LAB: 'unavailable',
-      RXNET_LAB_REASON: `network namespaces are Linux-only (platform ${process.platform})`,
-    })
-  }
-  process.exit(await runChild(cmd, env, (child, sig) => child.kill(sig)))
+/** Caches our tools keep in os.tmpdir(); not files a test made (tsx's compile cache is tsx-<uid>). */
+const TOOL_CACHES = /^tsx-\d+$/
+
+/** Creates the run's own TMPDIR; returns its path and the environment that points at it. */
+function makeRunTmp() {
+  const dir = mkdtempSync(join(tmpdir(), 'rxt-'))
+  chmodSync(dir, 0o1777) // tests that drop privileges (setpriv --reuid=nobody) still need to create files here
+  return { dir, env: { TMPDIR: dir, TMP: dir, TEMP: dir, RXNET_RUN_TMPDIR: dir } }
 }
 
-const full = ['-m', '-p', '--fork', '--mount-proc', '--kill-child=SIGTERM']
-const root = process.getuid?.() === 0
-const attempts = [
-  ...(root ? [['-n', ...full], ['-n']] : []),
-  ['-r', '-n', ...full],
-  ['-r', '-n'],
-]
-const tried = []
-for (const flags of attempts) {
-  const probe = sh(['unshare', ...flags, 'true'])
-  if (probe.status !== 0) {
-    tried.push(`unshare ${flags.join(' ')}: ${why(probe)}`)
-    continue
+/** Lists what the run left in `dir` (one level, tool caches skipped), removes `dir`; returns the names. */
+function sweepRunTmp(dir) {
+  let left = []
+  try {
+    left = readdirSync(dir).filter((name) => !TOOL_CACHES.test(name))
+  } catch {}
+  rmSync(dir, { recursive: true, force: true })
+  if (left.length > 0) {
+    const shown = left.slice(0, 20).map((n) => `  ${n}`)
+    if (left.length > shown.length) shown.push(`  ... and ${left.length - shown.length} more`)
+    console.error(`isolate: ${checkTmp ? 'ERROR' : 'WARNING'}: the run left ${left.length} entr${left.length === 1 ? 'y' : 'ies'} in its TMPDIR (removed now); every test must remove the files it creates:\n${shown.join('\n')}`)
   }
-  const desc = flags.join(' ')
-  console.error(`isolate: running in fresh namespaces (unshare ${desc}); only lo exists inside`)
-  const env = { ...process.env, RXNET_ISOLATE: desc }
-  const killChild = flags.includes('--kill-child=SIGTERM')
-  // unshare --fork ignores SIGINT/SIGTERM; killing it makes the kernel send SIGTERM to our inner
-  // copy (pid 1), which stops the command and removes every namespace before the PID namespace dies.
-  const code = await runChild(['unshare', ...flags, process.execPath, self, '--inner', '--', ...cmd], env, (child, sig) =>
-    child.kill(killChild ? 'SIGKILL' : sig),
-  )
+  return left
+}
+
+/** Runs the outer part with its own TMPDIR, then sweeps it and exits with the command's code (1 for leftovers under --check-tmp). */
+async function withRunTmp(body) {
+  const tmp = makeRunTmp()
+  let code = 1
+  try {
+    code = await body(tmp.env)
+  } finally {
+    const left = sweepRunTmp(tmp.dir)
+    if (checkTmp && left.length > 0 && code === 0) code = 1
+  }
   process.exit(code)
 }
-const reason = `cannot create a network namespace, tests that need one are skipped (${tried.join('; ')})`
-console.error(`isolate: WARNING: ${reason}`)
-console.error('isolate: running the command WITHOUT network isolation')
-process.exit(
-  await runChild(
+
+// ---- outside: pick the strongest isolation that works, re-run this script inside it ----
+await withRunTmp(async (tmpEnv) => {
+  if (process.platform !== 'linux' || process.env.RXNET_NETNS) {
+    // Not Linux, or already inside an isolated run (nested `npm test`): run the command as is.
+    const env = { ...process.env, ...tmpEnv }
+    if (!env.RXNET_NETNS) {
+      Object.assign(env, {
+        RXNET_NETNS: 'none',
+        RXNET_NETNS_REASON: `network namespaces are Linux-only (platform ${process.platform})`,
+        RXNET_LAB: 'unavailable',
+        RXNET_LAB_REASON: `network namespaces are Linux-only (platform ${process.platform})`,
+      })
+    }
+    return runChild(cmd, env, (child, sig) => child.kill(sig))
+  }
+
+  const full = ['-m', '-p', '--fork', '--mount-proc', '--kill-child=SIGTERM']
+  const root = process.getuid?.() === 0
+  const attempts = [
+    ...(root ? [['-n', ...full], ['-n']] : []),
+    ['-r', '-n', ...full],
+    ['-r', '-n'],
+  ]
+  const tried = []
+  for (const flags of attempts) {
+    const probe = sh(['unshare', ...flags, 'true'])
+    if (probe.status !== 0) {
+      tried.push(`unshare ${flags.join(' ')}: ${why(probe)}`)
+      continue
+    }
+    const desc = flags.join(' ')
+    console.error(`isolate: running in fresh namespaces (unshare ${desc}); only lo exists inside`)
+    const env = { ...process.env, ...tmpEnv, RXNET_ISOLATE: desc }
+    const killChild = flags.includes('--kill-child=SIGTERM')
+    // unshare --fork ignores SIGINT/SIGTERM; killing it makes the kernel send SIGTERM to our inner
+    // copy (pid 1), which stops the command and removes every namespace before the PID namespace dies.
+    return runChild(['unshare', ...flags, process.execPath, self, '--inner', '--', ...cmd], env, (child, sig) =>
+      child.kill(killChild ? 'SIGKILL' : sig),
+    )
+  }
+  const reason = `cannot create a network namespace, tests that need one are skipped (${tried.join('; ')})`
+  console.error(`isolate: WARNING: ${reason}`)
+  console.error('isolate: running the command WITHOUT network isolation')
+  return runChild(
     cmd,
-    { ...process.env, RXNET_NETNS: 'none', RXNET_NETNS_REASON: reason, RXNET_LAB: 'unavailable', RXNET_LAB_REASON: reason },
+    { ...process.env, ...tmpEnv, RXNET_NETNS: 'none', RXNET_NETNS_REASON: reason, RXNET_LAB: 'unavailable', RXNET_LAB_REASON: reason },
     (child, sig) => child.kill(sig),
-  ),
-)
+  )
+})
