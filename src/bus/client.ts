@@ -34,6 +34,14 @@ import {
 
 /** Sequence numbers per sender remembered for duplicate detection (anything older is dropped as a duplicate). */
 const DEDUPE_WINDOW = 4096
+/**
+ * Farthest a sender's sequence number may be from the highest seen from it, ahead or behind
+ * (2^24): a message further away is refused and counted (`stats.implausible`) instead of moving
+ * the window, so one forged message (e.g. from an unsealed bridge) cannot make the sender's real
+ * messages look old. A sender that really skipped more than this on topics we do not watch loses
+ * one message (counted); its next one is followed again.
+ */
+export const MAX_SEQ_JUMP = 1 << 24
 
 /**
  * Connects to the hub at `path` (Unix socket or Windows named pipe). Returns at once; the client
@@ -68,7 +76,7 @@ interface Interest {
 
 class BusImpl implements Bus {
   readonly id: string
-  readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, undecodable: 0, dropped: 0, overflows: 0, buffered: 0, reconnects: 0 }
+  readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, implausible: 0, undecodable: 0, dropped: 0, overflows: 0, buffered: 0, reconnects: 0 }
   readonly status$: Observable<BusStatus>
 
   private readonly status = new BehaviorSubject<BusStatus>({ type: 'connecting', attempt: 0 })
@@ -299,11 +307,18 @@ class BusImpl implements Bus {
     const w = this.seen.get(origin)
     if (w === undefined) {
       if (this.seen.size >= 10_000) this.seen.delete(this.seen.keys().next().value!)
-      this.seen.set(origin, new SequenceWindow(DEDUPE_WINDOW, seq))
-    } else if (w.check(seq) !== 'new') {
-      this.stats.duplicates++
-      return
+      this.seen.set(origin, new SequenceWindow(DEDUPE_WINDOW, seq, MAX_SEQ_JUMP))
     } else {
+      const verdict = w.check(seq)
+      if (verdict === 'implausible') {
+        w.refuse(seq)
+        this.stats.implausible++
+        return
+      }
+      if (verdict !== 'new') {
+        this.stats.duplicates++
+        return
+      }
       w.accept(seq)
     }
     let targets = this.routes.get(topic)

@@ -70,7 +70,7 @@ export async function startHub(options: HubOptions): Promise<Hub> {
 class HubImpl implements Hub {
   readonly path: string
   readonly id = randomBytes(8).toString('hex')
-  readonly stats: HubStats = { clients: 0, published: 0, delivered: 0, dropped: 0, bridgedOut: 0, bridgedIn: 0, bridgeBad: 0, bridgeTooLarge: 0 }
+  readonly stats: HubStats = { clients: 0, published: 0, delivered: 0, dropped: 0, bridgedOut: 0, bridgedIn: 0, bridgeBad: 0, bridgeSpoofed: 0, bridgeTooLarge: 0 }
   readonly events$: Observable<HubEvent>
   bridge: MulticastChannel | null = null
 
@@ -293,6 +293,12 @@ class HubImpl implements Hub {
       validateTopic(f.topic)
     } catch {
       this.stats.bridgeBad++
+      return
+    }
+    // Only this hub speaks for its own clients: a datagram claiming one of them (connected, or
+    // gone but still remembered) is forged, e.g. by another process on an unsealed group.
+    if (this.byId.has(f.origin) || this.lastSeq.has(f.origin)) {
+      this.stats.bridgeSpoofed++
       return
     }
     this.stats.bridgedIn++

@@ -105,6 +105,8 @@ export interface HubStats {
   bridgedIn: number
   /** Messages from the group that did not decode as hub frames (dropped). */
   bridgeBad: number
+  /** Messages from the group claiming to come from one of this hub's own clients (forged; dropped). */
+  bridgeSpoofed: number
   /** Local messages too large for one datagram (delivered locally, not bridged). */
   bridgeTooLarge: number
 }
@@ -253,6 +255,8 @@ export interface BusStats {
   received: number
   /** Messages received again (after a hub restart or over two paths) and dropped. */
   duplicates: number
+  /** Messages dropped because their sequence number was implausibly far (more than 2^24) from the sender's latest: forged, typically. */
+  implausible: number
   /** Messages that did not decode with the codec, dropped. */
   undecodable: number
   /** Emitted messages discarded by the overflow policy. */

@@ -49,6 +49,7 @@ export async function run(args: string[]): Promise<number> {
     throw new InvalidArgumentError('--interface and --secret-file need --multicast')
   }
   const path = values.path ?? defaultBusPath()
+  if (multicast !== undefined && multicast.secret === undefined) console.error(`warning: bridging without --secret-file: the group is unsealed, so every process that can reach ${multicast.group}:${multicast.port} on ${multicast.interface} can read every message and inject its own`)
   const hub = await startHub({ path, ...(multicast ? { multicast } : {}) })
   const events = hub.events$.subscribe((e) => {
     if (e.type === 'drop') console.error(`dropped ${e.client ?? '(before HELLO)'}: ${e.error.code} ${e.error.message}`)
