@@ -132,6 +132,13 @@ export class DuplicateIdError extends RxnetError {
   }
 }
 
+/** A cluster link handshake claimed an id with a pid the roster does not give that id (refused). */
+export class NotRosteredError extends RxnetError {
+  constructor(id: number, pid: number) {
+    super('ERR_NOT_ROSTERED', `link handshake claims id ${id} as pid ${pid}, which the cluster roster does not list`)
+  }
+}
+
 /** The far side failed authentication (wrong or missing secret, bad certificate). */
 export class AuthenticationError extends RxnetError {
   constructor(message: string, cause?: unknown) {

@@ -14,6 +14,7 @@ export { cluster } from './node.js'
 export {
   type ClusterNode,
   type ClusterOptions,
+  type ClusterStats,
   type RestartOptions,
   type ServeOptions,
   type ServeInfo,

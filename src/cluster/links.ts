@@ -2,42 +2,58 @@
  * Links: one direct Unix-socket connection between every pair of cluster processes. Each process
  * listens on its own socket; of every pair, the process with the higher id dials the lower one
  * (so a restarted worker dials the lower ids and is dialled by the higher ones). A one-line JSON
- * handshake carries the cluster token, the protocol version and the far id; after it the socket
- * is a {@link socketChannel} and values are framed with the cluster codec.
+ * handshake (./handshake.ts) carries the cluster token, the protocol version, the far id and pid;
+ * the accepting side adopts only the pid the roster gives that id. After it the socket is a
+ * {@link socketChannel} and values are framed with the cluster codec. A link that ends while both
+ * processes are rostered is redialled (by the dialling side) with exponential backoff.
  * @module
  */
 import net from 'node:net'
+import { readdirSync, rmSync } from 'node:fs'
 import { unlink } from 'node:fs/promises'
-import { Observable, Subject, share } from 'rxjs'
+import path from 'node:path'
+import { Observable, Subject, filter, firstValueFrom, share, startWith, timeout } from 'rxjs'
 import { socketChannel, type SocketChannel, type SocketChannelOptions } from '../socket.js'
 import { decodeWith, encodeWith, type Codec } from '../codec/index.js'
-import {
-  AuthenticationError,
-  DuplicateIdError,
-  HandshakeError,
-  PathTooLongError,
-  RxnetError,
-  TimeoutError,
-  VersionMismatchError,
-} from '../errors.js'
+import { DuplicateIdError, HandshakeError, NotRosteredError, PathTooLongError, RxnetError, TimeoutError } from '../errors.js'
 import { MAX_SOCKET_PATH } from '../bus/listen.js'
 import type { RosterEntry } from './ipc.js'
 import { listenAsync } from './serve.js'
-import type { Link } from './types.js'
+import { HANDSHAKE_TIMEOUT, helloLine, parseHello, readLine } from './handshake.js'
+import type { ClusterStats, Link } from './types.js'
 
-/** Version of the link handshake. */
-export const LINK_PROTOCOL_VERSION = 1
-/** Longest handshake line accepted, in bytes. */
-export const MAX_HANDSHAKE_BYTES = 1024
-/** How long a handshake may take, in ms. */
-export const HANDSHAKE_TIMEOUT = 5_000
+/** First redial delay after a link to a rostered process ended, ms; each failed attempt doubles it. */
+export const INITIAL_REDIAL_DELAY = 100
+/** Longest redial delay, ms; a link that stayed up this long resets the backoff. */
+export const MAX_REDIAL_DELAY = 5_000
 
-interface Hello {
-  rxnet: 'link'
-  v: number
-  token: string
-  id: number
-  pid: number
+/** Path of the link socket of process `id` running as `pid` in `dir`. */
+export function linkSocketPath(dir: string, id: number, pid: number): string {
+  return process.platform === 'win32' ? `\\\\?\\pipe\\${path.basename(dir)}-${id}-${pid}` : path.join(dir, `${id}-${pid}.sock`)
+}
+
+/** Removes the link socket files in `dir` whose process is gone (a crashed process cannot remove its own). */
+export function removeStaleLinkSockets(dir: string): void {
+  if (process.platform === 'win32') return
+  let names: string[]
+  try {
+    names = readdirSync(dir)
+  } catch {
+    return
+  }
+  for (const name of names) {
+    const m = /^\d+-(\d+)\.sock$/.exec(name)
+    if (m !== null && !alive(Number(m[1]))) rmSync(path.join(dir, name), { force: true })
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM' // exists, another user's
+  }
 }
 
 /** Options of {@link LinkManager}. */
@@ -51,6 +67,12 @@ export interface LinkManagerOptions {
   channel: SocketChannelOptions
   /** How long closing a link may wait for the far side to close its end before the link is aborted, in ms. */
   closeTimeout: number
+  /**
+   * The roster given is complete (the primary's: it forked every pid): a handshake from an (id, pid)
+   * it does not list is refused at once. Otherwise (a worker, whose roster arrives over IPC and may
+   * lag a fresh worker's dial) such a handshake waits for the roster until the handshake deadline.
+   */
+  authoritative?: boolean
 }
 
 /** Owns this process's link server, dials the peers it should, and keeps the live links by far id. */
@@ -58,13 +80,19 @@ export class LinkManager {
   private server: net.Server | null = null
   private readonly live = new Map<number, Link>()
   private readonly dialing = new Set<string>()
-  /** The pid each id runs as, per the latest roster: a dial to any other pid that completes late is stale. */
-  private readonly rostered = new Map<number, number>()
+  /** The roster entry of each id, per the latest roster: a dial to any other pid that completes late is stale. */
+  private readonly rostered = new Map<number, RosterEntry[]>()
+  private readonly rosterChanged = new Subject<void>()
   private readonly pending = new Set<net.Socket>()
   private readonly added = new Subject<Link>()
+  /** Redial attempts in a row per far id, and the timer of the next one. */
+  private readonly attempts = new Map<number, number>()
+  private readonly redials = new Map<number, NodeJS.Timeout>()
   private closing = false
   /** Refused handshakes and failed dials. */
   readonly errors = new Subject<RxnetError>()
+  /** Live counters. */
+  readonly stats: ClusterStats = { linksRefused: 0, redials: 0 }
 
   /** Every live link now, then each new one; completes when the manager closes. */
   readonly links$: Observable<Link> = new Observable<Link>((subscriber) => {
@@ -90,19 +118,17 @@ export class LinkManager {
     return path
   }
 
-  /** Dials every peer of `peers` this process should dial and is not linked to yet. */
+  /** Takes the roster (every process's id, pid and link path); dials every peer this process should dial and is not linked to yet. */
   roster(peers: readonly RosterEntry[]): void {
     if (this.closing) return
     this.rostered.clear()
-    for (const peer of peers) this.rostered.set(peer.id, peer.pid)
+    for (const peer of peers) this.rostered.set(peer.id, [...(this.rostered.get(peer.id) ?? []), peer])
+    this.rosterChanged.next()
     for (const peer of peers) {
       if (peer.id >= this.opts.id) continue
       const current = this.live.get(peer.id)
       if (current !== undefined && current.pid === peer.pid) continue
-      const key = `${peer.id}:${peer.pid}`
-      if (this.dialing.has(key)) continue
-      this.dialing.add(key)
-      this.dial(peer).finally(() => this.dialing.delete(key))
+      this.startDial(peer)
     }
   }
 
@@ -110,6 +136,9 @@ export class LinkManager {
   async close(): Promise<void> {
     if (this.closing) return
     this.closing = true
+    for (const t of this.redials.values()) clearTimeout(t)
+    this.redials.clear()
+    this.rosterChanged.complete()
     for (const s of this.pending) s.destroy()
     const server = this.server
     const closed = server ? new Promise<void>((r) => server.close(() => r())) : Promise.resolve()
@@ -124,8 +153,19 @@ export class LinkManager {
     this.errors.complete()
   }
 
+  private entry(id: number, pid: number): RosterEntry | undefined {
+    return this.rostered.get(id)?.find((e) => e.pid === pid)
+  }
+
   private readonly onServerError = (e: Error): void => {
     this.errors.next(e instanceof RxnetError ? e : new HandshakeError(`link server: ${e.message}`, e))
+  }
+
+  private startDial(peer: RosterEntry): void {
+    const key = `${peer.id}:${peer.pid}`
+    if (this.dialing.has(key)) return
+    this.dialing.add(key)
+    void this.dial(peer).finally(() => this.dialing.delete(key))
   }
 
   private async dial(peer: RosterEntry): Promise<void> {
@@ -140,12 +180,11 @@ export class LinkManager {
           resolve()
         })
       })
-      const hello: Hello = { rxnet: 'link', v: LINK_PROTOCOL_VERSION, token: this.opts.token, id: this.opts.id, pid: process.pid }
-      socket.write(JSON.stringify(hello) + '\n')
+      socket.write(helloLine(this.opts.token, this.opts.id))
       const reply = parseHello(await readLine(socket), this.opts.token)
       if (reply.id !== peer.id) throw new HandshakeError(`dialled link ${peer.id} but process ${reply.id} answered`)
       this.pending.delete(socket)
-      if (this.rostered.get(peer.id) !== peer.pid) {
+      if (this.entry(peer.id, peer.pid) === undefined) {
         // Replaced (or gone) while we dialled: adopting it would close the link to its successor.
         socket.destroy()
         return
@@ -154,9 +193,29 @@ export class LinkManager {
     } catch (e) {
       this.pending.delete(socket)
       socket.destroy()
-      // The peer died or was replaced meanwhile: the next roster says so; report, do not throw.
-      if (!this.closing) this.errors.next(asRxnetError(e, `link to ${peer.id}`))
+      if (this.closing) return
+      // Not listening (yet, or any more: it is exiting, and the next roster says so) is retried quietly.
+      const code = (e as NodeJS.ErrnoException).code
+      if (code !== 'ECONNREFUSED' && code !== 'ENOENT') this.errors.next(asRxnetError(e, `link to ${peer.id}`))
+      this.scheduleRedial(peer.id, peer.pid)
     }
+  }
+
+  /** Dials `id` again after a backoff, if it is still rostered as `pid`, not linked and not being dialled. */
+  private scheduleRedial(id: number, pid: number): void {
+    if (this.closing || id >= this.opts.id || this.redials.has(id) || this.entry(id, pid) === undefined) return
+    const attempt = this.attempts.get(id) ?? 0
+    this.attempts.set(id, attempt + 1)
+    const delay = Math.min(MAX_REDIAL_DELAY, INITIAL_REDIAL_DELAY * 2 ** attempt)
+    const timer = setTimeout(() => {
+      this.redials.delete(id)
+      const peer = this.entry(id, pid)
+      if (this.closing || peer === undefined || this.live.has(id)) return
+      this.stats.redials++
+      this.startDial(peer)
+    }, delay)
+    timer.unref()
+    this.redials.set(id, timer)
   }
 
   private readonly onConnection = (socket: net.Socket): void => {
@@ -164,16 +223,17 @@ export class LinkManager {
       socket.destroy()
       return
     }
+    const deadline = Date.now() + HANDSHAKE_TIMEOUT
     this.pending.add(socket)
     socket.on('error', noop) // errors before adoption are reported through readLine
     readLine(socket)
-      .then((line) => {
+      .then(async (line) => {
         const hello = parseHello(line, this.opts.token)
         if (hello.id > this.opts.maxId) throw new HandshakeError(`link handshake from id ${hello.id}, this cluster has ids 0..${this.opts.maxId}`)
-        const current = this.live.get(hello.id)
-        if (hello.id === this.opts.id || (current !== undefined && current.pid === hello.pid)) throw new DuplicateIdError(String(hello.id))
-        const ack: Hello = { rxnet: 'link', v: LINK_PROTOCOL_VERSION, token: this.opts.token, id: this.opts.id, pid: process.pid }
-        socket.write(JSON.stringify(ack) + '\n')
+        if (hello.id === this.opts.id) throw new DuplicateIdError(String(hello.id))
+        await this.whenRostered(hello.id, hello.pid, deadline - Date.now())
+        if (socket.destroyed) throw new HandshakeError(`link from ${hello.id} closed during the handshake`)
+        socket.write(helloLine(this.opts.token, this.opts.id))
         this.pending.delete(socket)
         socket.off('error', noop)
         this.adopt(socket, hello.id, hello.pid)
@@ -181,11 +241,29 @@ export class LinkManager {
       .catch((e: unknown) => {
         this.pending.delete(socket)
         socket.destroy()
-        if (!this.closing) this.errors.next(asRxnetError(e, 'incoming link'))
+        if (this.closing) return
+        this.stats.linksRefused++
+        this.errors.next(asRxnetError(e, 'incoming link'))
       })
   }
 
-  /** Turns a handshaken socket into a Link; replaces (and completes) an older link to the same id. */
+  /** Resolves once the roster gives `id` the pid `pid` (at once, or within `ms` on a worker); rejects with ERR_NOT_ROSTERED otherwise. */
+  private async whenRostered(id: number, pid: number, ms: number): Promise<void> {
+    const listed = (): boolean => this.entry(id, pid) !== undefined
+    if (listed()) return
+    if (this.opts.authoritative || ms <= 0) throw new NotRosteredError(id, pid)
+    const ok = await firstValueFrom(
+      this.rosterChanged.pipe(
+        startWith(undefined),
+        filter(listed),
+        timeout({ first: ms, with: () => [false] }),
+      ),
+      { defaultValue: false },
+    )
+    if (ok === false) throw new NotRosteredError(id, pid)
+  }
+
+  /** Turns a handshaken socket into a Link; replaces (and closes) an older link to the same id; redials it when it ends. */
   private adopt(socket: net.Socket, id: number, pid: number): void {
     if (this.closing) {
       socket.destroy()
@@ -195,8 +273,12 @@ export class LinkManager {
     const old = this.live.get(id)
     this.live.set(id, link)
     if (old !== undefined) void old.close()
+    const since = Date.now()
     void link.closed.then(() => {
-      if (this.live.get(id) === link) this.live.delete(id)
+      if (this.live.get(id) !== link) return // replaced, or the manager closed
+      this.live.delete(id)
+      if (Date.now() - since >= MAX_REDIAL_DELAY) this.attempts.delete(id)
+      this.scheduleRedial(id, pid)
     })
     this.added.next(link)
   }
@@ -252,58 +334,6 @@ export function createLink(raw: SocketChannel, id: number, pid: number, codec: C
     close: () => raw.close(),
     closed: raw.closed,
   }
-}
-
-function parseHello(line: string, token: string): Hello {
-  let hello: Hello
-  try {
-    hello = JSON.parse(line) as Hello
-  } catch (e) {
-    throw new HandshakeError('link handshake is not JSON', e)
-  }
-  if (hello === null || typeof hello !== 'object' || hello.rxnet !== 'link') throw new HandshakeError('not an rxnet link handshake')
-  if (hello.v !== LINK_PROTOCOL_VERSION) throw new VersionMismatchError(LINK_PROTOCOL_VERSION, Number(hello.v))
-  if (hello.token !== token) throw new AuthenticationError('link handshake carries a wrong cluster token')
-  if (!Number.isSafeInteger(hello.id) || hello.id < 0 || !Number.isSafeInteger(hello.pid)) throw new HandshakeError('link handshake has a bad id or pid')
-  return hello
-}
-
-/** Reads one '\n'-terminated line from a fresh socket; puts back whatever followed it. */
-function readLine(socket: net.Socket): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let buf: Buffer = Buffer.alloc(0)
-    const cleanup = (): void => {
-      clearTimeout(timer)
-      socket.off('data', onData)
-      socket.off('end', onEnd)
-      socket.off('close', onEnd)
-      socket.off('error', onError)
-    }
-    const fail = (e: RxnetError): void => {
-      cleanup()
-      reject(e)
-    }
-    const onData = (chunk: Buffer): void => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
-      const nl = buf.indexOf(0x0a)
-      if (nl < 0) {
-        if (buf.length > MAX_HANDSHAKE_BYTES) fail(new HandshakeError(`link handshake longer than ${MAX_HANDSHAKE_BYTES} bytes`))
-        return
-      }
-      if (nl > MAX_HANDSHAKE_BYTES) return fail(new HandshakeError(`link handshake longer than ${MAX_HANDSHAKE_BYTES} bytes`))
-      cleanup()
-      socket.pause()
-      if (nl + 1 < buf.length) socket.unshift(buf.subarray(nl + 1))
-      resolve(buf.subarray(0, nl).toString('utf8'))
-    }
-    const onEnd = (): void => fail(new HandshakeError('link closed during the handshake'))
-    const onError = (e: Error): void => fail(new HandshakeError(`link failed during the handshake: ${e.message}`, e))
-    const timer = setTimeout(() => fail(new HandshakeError(`link handshake not completed within ${HANDSHAKE_TIMEOUT} ms`)), HANDSHAKE_TIMEOUT)
-    socket.on('data', onData)
-    socket.on('end', onEnd)
-    socket.on('close', onEnd)
-    socket.on('error', onError)
-  })
 }
 
 function asRxnetError(e: unknown, what: string): RxnetError {

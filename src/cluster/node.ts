@@ -15,7 +15,7 @@ import { resolveCodec } from '../codec/index.js'
 import { checkInt, checkKeys, checkOverflow, withDefaults } from '../options.js'
 import { AbortError, ClosedError, InvalidArgumentError, TimeoutError, type RxnetError } from '../errors.js'
 import { TAG, controlMessages, ipcMessages, type Control } from './ipc.js'
-import { LinkManager } from './links.js'
+import { LinkManager, linkSocketPath, removeStaleLinkSockets } from './links.js'
 import { ServedServer, listenAsync, serveKey } from './serve.js'
 import { listenRoundRobin, roundRobinAvailable, type RoundRobinHandle } from './balancer.js'
 import { ENV, Supervisor } from './supervisor.js'
@@ -27,6 +27,7 @@ import {
   DEFAULT_RESTART_OPTIONS,
   type ClusterNode,
   type ClusterOptions,
+  type ClusterStats,
   type IpcMessage,
   type Link,
   type RestartOptions,
@@ -68,6 +69,7 @@ class ClusterNodeImpl implements ClusterNode {
   readonly workers$: Observable<WorkerEvent>
   readonly ipc$: Observable<IpcMessage>
   readonly errors$: Observable<RxnetError>
+  readonly stats: ClusterStats
 
   private readonly links: LinkManager
   private readonly supervisor: Supervisor | null = null
@@ -103,6 +105,7 @@ class ClusterNodeImpl implements ClusterNode {
       token = randomBytes(16).toString('hex')
       if (o.socketDir !== undefined) {
         mkdirSync(o.socketDir, { recursive: true, mode: 0o700 })
+        removeStaleLinkSockets(o.socketDir) // left by processes of an earlier cluster that were killed
         this.dir = o.socketDir
         this.ownsDir = false
       } else {
@@ -118,11 +121,12 @@ class ClusterNodeImpl implements ClusterNode {
       this.ownsDir = false
     }
 
-    const linkPath =
-      process.platform === 'win32' ? `\\\\?\\pipe\\${path.basename(this.dir)}-${this.id}-${process.pid}` : path.join(this.dir, `${this.id}-${process.pid}.sock`)
+    const linkPath = linkSocketPath(this.dir, this.id, process.pid)
     // Link close gets at most 2 s of its own: the primary kills a worker shutdownTimeout + 2 s after asking it to stop.
     const closeTimeout = Math.min(this.shutdownTimeout, 2_000)
-    this.links = new LinkManager({ id: this.id, path: linkPath, token, maxId: this.size, codec, channel, closeTimeout })
+    // The primary forked every worker: its roster is complete, an unknown (id, pid) is refused at once.
+    this.links = new LinkManager({ id: this.id, path: linkPath, token, maxId: this.size, codec, channel, closeTimeout, authoritative: this.isPrimary })
+    this.stats = this.links.stats
     this.links$ = this.links.links$
     this.errors$ = this.links.errors.asObservable()
 
@@ -136,6 +140,7 @@ class ClusterNodeImpl implements ClusterNode {
         readyTimeout: this.readyTimeout,
         args: o.args,
         self: { id: 0, pid: process.pid, path: linkPath },
+        onProcs: (procs) => this.links.roster(procs),
       })
       this.workers$ = this.supervisor.events.asObservable()
       this.ipc$ = this.supervisor.user.asObservable()

@@ -10,7 +10,9 @@ import type net from 'node:net'
 import { Subject } from 'rxjs'
 import { AbortError, ClosedError, CrashLoopError, TimeoutError } from '../errors.js'
 import { Balancer } from './balancer.js'
+import { rmSync } from 'node:fs'
 import { TAG, isControl, type Control, type RosterEntry } from './ipc.js'
+import { linkSocketPath } from './links.js'
 import type { RestartOptions, WorkerEvent, WorkerStatus } from './types.js'
 
 /** Environment variables a worker reads its identity from. */
@@ -48,6 +50,8 @@ export interface SupervisorOptions {
   readyTimeout: number
   args: string[] | undefined
   self: RosterEntry
+  /** Called with every live process (id, pid, link path) after each fork and exit: the primary's link roster. */
+  onProcs?: (procs: RosterEntry[]) => void
 }
 
 /** Primary-side supervision of the worker slots. */
@@ -179,6 +183,7 @@ export class Supervisor {
     let onExited!: () => void
     const proc: Proc = { id, worker, pid: worker.process.pid ?? -1, served: new Map(), expected: false, exited: new Promise((r) => (onExited = r)), entry: null }
     this.procs.add(proc)
+    this.procsChanged()
     if (!candidate) slot.state = 'starting'
 
     const onOnline = (): void => {
@@ -193,6 +198,9 @@ export class Supervisor {
       worker.off('exit', onExit)
       worker.off('error', onError)
       this.procs.delete(proc)
+      // A worker that crashed could not remove its link socket file: without this they pile up.
+      if (process.platform !== 'win32') rmSync(linkSocketPath(this.opts.dir, id, proc.pid), { force: true })
+      this.procsChanged()
       for (const b of this.balancers.values()) b.remove(proc, true)
       this.events.next({ type: 'exit', id, pid: proc.pid, code, signal, expected: proc.expected })
       if (this.roster.get(id)?.pid === proc.pid) {
@@ -265,6 +273,11 @@ export class Supervisor {
       default:
         break
     }
+  }
+
+  private procsChanged(): void {
+    const path = (id: number, pid: number): string => linkSocketPath(this.opts.dir, id, pid)
+    this.opts.onProcs?.([this.opts.self, ...[...this.procs].map((p) => ({ id: p.id, pid: p.pid, path: path(p.id, p.pid) }))])
   }
 
   private rosterMessage(): Control {

@@ -172,6 +172,20 @@ export interface Link<T = unknown> extends Channel<T, T> {
 }
 
 /**
+ * Counters of one cluster process's links, live.
+ * @example
+ * ```ts
+ * setInterval(() => console.log(`${node.stats.redials} redials, ${node.stats.linksRefused} refused`), 10_000).unref()
+ * ```
+ */
+export interface ClusterStats {
+  /** Incoming link handshakes refused: garbage, wrong token or version, an id the roster does not give that pid (`ERR_NOT_ROSTERED`). */
+  linksRefused: number
+  /** Links dialled again after a link to a process still in the roster ended or a dial to it failed. */
+  redials: number
+}
+
+/**
  * A worker lifecycle event, emitted by {@link ClusterNode.workers$} in the primary.
  * @example
  * ```ts
@@ -253,6 +267,8 @@ export interface ClusterNode {
   readonly ipc$: Observable<IpcMessage>
   /** Non-fatal problems: refused link handshakes, failed dials. */
   readonly errors$: Observable<RxnetError>
+  /** Link counters of this process. */
+  readonly stats: ClusterStats
   /**
    * Sends a value over cluster IPC: a worker can send to 0 (the primary) or to another worker id
    * (relayed by the primary), the primary to any worker id. False when the target is not running;

@@ -80,12 +80,67 @@ describe('cluster links', () => {
     const token = /RXNET_CLUSTER_TOKEN=([0-9a-f]+)/.exec(readFileSync(`/proc/${w2}/environ`, 'latin1'))![1]
     const fake = net.connect(path.join(f.dir, sock))
     fake.on('error', () => {})
-    fake.write(JSON.stringify({ rxnet: 'link', v: 1, token, id: 2, pid: 999_999 }) + '\n')
+    // (With worker 2's own pid: the primary adopts only the pid its roster gives an id.)
+    fake.write(JSON.stringify({ rxnet: 'link', v: 1, token, id: 2, pid: w2 }) + '\n')
     await new Promise((r) => fake.once('data', r)) // the primary's handshake answer
     fake.write(Buffer.alloc(10, 0xff)) // a varint that never ends
     const bad = await f.waitFor((r) => r.ev === 'link-error' && r.id === 0 && r.far === 2 && r.code === 'ERR_INVALID_LENGTH', 10_000, 'invalid length')
     expect(bad.code).toBe('ERR_INVALID_LENGTH')
     await new Promise((r) => (fake.destroyed ? r(null) : fake.once('close', r)))
     expect(f.proc.exitCode).toBeNull()
+  })
+
+  it('a connection with the cluster token claiming a worker id with another pid is refused (ERR_NOT_ROSTERED), counted; the live link stays', async () => {
+    const f = new Fixture({ FX: 'redial', WORKERS: '2' })
+    fx = f
+    await f.waitCount((r) => r.ev === 'got' && r.id === 0, 2, 20_000, 'hello from both workers')
+    const w2 = f.reports.find((r) => r.ev === 'redial-ready' && r.id === 2)?.pid ?? (await f.waitFor((r) => r.ev === 'redial-ready' && r.id === 2)).pid
+    const token = /RXNET_CLUSTER_TOKEN=([0-9a-f]+)/.exec(readFileSync(`/proc/${w2}/environ`, 'latin1'))![1]
+    const sock = readdirSync(f.dir).find((n) => n.startsWith('0-'))!
+    const fake = net.connect(path.join(f.dir, sock))
+    fake.on('error', () => {})
+    fake.write(JSON.stringify({ rxnet: 'link', v: 1, token, id: 2, pid: w2 + 100_000 }) + '\n')
+    const closed = new Promise((r) => fake.once('close', r))
+    const refused = await f.waitFor((r) => r.ev === 'error' && r.id === 0, 10_000, 'refusal')
+    expect(refused.code).toBe('ERR_NOT_ROSTERED')
+    expect(refused.linksRefused).toBe(1)
+    await closed
+    expect(fake.bytesRead).toBe(0) // no handshake answer: nothing was adopted
+    expect(f.reports.filter((r) => r.ev === 'link-closed' && r.id === 0 && r.far === 2)).toEqual([])
+    expect(f.reports.filter((r) => r.ev === 'link' && r.id === 0 && r.far === 2)).toHaveLength(1)
+  })
+
+  it('a link failed (ERR_BUFFER_OVERFLOW behind a SIGSTOP freeze) between two live workers is redialled and comes back on links$', async () => {
+    const f = new Fixture({ FX: 'redial', WORKERS: '2', HWM: String(64 * 1024) })
+    fx = f
+    const hello1 = await f.waitFor((r) => r.ev === 'got' && r.id === 1 && r.far === 2, 20_000, 'hello 2 -> 1')
+    await f.waitFor((r) => r.ev === 'got' && r.id === 2 && r.far === 1, 20_000, 'hello 1 -> 2')
+    const w1 = hello1.pid
+    const w2 = f.reports.find((r) => r.ev === 'got' && r.id === 2)!.pid
+    process.kill(w2, 'SIGSTOP')
+    try {
+      process.kill(w1, 'SIGUSR2') // worker 1 floods its link to the frozen worker 2
+      const failed = await f.waitFor((r) => r.ev === 'link-error' && r.id === 1 && r.far === 2, 20_000, 'overflow on 1 -> 2')
+      expect(failed.code).toBe('ERR_BUFFER_OVERFLOW')
+    } finally {
+      process.kill(w2, 'SIGCONT')
+    }
+    // Worker 2 (the higher id dials) redials; both get a second link and it carries.
+    const again1 = await f.waitFor((r) => r.ev === 'got' && r.id === 1 && r.far === 2 && (r.value as { n: number }).n === 2, 20_000, 'hello on the new link 2 -> 1')
+    const again2 = await f.waitFor((r) => r.ev === 'got' && r.id === 2 && r.far === 1 && (r.value as { n: number }).n === 2, 20_000, 'hello on the new link 1 -> 2')
+    expect([again1.pid, again2.pid]).toEqual([w1, w2])
+    expect(f.reports.filter((r) => r.ev === 'link' && r.id === 1 && r.far === 2)).toHaveLength(2)
+    expect(f.reports.filter((r) => r.ev === 'worker' && r.type === 'exit')).toEqual([])
+  })
+
+  it('the link socket directory holds only the live processes\' sockets after workers crashed and were restarted', async () => {
+    const f = new Fixture({ FX: 'http', WORKERS: '2', CRASH: '1', RESTART: 'crash' })
+    fx = f
+    // Worker 1 crashes after serving, every time: 3 restarts, then the slot is given up.
+    await f.waitFor((r) => r.ev === 'worker' && r.type === 'gave-up', 30_000, 'gave-up')
+    expect(f.reports.filter((r) => r.ev === 'worker' && r.type === 'restarting')).toHaveLength(3)
+    const live = new Set([f.proc.pid, ...f.reports.filter((r) => r.ev === 'serving' && r.id === 2).map((r) => r.pid)])
+    const socks = readdirSync(f.dir).filter((n) => n.endsWith('.sock'))
+    expect(socks.map((n) => Number(/^\d+-(\d+)\.sock$/.exec(n)![1])).sort()).toEqual([...live].sort())
   })
 })
