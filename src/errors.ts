@@ -216,3 +216,13 @@ export class RemoteError extends RxnetError {
     this.remoteCode = remoteCode
   }
 }
+
+/** An optional peer dependency (`prom-client`, `@opentelemetry/api`) is needed for this and is not installed. */
+export class MissingDependencyError extends RxnetError {
+  /** The package to install. */
+  readonly dependency: string
+  constructor(dependency: string, cause?: unknown) {
+    super('ERR_MISSING_DEPENDENCY', `this needs the optional peer dependency "${dependency}": npm install ${dependency}`, { cause })
+    this.dependency = dependency
+  }
+}

@@ -1,0 +1,10 @@
+/**
+ * Metrics as data: every transport's counters as an Observable of snapshots, rates derived in one
+ * place, and exporters (Prometheus text, OpenTelemetry observable instruments).
+ * @module
+ */
+export { type MetricsSnapshot, type LinkSnapshot, type LinkCounters, type LinkState, type WorkerSnapshot, type MetricsTransport, withRates, deriveRates } from './snapshot.js'
+export { meshMetrics, hubMetrics, busMetrics, multicastMetrics, clusterMetrics, type MetricsOptions, DEFAULT_METRICS_OPTIONS } from './sources.js'
+export { METRICS, DEFAULT_RTT_BUCKETS, type MetricName } from './names.js'
+export { type MetricsSources } from './store.js'
+export { prometheusExporter, serveMetrics, type PrometheusExporter, type PrometheusOptions, type ServeMetricsOptions, type MetricsServer, DEFAULT_SERVE_METRICS_OPTIONS } from './prometheus.js'
