@@ -51,6 +51,17 @@ interface Target {
 }
 
 /**
+ * Creates a mesh node named `name` with the default options, as `createMesh({ name })` does.
+ *
+ * @example
+ * ```ts
+ * import { createMesh } from 'rxnet'
+ * const mesh = createMesh('my-cluster')
+ * await mesh.close()
+ * ```
+ */
+export function createMesh(name: string): Mesh
+/**
  * Creates a mesh node (nothing happens on the network until {@link Mesh.listen}).
  *
  * @example
@@ -62,7 +73,6 @@ interface Target {
  * setInterval(() => mesh.broadcast(`hello from ${mesh.id}`), 1000).unref()
  * ```
  */
-export function createMesh(name: string): Mesh
 export function createMesh<In = Uint8Array, Out = Uint8Array | string>(options: MeshOptions): Mesh<In, Out>
 export function createMesh<In, Out>(options: string | MeshOptions): Mesh<In, Out> {
   return new MeshImpl<In, Out>(resolveOptions(typeof options === 'string' ? { name: options } : options))
