@@ -136,6 +136,7 @@ export {
   deriveRates,
   prometheusExporter,
   serveMetrics,
+  otelBridge,
   METRICS,
   DEFAULT_RTT_BUCKETS,
   DEFAULT_METRICS_OPTIONS,
@@ -153,4 +154,6 @@ export {
   type PrometheusOptions,
   type ServeMetricsOptions,
   type MetricsServer,
+  type OtelBridge,
+  type OtelBridgeOptions,
 } from './metrics/index.js'

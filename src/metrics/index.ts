@@ -8,3 +8,4 @@ export { meshMetrics, hubMetrics, busMetrics, multicastMetrics, clusterMetrics, 
 export { METRICS, DEFAULT_RTT_BUCKETS, type MetricName } from './names.js'
 export { type MetricsSources } from './store.js'
 export { prometheusExporter, serveMetrics, type PrometheusExporter, type PrometheusOptions, type ServeMetricsOptions, type MetricsServer, DEFAULT_SERVE_METRICS_OPTIONS } from './prometheus.js'
+export { otelBridge, type OtelBridge, type OtelBridgeOptions } from './otel.js'
