@@ -47,6 +47,14 @@ export {
   DEFAULT_CLOSE_TIMEOUT,
   MAX_TOPIC_LENGTH,
   MAX_SOCKET_PATH,
+  type NatsBus,
+  type NatsBusOptions,
+  type DurableOptions,
+  type DurableReadOptions,
+  type DurableStart,
+  ORIGIN_HEADER,
+  SEQ_HEADER,
+  DEFAULT_DUPLICATE_WINDOW,
 } from './bus/index.js'
 export {
   multicast,

@@ -18,6 +18,8 @@ import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, 
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { checkSocketPath } from './listen.js'
 import { SequenceWindow } from '../multicast/window.js'
+import { connectNatsBus } from './nats/client.js'
+import { isNatsUrl, type NatsBus, type NatsBusOptions } from './nats/options.js'
 import {
   DEFAULT_BUS_HIGH_WATER_MARK,
   DEFAULT_CLOSE_TIMEOUT,
@@ -57,7 +59,10 @@ export const MAX_SEQ_JUMP = 1 << 24
  * await bus.close()
  * ```
  */
-export function connectBus(path: string, options: BusOptions = {}): Bus {
+export function connectBus(url: `nats://${string}` | `tls://${string}`, options?: NatsBusOptions): NatsBus
+export function connectBus(path: string, options?: BusOptions | NatsBusOptions): Bus
+export function connectBus(path: string, options: BusOptions | NatsBusOptions = {}): Bus {
+  if (isNatsUrl(path)) return connectNatsBus(path, options) // the same Bus on NATS: ./nats/client.ts
   return new BusImpl(path, options)
 }
 

@@ -40,3 +40,13 @@ export {
 } from './options.js'
 export { compileTopic, matchTopic, validateTopic, type TopicMatcher, MAX_TOPIC_LENGTH } from './topics.js'
 export { MAX_SOCKET_PATH, defaultBusPath } from './listen.js'
+export {
+  type NatsBus,
+  type NatsBusOptions,
+  type DurableOptions,
+  type DurableReadOptions,
+  type DurableStart,
+  ORIGIN_HEADER,
+  SEQ_HEADER,
+  DEFAULT_DUPLICATE_WINDOW,
+} from './nats/options.js'

@@ -1,0 +1,141 @@
+/**
+ * Durable topics on JetStream: the stream a bus stores its durable emits in, and reading it back
+ * (`messages$(pattern, { from })` through an ordered consumer, `{ consumer }` through a durable
+ * consumer that resumes after the last message it acknowledged).
+ * @module
+ */
+import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node'
+import type { JetStreamClient, ConsumerMessages, JsMsg, DeliverPolicy } from '@nats-io/jetstream'
+import type { Codec } from '../../codec/index.js'
+import { InvalidArgumentError } from '../../errors.js'
+import { SequenceWindow } from '../../multicast/window.js'
+import type { BusStats } from '../options.js'
+import { DEFAULT_DUPLICATE_WINDOW, type DurableOptions, type DurableReadOptions, type DurableStart } from './options.js'
+import { decodeBody, readMeta, SenderFilter } from './wire.js'
+import { loadJetStream } from './load.js'
+
+type JetStreamModule = typeof import('@nats-io/jetstream')
+
+/** Sequence numbers per sender a durable consumer remembers (redeliveries may come late). */
+const DURABLE_WINDOW = 4096
+
+/** What a durable reader needs of its bus. */
+export interface DurableContext {
+  /** Resolves once connected with the stream in place. */
+  ready(): Promise<{ js: JetStreamClient; nc: NatsConnection; stream: string }>
+  readonly codec: Codec<unknown>
+  readonly stats: BusStats
+  makeHeaders(): MsgHdrs
+}
+
+/** Creates the stream when missing, adds the subjects it lacks; returns the JetStream client. */
+export async function ensureStream(mod: JetStreamModule, nc: NatsConnection, durable: DurableOptions): Promise<JetStreamClient> {
+  const jsm = await mod.jetstreamManager(nc)
+  let info
+  try {
+    info = await jsm.streams.info(durable.stream)
+  } catch {
+    info = undefined
+  }
+  if (info === undefined) {
+    await jsm.streams.add({
+      name: durable.stream,
+      subjects: durable.subjects,
+      num_replicas: durable.replicas ?? 1,
+      duplicate_window: (durable.duplicateWindow ?? DEFAULT_DUPLICATE_WINDOW) * 1_000_000,
+    })
+  } else {
+    const missing = durable.subjects.filter((s) => !info.config.subjects?.includes(s))
+    if (missing.length > 0) await jsm.streams.update(durable.stream, { subjects: [...(info.config.subjects ?? []), ...missing] })
+  }
+  return mod.jetstream(nc)
+}
+
+/** The consumer fields for a start position. */
+function startAt(from: DurableStart): { deliver_policy: DeliverPolicy; opt_start_seq?: number; opt_start_time?: string } {
+  if (from === 'start') return { deliver_policy: 'all' as DeliverPolicy }
+  if (from === 'new') return { deliver_policy: 'new' as DeliverPolicy }
+  if (from instanceof Date) {
+    if (Number.isNaN(from.getTime())) throw new InvalidArgumentError('messages$: from is an invalid Date')
+    return { deliver_policy: 'by_start_time' as DeliverPolicy, opt_start_time: from.toISOString() }
+  }
+  if (typeof from === 'number' && Number.isSafeInteger(from) && from >= 1) return { deliver_policy: 'by_start_sequence' as DeliverPolicy, opt_start_seq: from }
+  throw new InvalidArgumentError(`messages$: from must be 'start', 'new', a stream sequence number (>= 1) or a Date, got ${String(from)}`)
+}
+
+/**
+ * Reads `pattern` from the durable stream and calls `deliver` for each message, once per sender
+ * seq; errors go to `error`. Returns the function that stops reading.
+ */
+export function readDurable(
+  ctx: DurableContext,
+  pattern: string,
+  options: DurableReadOptions,
+  deliver: (topic: string, data: unknown, origin: string, seq: number) => void,
+  error: (e: unknown) => void,
+): () => void {
+  let stopped = false
+  let messages: ConsumerMessages | undefined
+  const { consumer: name } = options
+  // An ordered consumer delivers in stream order without gaps; a durable one may redeliver late.
+  const strict = new SenderFilter()
+  const windows = new Map<string, SequenceWindow>()
+  const fresh = (origin: string, seq: number): boolean => {
+    if (name === undefined) return strict.accept(origin, seq)
+    const w = windows.get(origin)
+    if (w === undefined) {
+      windows.set(origin, new SequenceWindow(DURABLE_WINDOW, seq))
+      return true
+    }
+    if (w.check(seq) !== 'new') return false
+    w.accept(seq)
+    return true
+  }
+  const onMessage = (m: JsMsg): void => {
+    const { origin, seq } = readMeta(m.headers)
+    if (origin !== '' && !fresh(origin, seq)) ctx.stats.duplicates++
+    else {
+      let data: unknown
+      let ok = true
+      try {
+        data = decodeBody(ctx.codec, m.data)
+      } catch {
+        ok = false
+        ctx.stats.undecodable++
+      }
+      if (ok) {
+        ctx.stats.received++
+        deliver(m.subject, data, origin, seq)
+      }
+    }
+    if (name !== undefined) m.ack()
+  }
+  const run = async (): Promise<void> => {
+    if (name !== undefined && (typeof name !== 'string' || !/^[A-Za-z0-9_-]+$/.test(name))) throw new InvalidArgumentError('messages$: consumer must be a name of letters, digits, - and _')
+    const start = startAt(options.from ?? 'start')
+    const { js, nc, stream } = await ctx.ready()
+    let consumer
+    if (name === undefined) {
+      consumer = await js.consumers.get(stream, { filter_subjects: pattern, ...start })
+    } else {
+      const mod = await loadJetStream()
+      const jsm = await mod.jetstreamManager(nc)
+      const exists = await jsm.consumers.info(stream, name).then(
+        () => true,
+        () => false,
+      )
+      if (!exists) await jsm.consumers.add(stream, { durable_name: name, filter_subject: pattern, ack_policy: 'explicit' as never, ...start })
+      consumer = await js.consumers.get(stream, name)
+    }
+    if (stopped) return
+    messages = await consumer.consume({ callback: onMessage })
+    if (stopped) void messages.stop()
+  }
+  run().catch((e: unknown) => {
+    if (!stopped) error(e)
+  })
+  return () => {
+    stopped = true
+    if (messages !== undefined) void messages.stop()
+  }
+}

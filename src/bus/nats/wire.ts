@@ -1,0 +1,66 @@
+/**
+ * What rxnet puts in NATS messages, as pure functions: the sender id / seq headers, NATS service
+ * error headers on failed replies, and the per-sender duplicate filter receivers apply.
+ * @module
+ */
+import type { MsgHdrs } from '@nats-io/transport-node'
+import { decodeWith, type Codec } from '../../codec/index.js'
+import { ORIGIN_HEADER, SEQ_HEADER } from './options.js'
+
+/** Header of a failed reply (the NATS services convention): the error message. */
+export const ERROR_HEADER = 'Nats-Service-Error'
+/** Header of a failed reply: the error code. */
+export const ERROR_CODE_HEADER = 'Nats-Service-Error-Code'
+
+/** Senders remembered per subscription for duplicate detection (the oldest is forgotten beyond). */
+const MAX_SENDERS = 10_000
+
+/** What the headers of a received message say. */
+export interface Meta {
+  /** The rxnet sender's id, `''` for a plain NATS publisher (or malformed headers). */
+  origin: string
+  /** Its seq, 0 with no origin. */
+  seq: number
+  /** A NATS "no responders" status (503) for a request nobody listens to. */
+  noResponders: boolean
+  /** A failed reply's error, from the service-error headers. */
+  error: { message: string; code?: string } | undefined
+}
+
+const PLAIN: Meta = { origin: '', seq: 0, noResponders: false, error: undefined }
+
+/** Reads rxnet's headers; anything missing or malformed reads as a plain NATS message. */
+export function readMeta(h: MsgHdrs | undefined): Meta {
+  if (h === undefined) return PLAIN
+  if (h.code === 503) return { ...PLAIN, noResponders: true }
+  const message = h.get(ERROR_HEADER)
+  const error = message === '' ? undefined : { message, ...(h.get(ERROR_CODE_HEADER) !== '' ? { code: h.get(ERROR_CODE_HEADER) } : {}) }
+  const origin = h.get(ORIGIN_HEADER)
+  const seq = Number(h.get(SEQ_HEADER))
+  if (origin === '' || !Number.isSafeInteger(seq) || seq <= 0) return { ...PLAIN, error }
+  return { origin, seq, noResponders: false, error }
+}
+
+/** An empty payload is `undefined` (a reply with no body); anything else goes through the codec. */
+export function decodeBody(codec: Codec<unknown>, data: Uint8Array): unknown {
+  return data.length === 0 ? undefined : decodeWith(codec, data)
+}
+
+/**
+ * Per sender, the highest seq accepted: a message passes only when its seq is higher. One NATS
+ * subscription receives a sender's messages in the order it published them, and after a
+ * reconnect the sender publishes its unconfirmed messages again from the oldest, so "higher"
+ * keeps each message once and in order.
+ */
+export class SenderFilter {
+  private readonly highest = new Map<string, number>()
+
+  /** True (and remembered) when `seq` is new from `origin`. */
+  accept(origin: string, seq: number): boolean {
+    const last = this.highest.get(origin)
+    if (last !== undefined && seq <= last) return false
+    if (last === undefined && this.highest.size >= MAX_SENDERS) this.highest.delete(this.highest.keys().next().value!)
+    this.highest.set(origin, seq)
+    return true
+  }
+}

@@ -1,0 +1,121 @@
+// The bus on NATS and plain nats.js clients on the same server: payloads are plain JSON, rxnet's
+// metadata is in headers only, requests and replies are NATS requests and replies.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { firstValueFrom, lastValueFrom, of, take, toArray } from 'rxjs'
+import { connect, headers, type NatsConnection } from '@nats-io/transport-node'
+import { connectBus, type NatsBus } from 'rxnet'
+import { reply, request } from 'rxnet/operators'
+import { NATS_SERVER, SKIP_REASON, startNats, type NatsCluster } from './harness.js'
+
+describe.skipIf(NATS_SERVER === null)(`bus on NATS with plain NATS clients${NATS_SERVER === null ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
+  let nats: NatsCluster
+  const open: { close(): Promise<unknown> }[] = []
+  beforeAll(async () => {
+    nats = await startNats(1)
+  })
+  afterAll(() => nats?.close())
+  afterEach(async () => {
+    for (const o of open.splice(0).reverse()) await o.close()
+  })
+  const bus = (): NatsBus => {
+    const b = connectBus(nats.url as `nats://${string}`)
+    open.push(b)
+    return b
+  }
+  const plain = async (): Promise<NatsConnection> => {
+    const nc = await connect({ servers: nats.url })
+    open.push(nc)
+    return nc
+  }
+
+  it('a plain nc.publish of JSON reaches messages$("log.*"), origin "" and seq 0', async () => {
+    const b = bus()
+    const got = firstValueFrom(b.envelopes$('log.*'))
+    await b.flush()
+    const nc = await plain()
+    nc.publish('log.info', JSON.stringify({ line: 'x' }))
+    expect(await got).toEqual({ topic: 'log.info', data: { line: 'x' }, origin: '', seq: 0 })
+  })
+
+  it('an rxnet emit reaches a plain subscriber as plain JSON, with Rx-Origin / Rx-Seq headers', async () => {
+    const nc = await plain()
+    const sub = nc.subscribe('log.>', { max: 2 })
+    await nc.flush()
+    const b = bus()
+    b.emit('log.info', { line: 'a' })
+    b.emit('log.error.disk', [1, 2])
+    const msgs = []
+    for await (const m of sub) msgs.push({ subject: m.subject, json: m.json(), origin: m.headers?.get('Rx-Origin'), seq: m.headers?.get('Rx-Seq') })
+    expect(msgs).toEqual([
+      { subject: 'log.info', json: { line: 'a' }, origin: b.id, seq: '1' },
+      { subject: 'log.error.disk', json: [1, 2], origin: b.id, seq: '2' },
+    ])
+  })
+
+  it('reply() on the bus answers a plain nc.request(); an error reply carries the NATS service-error headers', async () => {
+    const b = bus()
+    b.messages$('math.add')
+      .pipe(
+        reply(b, ({ a, c }: { a: number; c: number }) => {
+          if (a < 0) throw Object.assign(new Error('negative'), { code: 'E_NEG' })
+          return a + c
+        }),
+      )
+      .subscribe()
+    await b.flush()
+    const nc = await plain()
+    const r = await nc.request('math.add', JSON.stringify({ a: 1, c: 2 }), { timeout: 5000 })
+    expect(r.json()).toBe(3)
+    const e = await nc.request('math.add', JSON.stringify({ a: -1, c: 2 }), { timeout: 5000 })
+    expect(e.data.length).toBe(0)
+    expect(e.headers?.get('Nats-Service-Error')).toBe('negative')
+    expect(e.headers?.get('Nats-Service-Error-Code')).toBe('E_NEG')
+  })
+
+  it('request() on the bus calls a plain NATS responder; its service-error headers become ERR_REMOTE', async () => {
+    const nc = await plain()
+    nc.subscribe('math.double', {
+      callback: (_e, m) => {
+        const n = m.json<number>()
+        if (n < 0) {
+          const h = headers()
+          h.set('Nats-Service-Error', 'negative')
+          h.set('Nats-Service-Error-Code', 'E_NEG')
+          m.respond('', { headers: h })
+        } else m.respond(JSON.stringify(n * 2))
+      },
+    })
+    await nc.flush()
+    const b = bus()
+    expect(await lastValueFrom(of(1, 2, 3).pipe(request<number, number>(b, 'math.double'), toArray()))).toEqual([2, 4, 6])
+    await expect(lastValueFrom(of(-1).pipe(request(b, 'math.double')))).rejects.toMatchObject({ code: 'ERR_REMOTE', remoteCode: 'E_NEG' })
+  })
+
+  it('a NATS message with malformed rxnet headers is delivered as plain (origin "", no dedupe)', async () => {
+    const b = bus()
+    const got = lastValueFrom(b.envelopes$('x').pipe(take(2), toArray()))
+    await b.flush()
+    const nc = await plain()
+    for (let i = 0; i < 2; i++) {
+      const h = headers()
+      h.set('Rx-Origin', 'someone')
+      h.set('Rx-Seq', 'not-a-number')
+      nc.publish('x', JSON.stringify(i), { headers: h })
+    }
+    expect(await got).toEqual([
+      { topic: 'x', data: 0, origin: '', seq: 0 },
+      { topic: 'x', data: 1, origin: '', seq: 0 },
+    ])
+  })
+
+  it('a payload the codec cannot decode is counted in stats.undecodable and dropped', async () => {
+    const b = bus()
+    const got = firstValueFrom(b.messages$('y'))
+    await b.flush()
+    const nc = await plain()
+    nc.publish('y', '{not json')
+    nc.publish('y', '"ok"')
+    expect(await got).toBe('ok')
+    expect(b.stats.undecodable).toBe(1)
+  })
+})
