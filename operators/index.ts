@@ -1,7 +1,7 @@
 /**
  * `rxnet/operators`: framing, codecs, membership, fan-out and routing as RxJS operators.
  * One operator per file; this file only re-exports.
- * @module
+ * @module rxnet/operators
  */
 export { frame } from './frame.js'
 export { unframe, type UnframeOptions } from './unframe.js'

@@ -11,7 +11,7 @@
  * ch.source.subscribe((bytes) => console.log(codecs.json.decode(bytes)))
  * ch.send(codecs.json.encode({ hello: 'world' }))
  * ```
- * @packageDocumentation
+ * @module rxnet
  */
 export { type Channel, type ChannelStats, createChannel, mapChannel } from './channel.js'
 export { type Connection, type ConnectionStats, type CloseOptions, type WaitOptions, DEFAULT_CONNECTION_CLOSE_TIMEOUT } from './connection.js'
@@ -74,6 +74,7 @@ export {
 } from './multicast/index.js'
 export {
   cluster,
+  type ClusterStats,
   type ClusterNode,
   type ClusterOptions,
   type RestartOptions,

@@ -22,7 +22,7 @@
  *   server.listen(() => console.log('listening on port', (server.address() as net.AddressInfo).port))
  * }
  * ```
- * @module
+ * @module rxnet/net
  */
 import * as api from './net.js'
 
