@@ -23,7 +23,7 @@ export function checkKeys(where: string, options: object | undefined | null, kno
 }
 
 /** The entry of `candidates` nearest to `word` by edit distance, if it is near enough to be a typo. */
-function closest(word: string, candidates: readonly string[]): string | undefined {
+export function closest(word: string, candidates: readonly string[]): string | undefined {
   let best: string | undefined
   let bestDistance = Infinity
   for (const c of candidates) {

@@ -114,8 +114,10 @@ describe('the built package from a consumer project', () => {
     expect(r.stdout.trim()).toBe('function function function')
   })
 
-  it('the bin runs from the build', async () => {
+  it('the bin runs from the build (--help, --version)', async () => {
     const r = await exec(process.execPath, [join(pkg, manifest.bin.rxnet!), '--help'], { cwd: dirname(consumer) })
     expect(r.stdout).toContain('usage: rxnet <command> [options]')
+    const v = await exec(process.execPath, [join(pkg, manifest.bin.rxnet!), '--version'], { cwd: dirname(consumer) })
+    expect(v.stdout.trim()).toBe(manifest.version)
   })
 })
