@@ -7,7 +7,7 @@
  */
 import net from 'node:net'
 import { randomBytes } from 'node:crypto'
-import { BehaviorSubject, Observable, type Subscriber } from 'rxjs'
+import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { waitIn, type Waiter } from '../channel.js'
 import { BoundedQueue, DEFAULT_OVERFLOW } from '../queue.js'
@@ -30,6 +30,7 @@ import {
   type Bus,
   type BusMessage,
   type BusOptions,
+  type BusEvent,
   type BusStats,
   type BusStatus,
 } from './options.js'
@@ -81,10 +82,12 @@ interface Interest {
 
 class BusImpl implements Bus {
   readonly id: string
-  readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, implausible: 0, undecodable: 0, dropped: 0, overflows: 0, buffered: 0, reconnects: 0 }
+  readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, implausible: 0, lost: 0, undecodable: 0, dropped: 0, overflows: 0, buffered: 0, reconnects: 0 }
   readonly status$: Observable<BusStatus>
+  readonly events$: Observable<BusEvent>
 
   private readonly status = new BehaviorSubject<BusStatus>({ type: 'connecting', attempt: 0 })
+  private readonly events = new Subject<BusEvent>()
   private readonly codec: Codec<unknown>
   private readonly echo: boolean
   private readonly outbox: BoundedQueue<Entry>
@@ -126,6 +129,7 @@ class BusImpl implements Bus {
     this.maxMessageSize = positive('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE)
     this.closeTimeout = positive('closeTimeout', options.closeTimeout, DEFAULT_CLOSE_TIMEOUT)
     this.status$ = this.status.asObservable()
+    this.events$ = this.events.asObservable()
     this.connect()
   }
 
@@ -292,6 +296,10 @@ class BusImpl implements Bus {
         case 'pong':
           this.pings.get(f.id)?.resolve()
           return
+        case 'lost':
+          this.stats.lost += f.count
+          this.events.next({ type: 'lost', origin: f.origin, count: f.count })
+          return
         case 'welcome':
           if (f.version !== BUS_PROTOCOL_VERSION) throw new VersionMismatchError(BUS_PROTOCOL_VERSION, f.version)
           this.welcomed = true
@@ -399,6 +407,7 @@ class BusImpl implements Bus {
     this.outbox.clear()
     this.status.next({ type: 'closed' })
     this.status.complete()
+    this.events.complete()
     if (ch !== null) {
       const timer = setTimeout(() => ch.sink.error(new ClosedError('bus')), 1000)
       await ch.close()

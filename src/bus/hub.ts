@@ -12,13 +12,16 @@ import { Observable, Subject } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { AbortError, ClosedError, DuplicateIdError, FrameTooLongError, isRxnetError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
 import { multicast, type MulticastChannel } from '../multicast/index.js'
-import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodePong, encodeString, encodeWelcome, pubToMsg, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
+import { varintLength } from '../framing/varint.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodeLost, encodePong, encodeString, encodeWelcome, pubToMsg, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
+import { readRoster, removeRoster, rosterPath, writeRoster } from './recovery.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { listenOnPath } from './listen.js'
 import {
   DEFAULT_CLIENT_HIGH_WATER_MARK,
   DEFAULT_HELLO_TIMEOUT,
   DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_RECOVERY_TIMEOUT,
   DEFAULT_SLOW_CLIENT_TIMEOUT,
   positive,
   type Hub,
@@ -36,13 +39,44 @@ interface Session {
   id: string | null
   origin: Uint8Array | null
   echo: boolean
-  readonly patterns: Map<string, TopicMatcher>
+  patterns: Map<string, TopicMatcher>
   ackSeq: number
   acked: number
   slowTimer: NodeJS.Timeout | null
   helloTimer: NodeJS.Timeout | null
   closed: boolean
+  /** Bytes of frames given to `ch` so far (what it has written to the kernel: `sent - ch.stats.bufferedBytes`). */
+  sent: number
+  /** Patterns adopted from this client's ghost that it has not registered again yet (dropped at its first other frame). */
+  adopted: Set<string> | null
 }
+
+/**
+ * A client listed in the roster a crashed hub left, not reconnected yet: what matches its
+ * patterns is held for it (bounded by `clientHighWaterMark`) until it is back or
+ * `recoveryTimeout` passes.
+ */
+interface Ghost {
+  readonly id: string
+  readonly echo: boolean
+  readonly patterns: Map<string, TopicMatcher>
+  readonly held: { msg: Uint8Array; origin: string }[]
+  heldBytes: number
+  /** Messages it could not hold, per origin. */
+  readonly lost: Map<string, number>
+}
+
+/**
+ * ACKs and PONGs waiting until every copy of a message routed before them is out of the hub's
+ * hands (in the receiver's kernel buffer, which survives the hub) or held for a ghost that has
+ * since been adopted or given up.
+ */
+interface Barrier {
+  readonly marks: { t: Session | Ghost; at: number }[]
+  readonly frames: { s: Session; frame: Uint8Array }[]
+}
+
+const frameSize = (f: Uint8Array): number => f.length + varintLength(f.length)
 
 /**
  * Starts a bus hub on a Unix socket or Windows named pipe.
@@ -70,7 +104,7 @@ export async function startHub(options: HubOptions): Promise<Hub> {
 class HubImpl implements Hub {
   readonly path: string
   readonly id = randomBytes(8).toString('hex')
-  readonly stats: HubStats = { clients: 0, published: 0, delivered: 0, dropped: 0, bridgedOut: 0, bridgedIn: 0, bridgeBad: 0, bridgeSpoofed: 0, bridgeTooLarge: 0 }
+  readonly stats: HubStats = { clients: 0, published: 0, delivered: 0, dropped: 0, bridgedOut: 0, bridgedIn: 0, bridgeBad: 0, bridgeSpoofed: 0, bridgeTooLarge: 0, recovering: 0, lost: 0 }
   readonly events$: Observable<HubEvent>
   bridge: MulticastChannel | null = null
 
@@ -86,12 +120,23 @@ class HubImpl implements Hub {
   /** Topics already validated (the check is not free; topics repeat). */
   private readonly validTopics = new Set<string>()
   private readonly ackPending = new Set<Session>()
+  private pongs: { s: Session; frame: Uint8Array }[] = []
   private ackScheduled = false
+  private readonly barriers: Barrier[] = []
+  private barrierTimer: NodeJS.Timeout | null = null
+  /** Clients of the crashed hub this one replaced, not back yet (see {@link Ghost}). */
+  private readonly ghosts = new Map<string, Ghost>()
+  private recoveryTimer: NodeJS.Timeout | null = null
+  /** Losses to report to a client when it comes back after its ghost was given up. */
+  private readonly lostFor = new Map<string, Map<string, number>>()
+  private readonly rosterFile: string | null
+  private rosterDirty = false
   private closing: Promise<void> | null = null
   private readonly maxMessageSize: number
   private readonly clientHighWaterMark: number
   private readonly slowClientTimeout: number
   private readonly helloTimeout: number
+  private readonly recoveryTimeout: number
   private readonly welcome: Uint8Array
 
   constructor(private readonly options: HubOptions) {
@@ -101,6 +146,8 @@ class HubImpl implements Hub {
     this.clientHighWaterMark = positive('clientHighWaterMark', options.clientHighWaterMark, DEFAULT_CLIENT_HIGH_WATER_MARK)
     this.slowClientTimeout = positive('slowClientTimeout', options.slowClientTimeout, DEFAULT_SLOW_CLIENT_TIMEOUT)
     this.helloTimeout = positive('helloTimeout', options.helloTimeout, DEFAULT_HELLO_TIMEOUT)
+    this.recoveryTimeout = positive('recoveryTimeout', options.recoveryTimeout, DEFAULT_RECOVERY_TIMEOUT)
+    this.rosterFile = rosterPath(options.path)
     this.events$ = this.events.asObservable()
     this.welcome = encodeWelcome(this.id)
     this.server = net.createServer(this.onConnection)
@@ -111,6 +158,7 @@ class HubImpl implements Hub {
     await listenOnPath(this.server, this.path, signal)
     // After listen, an 'error' with no listener (e.g. EMFILE on accept) would crash the process.
     this.server.on('error', this.onServerError)
+    this.recover()
     if (signal?.aborted) {
       await this.close()
       throw new AbortError(signal.reason)
@@ -141,6 +189,9 @@ class HubImpl implements Hub {
   }
 
   private async shutdown(): Promise<void> {
+    this.giveUpGhosts()
+    if (this.barrierTimer !== null) clearTimeout(this.barrierTimer)
+    if (this.rosterFile !== null) removeRoster(this.rosterFile) // a clean stop: clients will not be waited for
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     const clients = [...this.sessions].map((s) => this.closeSession(s))
     await Promise.all([serverClosed, ...clients, this.bridge?.close()])
@@ -171,7 +222,7 @@ class HubImpl implements Hub {
     // Past half the budget the hub stops reading every client; what it is already processing (at
     // most one read of 64 KiB per client) still lands, hence the slack before the hard limit.
     const ch = socketChannel(socket, { maxLength: this.maxMessageSize + MSG_OVERHEAD, highWaterMark: this.clientHighWaterMark + READ_SLACK, overflow: 'error' })
-    const s: Session = { ch, socket, id: null, origin: null, echo: false, patterns: new Map(), ackSeq: -1, acked: -1, slowTimer: null, helloTimer: null, closed: false }
+    const s: Session = { ch, socket, id: null, origin: null, echo: false, patterns: new Map(), ackSeq: -1, acked: -1, slowTimer: null, helloTimer: null, closed: false, sent: 0, adopted: null }
     this.sessions.add(s)
     s.helloTimer = setTimeout(() => this.drop(s, new TimeoutError('HELLO', this.helloTimeout)), this.helloTimeout)
     ch.source.subscribe({
@@ -194,6 +245,7 @@ class HubImpl implements Hub {
         this.hello(s, f.id, f.echo)
         return
       }
+      if (s.adopted !== null && f.type !== 'sub') this.dropAdopted(s)
       switch (f.type) {
         case 'pub': {
           if (!this.validTopics.has(f.topic)) {
@@ -205,21 +257,28 @@ class HubImpl implements Hub {
           s.ackSeq = f.seq
           this.stats.published++
           const msg = pubToMsg(bytes, s.origin!)
-          this.route(f.topic, msg, s)
+          this.route(f.topic, msg, s, s.id)
           this.toBridge(msg)
           this.scheduleAck(s)
           return
         }
         case 'sub':
+          if (s.adopted?.delete(f.pattern)) return // already there, from its ghost
           if (s.patterns.size >= MAX_PATTERNS && !s.patterns.has(f.pattern)) throw new ProtocolError(`more than ${MAX_PATTERNS} patterns`)
           s.patterns.set(f.pattern, compileTopic(f.pattern))
           this.routes.clear()
+          this.rosterDirty = true
           return
         case 'unsub':
-          if (s.patterns.delete(f.pattern)) this.routes.clear()
+          if (s.patterns.delete(f.pattern)) {
+            this.routes.clear()
+            this.rosterDirty = true
+          }
           return
         case 'ping':
-          s.ch.send(encodePong(f.id))
+          // After the ACKs of what came before it (a flush() means: nothing before it can be lost).
+          this.pongs.push({ s, frame: encodePong(f.id) })
+          this.scheduleAck(null)
           return
         default:
           throw new ProtocolError(`unexpected ${f.type.toUpperCase()} from a client`)
@@ -243,13 +302,121 @@ class HubImpl implements Hub {
     s.echo = echo
     this.byId.set(id, s)
     this.stats.clients++
-    s.ch.send(this.welcome)
+    const ghost = this.ghosts.get(id)
+    if (ghost !== undefined) {
+      this.ghosts.delete(id)
+      s.patterns = ghost.patterns // until its own SUBs arrive (they follow HELLO)
+      s.adopted = new Set(ghost.patterns.keys())
+      this.routes.clear()
+    }
+    this.send(s, this.welcome)
     if (s.ackSeq >= 0) this.scheduleAck(s) // tells a reconnecting client what it need not resend
     this.events.next({ type: 'connect', client: id })
+    if (ghost !== undefined) {
+      for (const h of ghost.held) this.send(s, h.msg)
+      for (const b of this.barriers) {
+        for (const m of b.marks) {
+          if (m.t !== ghost) continue
+          m.t = s
+          m.at = s.sent
+        }
+      }
+      this.countLost(ghost)
+      this.reportLost(s, ghost.lost)
+      if (this.ghosts.size === 0) this.endRecovery()
+      this.checkBarriers()
+    }
+    const late = this.lostFor.get(id)
+    if (late !== undefined) {
+      this.lostFor.delete(id)
+      this.reportLost(s, late)
+    }
+  }
+
+  /** Sends `frame` to a client, counting its bytes (see {@link Session.sent}). */
+  private send(s: Session, frame: Uint8Array): void {
+    s.sent += frameSize(frame)
+    s.ch.send(frame)
+  }
+
+  /** The client registered its interests again: patterns of its ghost it did not repeat are withdrawn. */
+  private dropAdopted(s: Session): void {
+    for (const p of s.adopted!) s.patterns.delete(p)
+    if (s.adopted!.size > 0) this.routes.clear()
+    s.adopted = null
+  }
+
+  // ---- recovery after a crash ----------------------------------------------------------------
+
+  /** Reads the roster a crashed hub on this path left: each client listed becomes a ghost until it is back. */
+  private recover(): void {
+    if (this.rosterFile === null) return
+    for (const c of readRoster(this.rosterFile)) this.ghosts.set(c.id, { ...c, held: [], heldBytes: 0, lost: new Map() })
+    if (this.ghosts.size === 0) return
+    this.stats.recovering = this.ghosts.size
+    this.recoveryTimer = setTimeout(() => this.giveUpGhosts(), this.recoveryTimeout)
+    this.recoveryTimer.unref?.()
+  }
+
+  private endRecovery(): void {
+    if (this.recoveryTimer !== null) clearTimeout(this.recoveryTimer)
+    this.recoveryTimer = null
+    this.stats.recovering = 0
+    this.rosterDirty = true
+  }
+
+  /** Recovery time is up: what the remaining ghosts hold is lost (counted; told to each if it comes back later). */
+  private giveUpGhosts(): void {
+    if (this.ghosts.size === 0) return
+    for (const g of this.ghosts.values()) {
+      for (const h of g.held) g.lost.set(h.origin, (g.lost.get(h.origin) ?? 0) + 1)
+      this.countLost(g)
+      if (g.lost.size > 0) {
+        if (this.lostFor.size >= 10_000) this.lostFor.delete(this.lostFor.keys().next().value!)
+        this.lostFor.set(g.id, g.lost)
+      }
+    }
+    this.ghosts.clear()
+    this.endRecovery()
+    this.routes.clear()
+    this.checkBarriers()
+  }
+
+  private countLost(g: Ghost): void {
+    for (const [origin, count] of g.lost) {
+      this.stats.lost += count
+      this.events.next({ type: 'lost', client: g.id, origin, count })
+    }
+  }
+
+  /** Tells a client how many messages of each sender it will never get (LOST frames). */
+  private reportLost(s: Session, lost: Map<string, number>): void {
+    for (const [origin, count] of lost) this.send(s, encodeLost(count, origin))
+  }
+
+  private hold(g: Ghost, msg: Uint8Array, origin: string): void {
+    if (g.heldBytes + msg.length > this.clientHighWaterMark) {
+      g.lost.set(origin, (g.lost.get(origin) ?? 0) + 1)
+      return
+    }
+    g.held.push({ msg, origin })
+    g.heldBytes += msg.length
+  }
+
+  private persistRoster(): void {
+    this.rosterDirty = false
+    if (this.rosterFile === null) return
+    const clients: { id: string; echo: boolean; patterns: Iterable<string> }[] = [...this.ghosts.values()].map((g) => ({ id: g.id, echo: g.echo, patterns: g.patterns.keys() }))
+    for (const s of this.sessions) if (s.id !== null && s.patterns.size > 0) clients.push({ id: s.id, echo: s.echo, patterns: s.patterns.keys() })
+    try {
+      writeRoster(this.rosterFile, clients)
+    } catch (error) {
+      this.events.next({ type: 'server-error', error })
+    }
   }
 
   /** Forwards `msg` to every local session interested in `topic`, except `from` (unless it asked for echoes). */
-  private route(topic: string, msg: Uint8Array, from: Session | null): void {
+  private route(topic: string, msg: Uint8Array, from: Session | null, origin: string): void {
     let targets = this.routes.get(topic)
     if (targets === undefined) {
       targets = []
@@ -268,9 +435,20 @@ class HubImpl implements Hub {
     for (let i = 0; i < targets.length; i++) {
       const t = targets[i]!
       if ((t === from && !t.echo) || t.closed) continue
-      t.ch.send(msg)
+      this.send(t, msg)
       this.stats.delivered++
       if (!t.ch.writable) this.congest(t)
+    }
+    if (this.ghosts.size > 0) {
+      for (const g of this.ghosts.values()) {
+        if (g.id === origin && !g.echo) continue
+        for (const m of g.patterns.values()) {
+          if (m.matches(topic)) {
+            this.hold(g, msg, origin)
+            break
+          }
+        }
+      }
     }
   }
 
@@ -302,7 +480,7 @@ class HubImpl implements Hub {
       return
     }
     this.stats.bridgedIn++
-    this.route(f.topic, data, null)
+    this.route(f.topic, data, null, f.origin)
   }
 
   /**
@@ -332,21 +510,62 @@ class HubImpl implements Hub {
 
   private scheduleAck(s: Session | null): void {
     if (s !== null) this.ackPending.add(s)
-    if (this.ackScheduled || this.ackPending.size === 0) return
+    if (this.ackScheduled || (this.ackPending.size === 0 && this.pongs.length === 0)) return
     this.ackScheduled = true
     setImmediate(this.flushAcks)
   }
 
+  /**
+   * Turns the pending ACKs and PONGs into a barrier released once everything routed so far is out
+   * of this process (see {@link Barrier}): an ACK lets the sender forget a message, so a hub crash
+   * must not be able to lose any copy of it after that.
+   */
   private readonly flushAcks = (): void => {
     this.ackScheduled = false
     if (this.congested.size > 0) return // resumed by uncongest()
+    const frames: Barrier['frames'] = []
     for (const s of this.ackPending) {
       if (!s.closed && s.ackSeq > s.acked) {
         s.acked = s.ackSeq
-        s.ch.send(encodeAck(s.ackSeq))
+        frames.push({ s, frame: encodeAck(s.ackSeq) })
       }
     }
     this.ackPending.clear()
+    for (const p of this.pongs) frames.push(p)
+    this.pongs = []
+    if (frames.length === 0) return
+    const marks: Barrier['marks'] = []
+    for (const t of this.sessions) if (t.sent > 0 && t.ch.stats.bufferedBytes > 0) marks.push({ t, at: t.sent })
+    for (const g of this.ghosts.values()) if (g.held.length > 0) marks.push({ t: g, at: 0 })
+    this.barriers.push({ marks, frames })
+    this.checkBarriers()
+  }
+
+  private released(b: Barrier): boolean {
+    for (const { t, at } of b.marks) {
+      if ('ch' in t) {
+        if (!t.closed && t.sent - t.ch.stats.bufferedBytes < at) return false
+      } else if (this.ghosts.get(t.id) === t) {
+        return false
+      }
+    }
+    return true
+  }
+
+  private readonly checkBarriers = (): void => {
+    if (this.barrierTimer !== null) clearTimeout(this.barrierTimer)
+    this.barrierTimer = null
+    while (this.barriers.length > 0) {
+      const b = this.barriers[0]!
+      if (!this.released(b)) {
+        // Write completions have no public event: look again shortly (only while something waits).
+        this.barrierTimer = setTimeout(this.checkBarriers, 1)
+        return
+      }
+      if (this.rosterDirty) this.persistRoster() // the interests these ACKs rely on survive a crash
+      this.barriers.shift()
+      for (const { s, frame } of b.frames) if (!s.closed) this.send(s, frame)
+    }
   }
 
   private drop(s: Session, error: RxnetError): void {
@@ -364,7 +583,10 @@ class HubImpl implements Hub {
     this.sessions.delete(s)
     this.ackPending.delete(s)
     this.uncongest(s)
-    if (s.patterns.size > 0) this.routes.clear()
+    if (s.patterns.size > 0) {
+      this.routes.clear()
+      this.rosterDirty = true
+    }
     if (s.id !== null) {
       this.stats.clients--
       if (this.byId.get(s.id) === s) this.byId.delete(s.id)

@@ -46,6 +46,16 @@ export const DEFAULT_SLOW_CLIENT_TIMEOUT = 2_000
 export const DEFAULT_HELLO_TIMEOUT = 5_000
 
 /**
+ * Default time a hub restarted after a crash holds messages for the clients its predecessor had
+ * (listed in its roster file) until they are back, ms.
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', recoveryTimeout: 2 * DEFAULT_RECOVERY_TIMEOUT })
+ * ```
+ */
+export const DEFAULT_RECOVERY_TIMEOUT = 5_000
+
+/**
  * Options of `startHub()`.
  * @example
  * ```ts
@@ -79,6 +89,13 @@ export interface HubOptions {
   slowClientTimeout?: number
   /** Time a new connection has to send HELLO, ms. @default 5000 ({@link DEFAULT_HELLO_TIMEOUT}) */
   helloTimeout?: number
+  /**
+   * After a crash, how long the new hub holds messages for each client of the old one (from the
+   * roster file `<path>.roster`) until it reconnects; what it holds then is lost, counted in
+   * `stats.lost`, reported as `lost` events and to the client if it comes back later. While it
+   * holds anything, acknowledgements wait (senders keep their outbox). @default 5000 ({@link DEFAULT_RECOVERY_TIMEOUT})
+   */
+  recoveryTimeout?: number
   /** Aborts start-up (rejects with `ERR_ABORTED`). */
   signal?: AbortSignal
 }
@@ -109,6 +126,10 @@ export interface HubStats {
   bridgeSpoofed: number
   /** Local messages too large for one datagram (delivered locally, not bridged). */
   bridgeTooLarge: number
+  /** Clients of a crashed predecessor this hub still waits for (0 once all are back or `recoveryTimeout` passed). */
+  recovering: number
+  /** Messages held for such a client and given up (it did not come back in time, or its `clientHighWaterMark` was full). */
+  lost: number
 }
 
 /**
@@ -121,6 +142,8 @@ export interface HubStats {
 export type HubEvent =
   | { type: 'connect'; client: string }
   | { type: 'disconnect'; client: string }
+  /** `count` messages from `origin` will never reach `client` (held for it after a crash, given up); the client is told too. */
+  | { type: 'lost'; client: string; origin: string; count: number }
   | { type: 'drop'; client: string | null; error: RxnetError }
   | { type: 'bridge-error'; error: unknown }
   /** The listening server reported an error (e.g. `EMFILE` while accepting); the hub keeps listening. */
@@ -242,6 +265,17 @@ export type BusStatus =
   | { type: 'closed' }
 
 /**
+ * Something that happened to a bus client (beside its connection status).
+ * @example
+ * ```ts
+ * bus.events$.subscribe((e: BusEvent) => { if (e.type === 'lost') console.warn(`lost ${e.count} messages from ${e.origin}`) })
+ * ```
+ */
+export type BusEvent =
+  /** The hub gave up `count` messages from `origin` meant for this client (after a hub crash, it was not back within the new hub's `recoveryTimeout`). */
+  { type: 'lost'; origin: string; count: number }
+
+/**
  * Counters of a {@link Bus}.
  * @example
  * ```ts
@@ -257,6 +291,8 @@ export interface BusStats {
   duplicates: number
   /** Messages dropped because their sequence number was implausibly far (more than 2^24) from the sender's latest: forged, typically. */
   implausible: number
+  /** Messages the hub told this client it will never get (held for it after a hub crash and given up); each report is also a `lost` event on `events$`. */
+  lost: number
   /** Messages that did not decode with the codec, dropped. */
   undecodable: number
   /** Emitted messages discarded by the overflow policy. */
@@ -286,6 +322,8 @@ export interface Bus {
   readonly stats: BusStats
   /** The current status, then every change; completes on close. */
   readonly status$: Observable<BusStatus>
+  /** What happened to this client: `lost` reports (hot; completes on close). */
+  readonly events$: Observable<BusEvent>
   /** True while connected to a hub. */
   readonly connected: boolean
   /** Cold: the data of every message whose topic matches `pattern` (`log`, `log.*`, `log.>`). */

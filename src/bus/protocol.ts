@@ -15,6 +15,7 @@
  * | 7    | ACK     | hub → client  | highest seq processed                    |
  * | 8    | PING    | client → hub  | id                                       |
  * | 9    | PONG    | hub → client  | id                                       |
+ * | 10   | LOST    | hub → client  | count, origin id: messages from that sender the hub could not deliver to this client (after a crash) |
  * @module
  */
 import { ProtocolError } from '../errors.js'
@@ -35,7 +36,7 @@ export const MAX_PATTERNS = 10_000
 export const MSG_OVERHEAD = MAX_ID_LENGTH + 1
 
 /** Frame type bytes. */
-export const FrameType = { HELLO: 1, WELCOME: 2, SUB: 3, UNSUB: 4, PUB: 5, MSG: 6, ACK: 7, PING: 8, PONG: 9 } as const
+export const FrameType = { HELLO: 1, WELCOME: 2, SUB: 3, UNSUB: 4, PUB: 5, MSG: 6, ACK: 7, PING: 8, PONG: 9, LOST: 10 } as const
 
 /** A decoded hub frame. `payload` is a view into the frame (no copy). */
 export type HubFrame =
@@ -48,6 +49,7 @@ export type HubFrame =
   | { type: 'ack'; seq: number }
   | { type: 'ping'; id: number }
   | { type: 'pong'; id: number }
+  | { type: 'lost'; count: number; origin: string }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 const enc = new TextEncoder()
@@ -119,6 +121,10 @@ export function encodeAck(seq: number): Uint8Array {
 /** Encodes PING. */
 export function encodePing(id: number): Uint8Array {
   return build(FrameType.PING, [id])
+}
+/** Encodes LOST. */
+export function encodeLost(count: number, origin: string): Uint8Array {
+  return build(FrameType.LOST, [count, encodeString(origin)])
 }
 /** Encodes PONG. */
 export function encodePong(id: number): Uint8Array {
@@ -236,6 +242,12 @@ export function decodeFrame(frame: Uint8Array): HubFrame {
       const id = r.varint('id')
       r.end(frame[0] === FrameType.PING ? 'PING' : 'PONG')
       return { type: frame[0] === FrameType.PING ? 'ping' : 'pong', id }
+    }
+    case FrameType.LOST: {
+      const count = r.varint('count')
+      const origin = r.string('origin id', MAX_ID_LENGTH)
+      r.end('LOST')
+      return { type: 'lost', count, origin }
     }
     default:
       throw new ProtocolError(`unknown hub frame type ${frame[0]}`)
