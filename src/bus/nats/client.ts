@@ -9,7 +9,7 @@
  * @module
  */
 import { randomBytes } from 'node:crypto'
-import { BehaviorSubject, Observable, type Subscriber } from 'rxjs'
+import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs'
 import type { MsgHdrs, NatsConnection, Msg, Subscription as NatsSubscription } from '@nats-io/transport-node'
 import type { JetStreamClient } from '@nats-io/jetstream'
 import { waitIn, type Waiter } from '../../channel.js'
@@ -19,7 +19,7 @@ import { decodeWith, encodeWith, resolveCodec, type Codec } from '../../codec/in
 import { AbortError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError, TimeoutError } from '../../errors.js'
 import { isReply, isRequest } from '../../rpc.js'
 import { compileTopic, validateTopic, type TopicMatcher } from '../topics.js'
-import { DEFAULT_BUS_HIGH_WATER_MARK, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_RECONNECT_DELAY, DEFAULT_MIN_RECONNECT_DELAY, positive, type BusMessage, type BusStats, type BusStatus } from '../options.js'
+import { DEFAULT_BUS_HIGH_WATER_MARK, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_RECONNECT_DELAY, DEFAULT_MIN_RECONNECT_DELAY, positive, type BusEvent, type BusMessage, type BusStats, type BusStatus } from '../options.js'
 import { loadJetStream, loadTransport } from './load.js'
 import { ORIGIN_HEADER, SEQ_HEADER, type DurableReadOptions, type NatsBus, type NatsBusOptions } from './options.js'
 import { ensureStream, readDurable, type DurableContext } from './durable.js'
@@ -72,10 +72,13 @@ interface Interest {
 
 class NatsBusImpl implements NatsBus {
   readonly id = randomBytes(8).toString('hex')
-  readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, implausible: 0, undecodable: 0, dropped: 0, overflows: 0, buffered: 0, reconnects: 0 }
+  readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, implausible: 0, lost: 0, undecodable: 0, dropped: 0, overflows: 0, buffered: 0, reconnects: 0 }
   readonly status$: Observable<BusStatus>
+  /** Nothing to report over NATS yet (the hub's `lost` reports have no NATS counterpart); completes on close. */
+  readonly events$: Observable<BusEvent>
 
   private readonly status = new BehaviorSubject<BusStatus>({ type: 'connecting', attempt: 0 })
+  private readonly events = new Subject<BusEvent>()
   private readonly servers: string[]
   private readonly codec: Codec<unknown>
   private readonly echo: boolean
@@ -135,6 +138,7 @@ class NatsBusImpl implements NatsBus {
     this.durableMatchers = (this.durable?.subjects ?? []).map((s) => compileTopic(s))
     this.changed = this.newChange()
     this.status$ = this.status.asObservable()
+    this.events$ = this.events.asObservable()
     void this.start(0)
   }
 
@@ -554,6 +558,7 @@ class NatsBusImpl implements NatsBus {
     this.js = null
     this.status.next({ type: 'closed' })
     this.status.complete()
+    this.events.complete()
     if (nc !== null) await nc.close().catch(() => {})
   }
 }
