@@ -1,34 +1,28 @@
 /**
- * `rxnet tail <topic> [--path P] [--count N]`: prints every message matching a topic pattern
- * (`log`, `log.*`, `log.>`) as `topic <json>` lines, until SIGINT / SIGTERM or N messages.
+ * `rxnet tail <topic> [--path P] [--count N] [--json]`: prints every message matching a topic pattern
+ * (`log`, `log.*`, `log.>`) as `topic <json>` lines (with `--json`, one JSON object per line:
+ * `{"topic","data","origin","seq"}`), until SIGINT / SIGTERM or N messages.
  * @module
  */
-import { parseArgs } from 'node:util'
 import { connectBus } from '../bus/client.js'
 import { defaultBusPath } from '../bus/listen.js'
 import { compileTopic } from '../bus/topics.js'
-import { positiveIntFlag } from './args.js'
+import { parseCommand, positiveIntFlag, printJson } from './args.js'
 
-const HELP = `usage: rxnet tail <topic> [--path P] [--count N]
+const HELP = `usage: rxnet tail <topic> [--path P] [--count N] [--json]
 
   <topic>    topic or pattern: log, log.*, log.> (quote it in the shell)
   --path P   the hub's socket (default ${defaultBusPath()})
-  --count N  exit after N messages`
+  --count N  exit after N messages
+  --json     one JSON object per line: {"topic","data","origin","seq"}`
 
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const parsed = parseCommand(
+    { name: 'tail', usage: HELP, options: { path: { type: 'string' }, count: { type: 'string' }, json: { type: 'boolean' } }, positionals: ['<topic>'] },
     args,
-    allowPositionals: true,
-    options: { path: { type: 'string' }, count: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  })
-  if (values.help) {
-    console.log(HELP)
-    return 0
-  }
-  if (positionals.length !== 1) {
-    console.error(HELP)
-    return 2
-  }
+  )
+  if (parsed === undefined) return 0
+  const { values, positionals } = parsed
   const pattern = positionals[0]!
   compileTopic(pattern) // a bad pattern fails here with ERR_INVALID_ARGUMENT
   const count = positiveIntFlag('count', values.count, Infinity)
@@ -43,7 +37,8 @@ export async function run(args: string[]): Promise<number> {
     }
     const sub = bus.envelopes$(pattern).subscribe({
       next: (m) => {
-        process.stdout.write(`${m.topic} ${JSON.stringify(m.data)}\n`)
+        if (values.json) printJson({ topic: m.topic, data: m.data, origin: m.origin, seq: m.seq })
+        else process.stdout.write(`${m.topic} ${JSON.stringify(m.data)}\n`)
         if (++n >= count) stop()
       },
       error: reject,

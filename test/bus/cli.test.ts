@@ -14,4 +14,11 @@ describe('rxnet tail / emit arguments', () => {
     expect(positiveIntFlag('count', undefined, Infinity)).toBe(Infinity)
     expect(positiveIntFlag('count', '12', 1)).toBe(12)
   })
+
+  it('usage errors are ERR_INVALID_ARGUMENT with the reason (main prints it on one line and exits 2)', async () => {
+    await expect(tail([])).rejects.toThrow('missing <topic>')
+    await expect(tail(['log', '--cuont', '2'])).rejects.toThrow('unknown option --cuont (did you mean --count?)')
+    await expect(tail(['log', '--path'])).rejects.toThrow('--path needs a value')
+    await expect(tail(['log', 'extra'])).rejects.toThrow('unexpected argument "extra"')
+  })
 })

@@ -31,19 +31,27 @@ describe('netcluster examples', () => {
 })
 
 describe('rxnet hub / tail / emit', () => {
-  it('tail prints what emit publishes; a bad topic is a usage error (exit 2, one line)', async () => {
+  it('tail prints what emit publishes (as text and with --json); a bad topic is a usage error (exit 2, one line)', async () => {
     const cli = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url))
     const path = tmpSocket()
     const hub = await spawnTs(cli, ['hub', '--path', path], 'listening on')
     children.push(hub)
     const tail = await spawnTs(cli, ['tail', 'log.>', '--path', path, '--count', '2'], 'tailing')
     children.push(tail)
+    const json = await spawnTs(cli, ['tail', 'log.>', '--path', path, '--count', '2', '--json'], 'tailing')
+    children.push(json)
     for (const [t, v] of [['log.a', '{"line":"TESTE"}'], ['other', '1'], ['log.b.c', '42']]) {
       const emit = await runScript(cli, ['emit', t!, v!, '--path', path])
       expect(emit.code, emit.stdout + emit.stderr).toBe(0)
     }
     expect(await exited(tail)).toBe(0)
     expect(tail.output()).toContain('log.a {"line":"TESTE"}\nlog.b.c 42\n')
+    expect(await exited(json)).toBe(0)
+    const lines = json.output().split('\n').filter((l) => l.startsWith('{'))
+    expect(lines.map((l) => JSON.parse(l) as unknown)).toEqual([
+      { topic: 'log.a', data: { line: 'TESTE' }, origin: expect.any(String), seq: 1 },
+      { topic: 'log.b.c', data: 42, origin: expect.any(String), seq: 1 },
+    ])
     const bad = await runScript(cli, ['emit', 'log.*', '1', '--path', path])
     expect(bad.code).toBe(2) // a usage error: one line saying what was wrong
     expect(bad.stderr).toMatch(/^rxnet emit: topic "log\.\*" contains a wildcard/)
