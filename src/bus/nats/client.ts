@@ -23,7 +23,7 @@ import { DEFAULT_BUS_HIGH_WATER_MARK, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE
 import { loadJetStream, loadTransport } from './load.js'
 import { ORIGIN_HEADER, SEQ_HEADER, type DurableReadOptions, type NatsBus, type NatsBusOptions } from './options.js'
 import { ensureStream, readDurable, type DurableContext } from './durable.js'
-import { decodeBody, readMeta, SenderFilter, ERROR_HEADER, ERROR_CODE_HEADER } from './wire.js'
+import { decodeBody, readMeta, SenderFilter, ERROR_HEADER, ERROR_CODE_HEADER, MSG_ID_HEADER } from './wire.js'
 
 const KNOWN_KEYS = ['codec', 'echo', 'highWaterMark', 'overflow', 'minReconnectDelay', 'maxReconnectDelay', 'maxMessageSize', 'closeTimeout', 'nats', 'durable']
 /** Requests awaiting a reply on this client (oldest forgotten beyond this). */
@@ -499,7 +499,8 @@ class NatsBusImpl implements NatsBus {
       return
     }
     // A message with a NATS reply subject is a request (rxnet's or a plain nc.request()): reply() answers it there.
-    if (msg.reply) data = { $rx: 'req', id: msg.reply, body: data, to: msg.reply }
+    // A durable emit is a JetStream publish (its reply subject is for the stream's ack): not a request.
+    if (msg.reply && msg.headers?.has(MSG_ID_HEADER) !== true) data = { $rx: 'req', id: msg.reply, body: data, to: msg.reply }
     this.stats.received++
     for (const deliver of interest.listeners.keys()) deliver(msg.subject, data, origin, seq)
   }
@@ -538,8 +539,7 @@ class NatsBusImpl implements NatsBus {
   private async shutdown(): Promise<void> {
     if (this.outbox.length > 0 && this.fatal === null) await this.flush({ timeout: this.closeTimeout }).catch(() => {})
     const nc = this.nc
-    // Durable consumers' acks are sent before the connection goes.
-    if (nc !== null && this.live && this.readers.size > 0) await Promise.race([nc.flush().catch(() => {}), new Promise((r) => setTimeout(r, this.closeTimeout).unref())])
+    const live = this.live
     this.closed = true
     this.live = false
     if (this.timer !== null) clearTimeout(this.timer)
@@ -547,6 +547,7 @@ class NatsBusImpl implements NatsBus {
     const waiters = this.writableWaiters
     this.writableWaiters = []
     for (const w of waiters) w.reject(this.fatal ?? new ClosedError('bus'))
+    // Subscribers complete first: their teardowns stop the durable consumers (and unsubscribe).
     const listeners = [...this.readers, ...[...this.interests.values()].flatMap((i) => [...i.listeners.values()])]
     this.readers.clear()
     this.interests.clear()
@@ -556,6 +557,10 @@ class NatsBusImpl implements NatsBus {
     this.notify()
     this.nc = null
     this.js = null
+    // One round trip before the connection goes: the server has then processed this client's acks
+    // and unsubscribes (a durable consumer's deliveries stop here, not when the server notices the
+    // closed socket, which could be after another client's next publish).
+    if (nc !== null && live) await Promise.race([nc.flush().catch(() => {}), new Promise((r) => setTimeout(r, this.closeTimeout).unref())])
     this.status.next({ type: 'closed' })
     this.status.complete()
     this.events.complete()

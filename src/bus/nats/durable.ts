@@ -124,8 +124,10 @@ export function readDurable(
         () => true,
         () => false,
       )
-      if (!exists) await jsm.consumers.add(stream, { durable_name: name, filter_subject: pattern, ack_policy: 'explicit' as never, ...start })
-      consumer = await js.consumers.get(stream, name)
+      // A push consumer: the server delivers only while someone listens on its deliver subject, so
+      // nothing is handed to a subscriber that has gone (a pull request outlives its client on 2.9).
+      if (!exists) await jsm.consumers.add(stream, { durable_name: name, filter_subject: pattern, ack_policy: 'explicit' as never, deliver_subject: `_rxnet.deliver.${stream}.${name}`, ...start })
+      consumer = await js.consumers.getPushConsumer(stream, name)
     }
     if (stopped) return
     messages = await consumer.consume({ callback: onMessage })

@@ -12,6 +12,9 @@ export const ERROR_HEADER = 'Nats-Service-Error'
 /** Header of a failed reply: the error code. */
 export const ERROR_CODE_HEADER = 'Nats-Service-Error-Code'
 
+/** JetStream's message id header: set on durable emits (their reply subject is the stream's ack, not a request's). */
+export const MSG_ID_HEADER = 'Nats-Msg-Id'
+
 /** Senders remembered per subscription for duplicate detection (the oldest is forgotten beyond). */
 const MAX_SENDERS = 10_000
 
