@@ -3,11 +3,10 @@
  * hub has taken it.
  * @module
  */
-import { parseArgs } from 'node:util'
 import { connectBus } from '../bus/client.js'
 import { defaultBusPath } from '../bus/listen.js'
 import { InvalidArgumentError } from '../errors.js'
-import { positiveIntFlag } from './args.js'
+import { parseCommand, positiveIntFlag } from './args.js'
 
 const HELP = `usage: rxnet emit <topic> <json> [--path P] [--timeout ms]
 
@@ -17,19 +16,12 @@ const HELP = `usage: rxnet emit <topic> <json> [--path P] [--timeout ms]
   --timeout ms   give up if the hub has not taken the message by then (default 5000)`
 
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const parsed = parseCommand(
+    { name: 'emit', usage: HELP, options: { path: { type: 'string' }, timeout: { type: 'string' } }, positionals: ['<topic>', '<json>'] },
     args,
-    allowPositionals: true,
-    options: { path: { type: 'string' }, timeout: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-  })
-  if (values.help) {
-    console.log(HELP)
-    return 0
-  }
-  if (positionals.length !== 2) {
-    console.error(HELP)
-    return 2
-  }
+  )
+  if (parsed === undefined) return 0
+  const { values, positionals } = parsed
   const [topic, text] = positionals as [string, string]
   let data: unknown
   try {

@@ -20,5 +20,8 @@ describe('rxnet tail / emit arguments', () => {
     await expect(tail(['log', '--cuont', '2'])).rejects.toThrow('unknown option --cuont (did you mean --count?)')
     await expect(tail(['log', '--path'])).rejects.toThrow('--path needs a value')
     await expect(tail(['log', 'extra'])).rejects.toThrow('unexpected argument "extra"')
+    await expect(emit(['log'])).rejects.toThrow('missing <json>')
+    await expect(emit(['log', '1', '--timout', '5'])).rejects.toThrow('unknown option --timout (did you mean --timeout?)')
+    await expect(emit(['log', '{', '--path', tmpSocket()])).rejects.toThrow('<json> is not JSON')
   })
 })
