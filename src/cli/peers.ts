@@ -3,15 +3,18 @@
  * the mesh as a silent observer: it browses and dials every node but does not advertise itself.
  * @module
  */
-import { parseArgs } from 'node:util'
 import { createMesh } from '../mesh/index.js'
 import type { Peer } from '../mesh/peer.js'
+import { parseCommand, positiveIntFlag, printJson, readSecret, SECRET_ENV, SECRET_ON_COMMAND_LINE } from './args.js'
 
-const HELP = `usage: rxnet peers <name> [--interface 127.0.0.1] [--secret KEY] [--seed host:port ...] [--once MS]
+const HELP = `usage: rxnet peers <name> [--interface 127.0.0.1] [--secret-file F] [--seed host:port ...] [--once MS] [--json]
 
 Shows the members of mesh <name>: id, address, port, heartbeat RTT and state
 (discovered / connected / left). Redraws every second until Ctrl-C; with --once MS it
-prints one table after MS milliseconds and exits. --interface defaults to 127.0.0.1 (this machine).`
+prints one table after MS milliseconds and exits. --interface defaults to 127.0.0.1 (this machine).
+
+  --secret-file F  file holding the mesh's shared secret (TLS-PSK); or set ${SECRET_ENV}
+  --json           one JSON object per table: {"mesh","connected","members":[{"id","address","port","rtt","state","note"}]}`
 
 interface Row {
   id: string
@@ -24,24 +27,29 @@ interface Row {
 
 /** Runs `rxnet peers`; resolves to the exit code. */
 export async function run(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    options: {
-      interface: { type: 'string', default: '127.0.0.1' },
-      secret: { type: 'string' },
-      seed: { type: 'string', multiple: true, default: [] },
-      once: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
+  const parsed = parseCommand(
+    {
+      name: 'peers',
+      usage: HELP,
+      options: {
+        interface: { type: 'string', default: '127.0.0.1' },
+        'secret-file': { type: 'string' },
+        seed: { type: 'string', multiple: true, default: [] },
+        once: { type: 'string' },
+        json: { type: 'boolean', default: false },
+      },
+      positionals: ['<name>'],
+      refused: { secret: SECRET_ON_COMMAND_LINE },
     },
-  })
-  if (values.help || positionals.length !== 1 || (values.once !== undefined && !(Number(values.once) > 0))) {
-    console.log(HELP)
-    return values.help ? 0 : 2
-  }
+    args,
+  )
+  if (parsed === undefined) return 0
+  const { values, positionals } = parsed
+  const once = values.once === undefined ? undefined : positiveIntFlag('once', values.once, 0)
+  const secret = readSecret(values['secret-file'])
   const name = positionals[0]!
   const iface = values.interface === 'all' ? undefined : values.interface
-  const mesh = createMesh({ name, interface: iface, secret: values.secret, seeds: values.seed, advertise: false, id: `peers-cli-${process.pid}` })
+  const mesh = createMesh({ name, interface: iface, secret, seeds: values.seed, advertise: false, id: `peers-cli-${process.pid}` })
   const rows = new Map<string, Row>()
   mesh.events$.subscribe((e) => {
     if (e.type === 'discovered') {
@@ -59,8 +67,9 @@ export async function run(args: string[]): Promise<number> {
     }
   })
   await mesh.listen(0, iface)
-  const tty = process.stdout.isTTY === true && values.once === undefined
+  const tty = process.stdout.isTTY === true && once === undefined && !values.json
   const draw = (): void => {
+    if (values.json) return printJson(snapshot(name, [...rows.values()]))
     const table = render(name, [...rows.values()])
     if (tty) process.stdout.write(`\x1b[H\x1b[2J${table}\n`)
     else console.log(table)
@@ -71,8 +80,8 @@ export async function run(args: string[]): Promise<number> {
   process.once('SIGINT', onSignal)
   process.once('SIGTERM', onSignal)
   let timer: NodeJS.Timeout
-  if (values.once !== undefined) {
-    timer = setTimeout(() => stop(), Number(values.once))
+  if (once !== undefined) {
+    timer = setTimeout(() => stop(), once)
   } else {
     draw()
     timer = setInterval(draw, 1000)
@@ -82,9 +91,21 @@ export async function run(args: string[]): Promise<number> {
   clearInterval(timer)
   process.off('SIGINT', onSignal)
   process.off('SIGTERM', onSignal)
-  if (values.once !== undefined) draw()
+  if (once !== undefined) draw()
   await mesh.close()
   return 0
+}
+
+/** One row as `--json` prints it: `rtt` in ms, `null` when not connected or not measured yet. */
+function jsonRow(r: Row): { id: string; address: string; port: number; rtt: number | null; state: Row['state']; note: string | null } {
+  const rtt = r.state === 'connected' && r.peer && !Number.isNaN(r.peer.rtt) ? r.peer.rtt : null
+  return { id: r.id, address: r.address, port: r.port, rtt, state: r.state, note: r.note ?? null }
+}
+
+/** The member table as data (what `--json` prints). */
+export function snapshot(name: string, rows: Row[]): { mesh: string; connected: number; members: ReturnType<typeof jsonRow>[] } {
+  const members = [...rows].sort((a, b) => a.id.localeCompare(b.id)).map(jsonRow)
+  return { mesh: name, connected: members.filter((m) => m.state === 'connected').length, members }
 }
 
 /** Formats the member table. */

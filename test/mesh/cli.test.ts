@@ -20,6 +20,16 @@ function run(args: string[], ms = 25_000, onOut?: (out: string, pid: number) => 
   })
 }
 
+describe('mesh CLI arguments', () => {
+  it('usage errors say what was wrong (main prints the reason on one line and exits 2); no secret on the command line', async () => {
+    const { run: peers } = await import('../../src/cli/peers.js')
+    await expect(peers(['x', '--once', 'abc'])).rejects.toThrow('--once wants a positive integer, got "abc"')
+    await expect(peers([])).rejects.toThrow('missing <name>')
+    await expect(peers(['x', '--secret', 'k'])).rejects.toThrow(/--secret is not accepted: a secret on the command line shows in ps; use --secret-file F or the RXNET_SECRET/)
+    await expect(peers(['x', '--secret-file', '/nonexistent/key'])).rejects.toThrow('cannot read --secret-file /nonexistent/key: ENOENT')
+  })
+})
+
 describe('mesh CLI and example', () => {
   it('rxnet demo: 3 processes exchange "message from <id>", then stop cleanly', async () => {
     const { code, out } = await run(['src/cli/main.ts', 'demo', '--name', `demo-${process.pid}`, '--interval', '200', '--seconds', '5'])
@@ -78,7 +88,7 @@ describe('mesh CLI and example', () => {
     }
   }, 30_000)
 
-  it('rxnet peers --once lists the members of a running mesh', async () => {
+  it('rxnet peers --once lists the members of a running mesh, as a table and with --json', async () => {
     const name = `peers-${process.pid}`
     let formed!: () => void
     const meshFormed = new Promise<void>((resolve) => (formed = resolve))
@@ -86,10 +96,19 @@ describe('mesh CLI and example', () => {
       if ((out.match(/write to 1 nodes/g) ?? []).length >= 2) formed()
     })
     await meshFormed
-    const { code, out } = await run(['src/cli/main.ts', 'peers', name, '--once', '1500'])
+    const [{ code, out }, json] = await Promise.all([
+      run(['src/cli/main.ts', 'peers', name, '--once', '1500']),
+      run(['src/cli/main.ts', 'peers', name, '--once', '1500', '--json']),
+    ])
     expect(code).toBe(0)
     expect(out).toMatch(/2 connected/)
     expect(out.match(/127\.0\.0\.1\s+\d+\s+[\d.]+ ms\s+connected/g)).toHaveLength(2)
+    expect(json.code).toBe(0)
+    const snapshot = JSON.parse(json.out) as { mesh: string; connected: number; members: Array<{ id: string; state: string; rtt: number | null; address: string }> }
+    expect(snapshot).toMatchObject({ mesh: name, connected: 2 })
+    expect(snapshot.members.filter((m) => m.state === 'connected' && m.address === '127.0.0.1' && typeof m.rtt === 'number')).toHaveLength(2)
+    // Full ids: the demo's and the table's are the same 12 hex digits (nothing cut to a prefix two ids share).
+    for (const m of snapshot.members) expect(out).toContain(m.id)
     expect((await demo).code).toBe(0)
   }, 30_000)
 })
