@@ -181,6 +181,15 @@ export class PathTooLongError extends RxnetError {
   }
 }
 
+/** A configured limit refused a connection or dropped one (too many clients, too many bytes held for it); `limit` is the bound. */
+export class LimitError extends RxnetError {
+  readonly limit: number
+  constructor(what: string, limit: number) {
+    super('ERR_LIMIT', `${what}: limit of ${limit} reached`)
+    this.limit = limit
+  }
+}
+
 /** A protocol message arrived that is well framed but makes no sense in its place. */
 export class ProtocolError extends RxnetError {
   constructor(message: string, cause?: unknown) {

@@ -10,17 +10,21 @@ import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { Observable, Subject } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
-import { AbortError, ClosedError, DuplicateIdError, FrameTooLongError, isRxnetError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
+import { AbortError, ClosedError, LimitError, DuplicateIdError, FrameTooLongError, isRxnetError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
 import { multicast, type MulticastChannel } from '../multicast/index.js'
 import { varintLength } from '../framing/varint.js'
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodeLost, encodePong, encodeString, encodeWelcome, pubToMsg, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
 import { readRoster, removeRoster, rosterPath, writeRoster } from './recovery.js'
+import { PartialFrames, type PartialVerdict } from './limits.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { listenOnPath } from './listen.js'
 import {
   DEFAULT_CLIENT_HIGH_WATER_MARK,
+  DEFAULT_FRAME_TIMEOUT,
   DEFAULT_HELLO_TIMEOUT,
+  DEFAULT_MAX_CLIENTS,
   DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_MAX_PARTIAL_BYTES,
   DEFAULT_RECOVERY_TIMEOUT,
   DEFAULT_SLOW_CLIENT_TIMEOUT,
   positive,
@@ -104,7 +108,7 @@ export async function startHub(options: HubOptions): Promise<Hub> {
 class HubImpl implements Hub {
   readonly path: string
   readonly id = randomBytes(8).toString('hex')
-  readonly stats: HubStats = { clients: 0, published: 0, delivered: 0, dropped: 0, bridgedOut: 0, bridgedIn: 0, bridgeBad: 0, bridgeSpoofed: 0, bridgeTooLarge: 0, recovering: 0, lost: 0 }
+  readonly stats: HubStats = { clients: 0, published: 0, delivered: 0, dropped: 0, bridgedOut: 0, bridgedIn: 0, bridgeBad: 0, bridgeSpoofed: 0, bridgeTooLarge: 0, refused: 0, partialBytes: 0, partialBytesPeak: 0, partialOverflows: 0, partialTimeouts: 0, recovering: 0, lost: 0 }
   readonly events$: Observable<HubEvent>
   bridge: MulticastChannel | null = null
 
@@ -137,6 +141,8 @@ class HubImpl implements Hub {
   private readonly slowClientTimeout: number
   private readonly helloTimeout: number
   private readonly recoveryTimeout: number
+  private readonly maxClients: number
+  private readonly partials: PartialFrames<Session>
   private readonly welcome: Uint8Array
 
   constructor(private readonly options: HubOptions) {
@@ -148,6 +154,15 @@ class HubImpl implements Hub {
     this.helloTimeout = positive('helloTimeout', options.helloTimeout, DEFAULT_HELLO_TIMEOUT)
     this.recoveryTimeout = positive('recoveryTimeout', options.recoveryTimeout, DEFAULT_RECOVERY_TIMEOUT)
     this.rosterFile = rosterPath(options.path)
+    this.maxClients = positive('maxClients', options.maxClients, DEFAULT_MAX_CLIENTS)
+    const maxPartialBytes = positive('maxPartialBytes', options.maxPartialBytes, DEFAULT_MAX_PARTIAL_BYTES)
+    // One frame of the largest size must fit, or a client sending one would be dropped forever.
+    if (maxPartialBytes < this.maxMessageSize + MSG_OVERHEAD) throw new InvalidArgumentError(`maxPartialBytes (${maxPartialBytes}) must be at least maxMessageSize + ${MSG_OVERHEAD} (${this.maxMessageSize + MSG_OVERHEAD})`)
+    this.partials = new PartialFrames<Session>(
+      maxPartialBytes,
+      positive('frameTimeout', options.frameTimeout, DEFAULT_FRAME_TIMEOUT),
+      this.onPartialVerdict,
+    )
     this.events$ = this.events.asObservable()
     this.welcome = encodeWelcome(this.id)
     this.server = net.createServer(this.onConnection)
@@ -190,6 +205,7 @@ class HubImpl implements Hub {
 
   private async shutdown(): Promise<void> {
     this.giveUpGhosts()
+    this.partials.close()
     if (this.barrierTimer !== null) clearTimeout(this.barrierTimer)
     if (this.rosterFile !== null) removeRoster(this.rosterFile) // a clean stop: clients will not be waited for
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()))
@@ -218,6 +234,12 @@ class HubImpl implements Hub {
       socket.destroy()
       return
     }
+    if (this.sessions.size >= this.maxClients) {
+      socket.destroy()
+      this.stats.refused++
+      this.events.next({ type: 'refuse', error: new LimitError('clients connected to the hub', this.maxClients) })
+      return
+    }
     // Inbound frames are checked against maxMessageSize below; outbound MSGs carry the origin id too.
     // Past half the budget the hub stops reading every client; what it is already processing (at
     // most one read of 64 KiB per client) still lands, hence the slack before the hard limit.
@@ -230,6 +252,14 @@ class HubImpl implements Hub {
       // A connection that failed is a disconnect; anything else (oversized frame, overflow) is the client's fault.
       error: (e) => (isRxnetError(e) && e.code !== 'ERR_CONNECTION' ? this.drop(s, e) : this.remove(s)),
       complete: () => this.remove(s),
+    })
+    // After the channel's own listener: by then the decoder has taken the chunk (and allocated
+    // for a frame it starts), so this sees what it holds.
+    socket.on('data', (chunk: Buffer) => {
+      if (s.closed) return
+      this.partials.onData(s, chunk)
+      this.stats.partialBytes = this.partials.bytes
+      this.stats.partialBytesPeak = this.partials.peak
     })
     if (this.congested.size > 0) socket.pause()
   }
@@ -503,6 +533,7 @@ class HubImpl implements Hub {
     if (s.slowTimer !== null) clearTimeout(s.slowTimer)
     s.slowTimer = null
     if (this.congested.size === 0) {
+      this.partials.restartClocks() // the time nobody was read does not count against their frames
       if (this.closing === null) for (const t of this.sessions) t.socket.resume()
       this.scheduleAck(null)
     }
@@ -568,6 +599,13 @@ class HubImpl implements Hub {
     }
   }
 
+  private readonly onPartialVerdict = (s: Session, v: PartialVerdict): void => {
+    if (v.kind === 'overflow') this.stats.partialOverflows++
+    else this.stats.partialTimeouts++
+    this.drop(s, v.error)
+    this.stats.partialBytes = this.partials.bytes
+  }
+
   private drop(s: Session, error: RxnetError): void {
     if (s.closed) return
     this.stats.dropped++
@@ -580,6 +618,8 @@ class HubImpl implements Hub {
     if (s.closed) return
     s.closed = true
     if (s.helloTimer !== null) clearTimeout(s.helloTimer)
+    this.partials.forget(s)
+    this.stats.partialBytes = this.partials.bytes
     this.sessions.delete(s)
     this.ackPending.delete(s)
     this.uncongest(s)

@@ -46,6 +46,31 @@ export const DEFAULT_SLOW_CLIENT_TIMEOUT = 2_000
 export const DEFAULT_HELLO_TIMEOUT = 5_000
 
 /**
+ * Default most connections a hub accepts at once (HELLO'd or not); more are refused.
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', maxClients: 4 * DEFAULT_MAX_CLIENTS })
+ * ```
+ */
+export const DEFAULT_MAX_CLIENTS = 1024
+/**
+ * Default most bytes a hub holds for frames still arriving, all clients together, 64 MiB.
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', maxPartialBytes: 4 * DEFAULT_MAX_PARTIAL_BYTES })
+ * ```
+ */
+export const DEFAULT_MAX_PARTIAL_BYTES = 64 * 1024 * 1024
+/**
+ * Default longest time a frame may take to arrive from its first byte, ms.
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', frameTimeout: DEFAULT_FRAME_TIMEOUT / 2 })
+ * ```
+ */
+export const DEFAULT_FRAME_TIMEOUT = 10_000
+
+/**
  * Default time a hub restarted after a crash holds messages for the clients its predecessor had
  * (listed in its roster file) until they are back, ms.
  * @example
@@ -89,6 +114,17 @@ export interface HubOptions {
   slowClientTimeout?: number
   /** Time a new connection has to send HELLO, ms. @default 5000 ({@link DEFAULT_HELLO_TIMEOUT}) */
   helloTimeout?: number
+  /** Most connections at once; one more is closed at once (`ERR_LIMIT`, a `refuse` event, `stats.refused`). @default 1024 ({@link DEFAULT_MAX_CLIENTS}) */
+  maxClients?: number
+  /**
+   * Most bytes held for frames still arriving, all clients together (a frame's declared length is
+   * held from its first bytes; one client holds at most one frame, so at most `maxMessageSize`).
+   * Past it, the client whose frame has been arriving the longest is dropped (`ERR_LIMIT`,
+   * `stats.partialOverflows`). At least `maxMessageSize` + 65 (`ERR_INVALID_ARGUMENT` otherwise). @default 64 MiB ({@link DEFAULT_MAX_PARTIAL_BYTES})
+   */
+  maxPartialBytes?: number
+  /** Longest a frame may take from its first byte to its last, ms (time the hub is not reading does not count); then its client is dropped (`ERR_TIMEOUT`, `stats.partialTimeouts`). @default 10000 ({@link DEFAULT_FRAME_TIMEOUT}) */
+  frameTimeout?: number
   /**
    * After a crash, how long the new hub holds messages for each client of the old one (from the
    * roster file `<path>.roster`) until it reconnects; what it holds then is lost, counted in
@@ -126,6 +162,16 @@ export interface HubStats {
   bridgeSpoofed: number
   /** Local messages too large for one datagram (delivered locally, not bridged). */
   bridgeTooLarge: number
+  /** Connections closed at once because `maxClients` were already connected. */
+  refused: number
+  /** Bytes held now for frames still arriving (see `maxPartialBytes`). */
+  partialBytes: number
+  /** Highest `partialBytes` so far. */
+  partialBytesPeak: number
+  /** Clients dropped to keep `partialBytes` under `maxPartialBytes`. */
+  partialOverflows: number
+  /** Clients dropped because a frame took longer than `frameTimeout`. */
+  partialTimeouts: number
   /** Clients of a crashed predecessor this hub still waits for (0 once all are back or `recoveryTimeout` passed). */
   recovering: number
   /** Messages held for such a client and given up (it did not come back in time, or its `clientHighWaterMark` was full). */
@@ -146,6 +192,8 @@ export type HubEvent =
   | { type: 'lost'; client: string; origin: string; count: number }
   | { type: 'drop'; client: string | null; error: RxnetError }
   | { type: 'bridge-error'; error: unknown }
+  /** A connection was closed at once: `maxClients` were already connected (`ERR_LIMIT`). */
+  | { type: 'refuse'; error: RxnetError }
   /** The listening server reported an error (e.g. `EMFILE` while accepting); the hub keeps listening. */
   | { type: 'server-error'; error: unknown }
 

@@ -55,6 +55,8 @@ export async function run(args: string[]): Promise<number> {
     if (e.type === 'drop') console.error(`dropped ${e.client ?? '(before HELLO)'}: ${e.error.code} ${e.error.message}`)
     else if (e.type === 'bridge-error') console.error(`bridge failed: ${String((e.error as Error)?.message ?? e.error)}`)
     else if (e.type === 'server-error') console.error(`server error: ${String((e.error as Error)?.message ?? e.error)}`)
+    else if (e.type === 'refuse') console.error(`refused a connection: ${e.error.code} ${e.error.message}`)
+    else if (e.type === 'lost') console.error(`lost ${e.count} messages from ${e.origin} for ${e.client} (it did not come back after the crash in time)`)
     else console.error(`${e.type} ${e.client}`)
   })
   console.log(`hub ${hub.id} listening on ${path}${multicast ? `, bridged over ${multicast.group}:${multicast.port} on ${multicast.interface}` : ''}`)
