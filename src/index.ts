@@ -172,3 +172,4 @@ export {
   type OtelBridge,
   type OtelBridgeOptions,
 } from './metrics/index.js'
+export { startDashboard, type Dashboard, type DashboardOptions, type View, type ViewNode, type ViewLink, DEFAULT_DASHBOARD_OPTIONS } from './dashboard/index.js'

@@ -55,6 +55,7 @@ export const METRICS: readonly MetricName[] = [
   counter('node', 'overflows', 'Times a send buffer was full when a message arrived.', undefined, '{event}'),
   counter('node', 'duplicate_messages', 'Bus: messages received twice (hub restart, two paths) and dropped.'),
   counter('node', 'undecodable_messages', 'Bus: messages the codec could not decode, dropped.'),
+  counter('node', 'implausible_messages', 'Bus: messages whose sequence number jumped implausibly far, dropped.'),
   counter('node', 'reconnects', 'Bus: successful connections after the first.', undefined, '{connection}'),
   counter('node', 'accepted_connections', 'Mesh: inbound TCP connections accepted (before the handshake).', undefined, '{connection}'),
   counter('node', 'dial_attempts', 'Mesh: outbound connection attempts.', undefined, '{connection}'),

@@ -102,6 +102,8 @@ export interface MetricsSnapshot {
   links: LinkSnapshot[]
   /** Cluster primary: its worker slots. */
   workers?: WorkerSnapshot[]
+  /** How an observer reaches this node (set by `observeMesh`; unset: it is the local process). */
+  state?: LinkState
   /** Per-second rates of `counters`, set by {@link withRates}. */
   rates?: Record<string, number>
 }

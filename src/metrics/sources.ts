@@ -5,7 +5,7 @@
  * @module
  */
 import { Observable, type Subscriber, type Subscription } from 'rxjs'
-import type { Bus, Hub } from '../bus/index.js'
+import type { Bus, Hub, HubStats } from '../bus/index.js'
 import type { ClusterNode, Link } from '../cluster/index.js'
 import type { Mesh } from '../mesh/index.js'
 import type { MulticastChannel } from '../multicast/index.js'
@@ -131,6 +131,19 @@ export function meshMetrics(mesh: Mesh<any, any>, options: MetricsOptions = {}):
   })
 }
 
+/** A hub's counters by metric stem (its local collector and its `$SYS` answer alike). */
+export function hubCounters(s: HubStats): Record<string, number> {
+  return {
+    messages_published: s.published,
+    messages_delivered: s.delivered,
+    clients_dropped: s.dropped,
+    messages_bridged_out: s.bridgedOut,
+    messages_bridged_in: s.bridgedIn,
+    bad_datagrams: s.bridgeBad,
+    too_large_messages: s.bridgeTooLarge,
+  }
+}
+
 /**
  * Snapshots of a bus hub: publish / deliver / bridge counters and its client count. Completes when the hub closes.
  * @example
@@ -143,24 +156,7 @@ export function meshMetrics(mesh: Mesh<any, any>, options: MetricsOptions = {}):
 export function hubMetrics(hub: Hub, options: MetricsOptions = {}): Observable<MetricsSnapshot> {
   const o = resolve('hubMetrics', options)
   return new Observable<MetricsSnapshot>((subscriber) => {
-    const take = (): MetricsSnapshot => {
-      const s = hub.stats
-      return snapshot(
-        'hub',
-        hub.id,
-        hub.path,
-        {
-          messages_published: s.published,
-          messages_delivered: s.delivered,
-          clients_dropped: s.dropped,
-          messages_bridged_out: s.bridgedOut,
-          messages_bridged_in: s.bridgedIn,
-          bad_datagrams: s.bridgeBad,
-          too_large_messages: s.bridgeTooLarge,
-        },
-        { clients: s.clients },
-      )
-    }
+    const take = (): MetricsSnapshot => snapshot('hub', hub.id, hub.path, hubCounters(hub.stats), { clients: hub.stats.clients })
     return poll(o.interval, subscriber, take, (done) => [hub.events$.subscribe({ complete: done, error: done })])
   })
 }
@@ -188,6 +184,7 @@ export function busMetrics(bus: Bus, options: MetricsOptions = {}): Observable<M
           messages_received: s.received,
           duplicate_messages: s.duplicates,
           undecodable_messages: s.undecodable,
+          implausible_messages: s.implausible,
           dropped_messages: s.dropped,
           overflows: s.overflows,
           reconnects: s.reconnects,
