@@ -12,10 +12,11 @@ import net from 'node:net'
 import { readdirSync, rmSync } from 'node:fs'
 import { unlink } from 'node:fs/promises'
 import path from 'node:path'
-import { Observable, Subject, filter, firstValueFrom, share, startWith, timeout } from 'rxjs'
-import { socketChannel, type SocketChannel, type SocketChannelOptions } from '../socket.js'
-import { decodeWith, encodeWith, type Codec } from '../codec/index.js'
-import { DuplicateIdError, HandshakeError, NotRosteredError, PathTooLongError, RxnetError, TimeoutError } from '../errors.js'
+import { Observable, Subject, filter, firstValueFrom, startWith, timeout } from 'rxjs'
+import type { SocketChannelOptions } from '../socket.js'
+import type { Codec } from '../codec/index.js'
+import { createLink } from './link.js'
+import { DuplicateIdError, HandshakeError, NotRosteredError, PathTooLongError, RxnetError } from '../errors.js'
 import { MAX_SOCKET_PATH } from '../bus/listen.js'
 import type { RosterEntry } from './ipc.js'
 import { listenAsync } from './serve.js'
@@ -145,7 +146,7 @@ export class LinkManager {
     const links = [...this.live.values()]
     this.live.clear()
     // A far process that never closes its end (frozen, SIGSTOPped) must not hold this one's shutdown.
-    await Promise.all(links.map((l) => closeOrAbort(l, this.opts.closeTimeout)))
+    await Promise.all(links.map((l) => l.close({ timeout: this.opts.closeTimeout })))
     await closed
     server?.off('error', this.onServerError)
     if (process.platform !== 'win32') await unlink(this.opts.path).catch(() => {})
@@ -269,7 +270,7 @@ export class LinkManager {
       socket.destroy()
       return
     }
-    const link = createLink(socketChannel(socket, this.opts.channel), id, pid, this.opts.codec)
+    const link = createLink(socket, id, pid, this.opts.codec, this.opts.channel)
     const old = this.live.get(id)
     this.live.set(id, link)
     if (old !== undefined) void old.close()
@@ -284,74 +285,10 @@ export class LinkManager {
   }
 }
 
-/** Wraps a framed SocketChannel as a Link of decoded values (one decode per message, shared by subscribers). */
-export function createLink(raw: SocketChannel, id: number, pid: number, codec: Codec<unknown>): Link {
-  const source = new Observable<unknown>((subscriber) =>
-    raw.source.subscribe({
-      next: (bytes) => {
-        let value: unknown
-        try {
-          value = decodeWith(codec, bytes)
-        } catch (e) {
-          // Garbage on a link: report it typed (ERR_DECODE), then reset that link (and only that link).
-          subscriber.error(e)
-          raw.sink.error(e)
-          return
-        }
-        subscriber.next(value)
-      },
-      error: (e) => subscriber.error(e),
-      complete: () => subscriber.complete(),
-    }),
-  ).pipe(share({ resetOnError: false, resetOnComplete: false, resetOnRefCountZero: true }))
-  const send = (value: unknown): void => raw.send(encodeWith(codec, value))
-  return {
-    id,
-    pid,
-    source,
-    // As an Observer (`values$.subscribe(link.sink)`), a value the codec refuses must not throw out of
-    // next (RxJS would rethrow it asynchronously and crash the process): it aborts the link instead.
-    sink: {
-      next: (value) => {
-        let bytes: Uint8Array
-        try {
-          bytes = encodeWith(codec, value)
-        } catch (e) {
-          raw.sink.error(e)
-          return
-        }
-        raw.send(bytes)
-      },
-      error: (e) => raw.sink.error(e),
-      complete: () => raw.sink.complete(),
-    },
-    send,
-    stats: raw.stats,
-    get writable() {
-      return raw.writable
-    },
-    whenWritable: () => raw.whenWritable(),
-    close: () => raw.close(),
-    closed: raw.closed,
-  }
-}
-
 function asRxnetError(e: unknown, what: string): RxnetError {
   if (e instanceof RxnetError) return e
   const err = e as Error
   return new HandshakeError(`${what}: ${err?.message ?? String(e)}`, e)
-}
-
-/** Closes `link` gracefully; aborts it (socket destroyed) if that has not finished within `ms`. */
-async function closeOrAbort(link: Link, ms: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined
-  const timedOut = await Promise.race([
-    link.close().then(() => false),
-    new Promise<boolean>((r) => (timer = setTimeout(() => r(true), ms))),
-  ]).finally(() => clearTimeout(timer))
-  if (!timedOut) return
-  link.sink.error(new TimeoutError(`graceful close of the link to ${link.id}`, ms))
-  await link.closed
 }
 
 function noop(): void {}

@@ -4,7 +4,7 @@
  */
 import type { Observable } from 'rxjs'
 import type { AddressInfo } from 'node:net'
-import type { Channel, ChannelStats } from '../channel.js'
+import type { Connection } from '../connection.js'
 import type { CodecLike } from '../codec/index.js'
 import type { CrashLoopError, RxnetError } from '../errors.js'
 import type { OverflowPolicy } from '../queue.js'
@@ -143,7 +143,9 @@ export const DEFAULT_DISTRIBUTION = 'round-robin' as const
 export const DEFAULT_PRIMARY_SERVES = true
 
 /**
- * A process's direct link to another process of the cluster: a Channel of decoded values.
+ * A process's direct link to another process of the cluster: a {@link Connection} of decoded values
+ * (see the Connection contract: `send` never throws, `source` errors typed when the link fails and
+ * completes only on a clean close, inbound values are held while nobody subscribes).
  * @example
  * ```ts
  * node.links$.subscribe(async (link) => {
@@ -151,24 +153,15 @@ export const DEFAULT_PRIMARY_SERVES = true
  *     link.send({ i })
  *     if (!link.writable) await link.whenWritable() // bounded: wait instead of overflowing
  *   }
+ *   await link.close({ timeout: 2_000 })
  * })
  * ```
  */
-export interface Link<T = unknown> extends Channel<T, T> {
+export interface Link<T = unknown> extends Connection<T, T> {
   /** Cluster id of the far process (0 = primary). */
   readonly id: number
   /** pid of the far process. */
   readonly pid: number
-  /** Live counters (bytes are encoded bytes). */
-  readonly stats: ChannelStats
-  /** True while the send buffer is under half its high-water mark. */
-  readonly writable: boolean
-  /** Resolves once the send buffer is under half its high-water mark. */
-  whenWritable(): Promise<void>
-  /** Flushes, closes gracefully, resolves when closed. */
-  close(): Promise<void>
-  /** Resolves when the link has closed, however it closed. */
-  readonly closed: Promise<void>
 }
 
 /**

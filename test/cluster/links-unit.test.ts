@@ -5,8 +5,8 @@ import path from 'node:path'
 import { firstValueFrom } from 'rxjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { resolveCodec } from '../../src/codec/index.js'
-import { LinkManager, createLink } from '../../src/cluster/links.js'
-import { socketChannel } from '../../src/socket.js'
+import { LinkManager } from '../../src/cluster/links.js'
+import { createLink } from '../../src/cluster/link.js'
 import type { Link } from '../../src/cluster/types.js'
 
 const token = 'f'.repeat(32)
@@ -62,31 +62,94 @@ describe('cluster links (in-process)', () => {
   })
 })
 
-describe('createLink', () => {
-  it('a value the codec refuses, given to sink.next, aborts the link (ERR_ABORTED, cause ERR_ENCODE) instead of throwing; send() still throws', async () => {
-    const server = net.createServer()
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-    cleanup.push(() => new Promise<void>((r) => server.close(() => r())))
-    const accepted = new Promise<net.Socket>((r) => server.once('connection', r))
-    const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
-    const far = await accepted
-    cleanup.push(() => {
-      client.destroy()
-      far.destroy()
-    })
-    const json = resolveCodec('json')
-    const link = createLink(socketChannel(client), 1, process.pid, json)
-    const farLink = createLink(socketChannel(far), 0, process.pid, json)
-    const received: unknown[] = []
-    farLink.source.subscribe({ next: (v) => received.push(v), error: () => {} })
-    const failed = new Promise<unknown>((resolve) => link.source.subscribe({ error: resolve }))
+/** Two ends of one loopback TCP connection. */
+async function socketPair(allowHalfOpen = false): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer({ allowHalfOpen })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  cleanup.push(() => new Promise<void>((r) => server.close(() => r())))
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r))
+  const client = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1')
+  const far = await accepted
+  cleanup.push(() => {
+    client.destroy()
+    far.destroy()
+  })
+  return [client, far]
+}
 
-    expect(() => link.send(undefined)).toThrow(expect.objectContaining({ code: 'ERR_ENCODE' }))
-    link.sink.next({ ok: 1 })
-    expect(() => link.sink.next(undefined)).not.toThrow()
-    const err = (await failed) as { code?: string; cause?: { code?: string } }
-    expect(err.code).toBe('ERR_ABORTED')
-    expect(err.cause?.code).toBe('ERR_ENCODE')
-    await link.closed
+async function linkPair(codec = resolveCodec('json')): Promise<[Link, Link, net.Socket]> {
+  const [a, b] = await socketPair()
+  return [createLink(a, 1, process.pid, codec), createLink(b, 0, process.pid, codec), b]
+}
+
+describe('createLink', () => {
+  it('a value the codec refuses, given to send or sink.next, fails the link with ERR_ENCODE instead of throwing', async () => {
+    for (const codec of [resolveCodec('json'), resolveCodec('msgpack')]) {
+      const [link, farLink] = await linkPair(codec)
+      farLink.source.subscribe({ error: () => {} })
+      const failed = new Promise<unknown>((resolve) => link.source.subscribe({ error: resolve }))
+      const bad = codec.name === 'json' ? undefined : Symbol('not encodable')
+      expect(() => link.send(bad)).not.toThrow()
+      expect(() => link.sink.next(bad)).not.toThrow()
+      expect(await failed).toMatchObject({ code: 'ERR_ENCODE' })
+      expect(await link.closed).toMatchObject({ code: 'ERR_ENCODE' })
+      link.send({ after: 1 }) // after the end: dropped and counted
+      expect(link.stats.dropped).toBeGreaterThan(0)
+    }
+  })
+
+  it('json: the values sent in one tick travel as one frame, in order, and are counted as values', async () => {
+    const [link, farLink, farSocket] = await linkPair()
+    const got: unknown[] = []
+    farLink.source.subscribe({ next: (v) => got.push(v), error: () => {} })
+    let chunks = 0
+    farSocket.on('data', () => chunks++)
+    for (let i = 0; i < 1000; i++) link.send({ i })
+    await new Promise<void>((r) => farLink.source.subscribe({ next: (v) => (v as { i: number }).i === 999 && r(), error: () => {} }))
+    expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => ({ i })))
+    expect(link.stats.messagesOut).toBe(1000)
+    expect(farLink.stats.messagesIn).toBe(1000)
+    expect(chunks).toBe(1)
+  })
+
+  it('inbound values are held while nobody subscribes, also the rest of a batch a subscriber left mid-frame', async () => {
+    const [link, farLink] = await linkPair()
+    for (let i = 0; i < 10; i++) link.send(i)
+    await new Promise((r) => setTimeout(r, 50)).then(() => undefined) // (only lets the frame cross; nothing is asserted on time)
+    expect(await firstValueFrom(farLink.source)).toBe(0)
+    const rest: unknown[] = []
+    await new Promise<void>((r) => farLink.source.subscribe({ next: (v) => (rest.push(v), v === 9 && r()), error: () => {} }))
+    expect(rest).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9])
+  })
+
+  it('sink.error(e) aborts with ERR_ABORTED, cause e; closed resolves with it; close() on a clean end resolves undefined', async () => {
+    const [link, farLink] = await linkPair()
+    const cause = new Error('stop')
+    const failed = new Promise<unknown>((resolve) => link.source.subscribe({ error: resolve }))
+    link.sink.error(cause)
+    expect(await failed).toMatchObject({ code: 'ERR_ABORTED', cause })
+    expect(await link.closed).toMatchObject({ code: 'ERR_ABORTED' })
+    await farLink.closed
+
+    const [a, b] = await linkPair()
+    a.source.subscribe({ error: () => {} })
+    b.source.subscribe({ error: () => {} })
+    await a.close()
+    expect(await a.closed).toBeUndefined()
+    expect(await b.closed).toBeUndefined()
+  })
+
+  it('close({ timeout }) aborts when the far side never ends its side; await using closes', async () => {
+    const [a] = await socketPair(true) // the far side never ends its side
+    const link = createLink(a, 1, process.pid, resolveCodec('json'))
+    link.source.subscribe({ error: () => {} })
+    await link.close({ timeout: 50 })
+    expect(await link.closed).toMatchObject({ code: 'ERR_ABORTED', cause: { code: 'ERR_TIMEOUT' } })
+    {
+      const [c, d] = await linkPair()
+      d.source.subscribe({ error: () => {} })
+      await using disposable = c
+      disposable.send({ bye: 1 })
+    }
   })
 })
