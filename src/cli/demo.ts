@@ -8,8 +8,8 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
-import { parseArgs } from 'node:util'
 import { createMesh } from '../mesh/index.js'
+import { intFlag, parseCommand, positiveIntFlag } from './args.js'
 
 const HELP = `usage: rxnet demo [--nodes 3] [--name rxnet-demo] [--interval 1000] [--seconds N]
 
@@ -20,31 +20,31 @@ const COLORS = [36, 33, 35, 32, 34, 31]
 
 /** Runs the demo; resolves to the exit code once every process has stopped. */
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      nodes: { type: 'string', default: '3' },
-      name: { type: 'string', default: 'rxnet-demo' },
-      interval: { type: 'string', default: '1000' },
-      seconds: { type: 'string' },
-      node: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
+  const parsed = parseCommand(
+    {
+      name: 'demo',
+      usage: HELP,
+      options: {
+        nodes: { type: 'string' },
+        name: { type: 'string', default: 'rxnet-demo' },
+        interval: { type: 'string' },
+        seconds: { type: 'string' },
+        node: { type: 'boolean', default: false },
+      },
     },
-  })
-  if (values.help) {
-    console.log(HELP)
-    return 0
-  }
-  const interval = Number(values.interval)
-  if (values.node) return runNode(values.name!, interval)
-  const n = Number(values.nodes)
-  const seconds = values.seconds === undefined ? undefined : Number(values.seconds)
-  if (!Number.isInteger(n) || n < 1 || n > 16 || !(interval > 0) || (seconds !== undefined && !(seconds > 0))) {
-    console.error(HELP)
-    return 2
-  }
-  return runParent(n, values.name!, interval, seconds)
+    args,
+  )
+  if (parsed === undefined) return 0
+  const { values } = parsed
+  const interval = positiveIntFlag('interval', values.interval, 1000)
+  if (values.node) return runNode(values.name, interval)
+  const n = intFlag('nodes', values.nodes, 3, 1, MAX_NODES)
+  const seconds = values.seconds === undefined ? undefined : positiveIntFlag('seconds', values.seconds, 0)
+  return runParent(n, values.name, interval, seconds)
 }
+
+/** The most processes `--nodes` starts. */
+const MAX_NODES = 16
 
 /** Signals that stop the demo: Ctrl-C, `kill`, a closed terminal. */
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
@@ -125,8 +125,9 @@ async function runNode(name: string, interval: number): Promise<number> {
   process.on('disconnect', onStop)
   // The parent gone (killed) breaks our stdout pipe: stop instead of crashing on EPIPE.
   process.stdout.on('error', onStop)
-  console.log(`id ${id.slice(0, 6)}`)
-  const members = (): string => [...mesh.members.keys()].map((k) => k.slice(0, 6)).join(', ') || 'none'
+  // Whole ids: cut to a prefix, two observers (rxnet peers: peers-cli-<pid>) both showed as "peers-".
+  console.log(`id ${id}`)
+  const members = (): string => [...mesh.members.keys()].join(', ') || 'none'
   mesh.peers$.subscribe((peer) => {
     peer.source.subscribe((m) => console.log(Buffer.from(m).toString().trimEnd()))
   })

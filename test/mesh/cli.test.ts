@@ -27,6 +27,9 @@ describe('mesh CLI arguments', () => {
     await expect(peers([])).rejects.toThrow('missing <name>')
     await expect(peers(['x', '--secret', 'k'])).rejects.toThrow(/--secret is not accepted: a secret on the command line shows in ps; use --secret-file F or the RXNET_SECRET/)
     await expect(peers(['x', '--secret-file', '/nonexistent/key'])).rejects.toThrow('cannot read --secret-file /nonexistent/key: ENOENT')
+    const { run: demo } = await import('../../src/cli/demo.js')
+    await expect(demo(['--nodes', '0'])).rejects.toThrow('--nodes wants an integer in 1..16, got "0"')
+    await expect(demo(['--seconds', 'soon'])).rejects.toThrow('--seconds wants a positive integer, got "soon"')
   })
 })
 
@@ -109,6 +112,9 @@ describe('mesh CLI and example', () => {
     expect(snapshot.members.filter((m) => m.state === 'connected' && m.address === '127.0.0.1' && typeof m.rtt === 'number')).toHaveLength(2)
     // Full ids: the demo's and the table's are the same 12 hex digits (nothing cut to a prefix two ids share).
     for (const m of snapshot.members) expect(out).toContain(m.id)
-    expect((await demo).code).toBe(0)
+    const shown = await demo
+    expect(shown.code).toBe(0)
+    // The demo names the two observers in full: cut to 6 characters, both showed as "peers-".
+    expect(new Set([...shown.out.matchAll(/\+ (peers-cli-\d+) joined/g)].map((m) => m[1])).size).toBe(2)
   }, 30_000)
 })
