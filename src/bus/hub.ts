@@ -14,7 +14,7 @@ import { AbortError, ClosedError, LimitError, DuplicateIdError, FrameTooLongErro
 import { multicast, type MulticastChannel } from '../multicast/index.js'
 import { varintLength } from '../framing/varint.js'
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodeLost, encodePong, encodeString, encodeWelcome, pubToMsg, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
-import { readRoster, removeRoster, rosterPath, writeRoster } from './recovery.js'
+import { Ghosts, removeRoster, rosterPath, writeRoster, type Ghost } from './recovery.js'
 import { PartialFrames, type PartialVerdict } from './limits.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { listenOnPath } from './listen.js'
@@ -53,21 +53,6 @@ interface Session {
   sent: number
   /** Patterns adopted from this client's ghost that it has not registered again yet (dropped at its first other frame). */
   adopted: Set<string> | null
-}
-
-/**
- * A client listed in the roster a crashed hub left, not reconnected yet: what matches its
- * patterns is held for it (bounded by `clientHighWaterMark`) until it is back or
- * `recoveryTimeout` passes.
- */
-interface Ghost {
-  readonly id: string
-  readonly echo: boolean
-  readonly patterns: Map<string, TopicMatcher>
-  readonly held: { msg: Uint8Array; origin: string }[]
-  heldBytes: number
-  /** Messages it could not hold, per origin. */
-  readonly lost: Map<string, number>
 }
 
 /**
@@ -128,11 +113,8 @@ class HubImpl implements Hub {
   private ackScheduled = false
   private readonly barriers: Barrier[] = []
   private barrierTimer: NodeJS.Timeout | null = null
-  /** Clients of the crashed hub this one replaced, not back yet (see {@link Ghost}). */
-  private readonly ghosts = new Map<string, Ghost>()
-  private recoveryTimer: NodeJS.Timeout | null = null
-  /** Losses to report to a client when it comes back after its ghost was given up. */
-  private readonly lostFor = new Map<string, Map<string, number>>()
+  /** Clients of the crashed hub this one replaced, not back yet. */
+  private readonly ghosts: Ghosts
   private readonly rosterFile: string | null
   private rosterDirty = false
   private closing: Promise<void> | null = null
@@ -154,6 +136,10 @@ class HubImpl implements Hub {
     this.helloTimeout = positive('helloTimeout', options.helloTimeout, DEFAULT_HELLO_TIMEOUT)
     this.recoveryTimeout = positive('recoveryTimeout', options.recoveryTimeout, DEFAULT_RECOVERY_TIMEOUT)
     this.rosterFile = rosterPath(options.path)
+    this.ghosts = new Ghosts(this.clientHighWaterMark, (client, origin, count) => {
+      this.stats.lost += count
+      this.events.next({ type: 'lost', client, origin, count })
+    })
     this.maxClients = positive('maxClients', options.maxClients, DEFAULT_MAX_CLIENTS)
     const maxPartialBytes = positive('maxPartialBytes', options.maxPartialBytes, DEFAULT_MAX_PARTIAL_BYTES)
     // One frame of the largest size must fit, or a client sending one would be dropped forever.
@@ -204,7 +190,8 @@ class HubImpl implements Hub {
   }
 
   private async shutdown(): Promise<void> {
-    this.giveUpGhosts()
+    this.ghosts.giveUp()
+    this.stats.recovering = 0
     this.partials.close()
     if (this.barrierTimer !== null) clearTimeout(this.barrierTimer)
     if (this.rosterFile !== null) removeRoster(this.rosterFile) // a clean stop: clients will not be waited for
@@ -332,9 +319,8 @@ class HubImpl implements Hub {
     s.echo = echo
     this.byId.set(id, s)
     this.stats.clients++
-    const ghost = this.ghosts.get(id)
+    const { ghost, lost } = this.ghosts.take(id)
     if (ghost !== undefined) {
-      this.ghosts.delete(id)
       s.patterns = ghost.patterns // until its own SUBs arrive (they follow HELLO)
       s.adopted = new Set(ghost.patterns.keys())
       this.routes.clear()
@@ -351,16 +337,11 @@ class HubImpl implements Hub {
           m.at = s.sent
         }
       }
-      this.countLost(ghost)
-      this.reportLost(s, ghost.lost)
-      if (this.ghosts.size === 0) this.endRecovery()
+      if (this.ghosts.waiting.size === 0) this.endRecovery()
       this.checkBarriers()
     }
-    const late = this.lostFor.get(id)
-    if (late !== undefined) {
-      this.lostFor.delete(id)
-      this.reportLost(s, late)
-    }
+    // How many messages of each sender it will never get (LOST frames).
+    for (const m of lost) for (const [origin, count] of m) this.send(s, encodeLost(count, origin))
   }
 
   /** Sends `frame` to a client, counting its bytes (see {@link Session.sent}). */
@@ -381,62 +362,23 @@ class HubImpl implements Hub {
   /** Reads the roster a crashed hub on this path left: each client listed becomes a ghost until it is back. */
   private recover(): void {
     if (this.rosterFile === null) return
-    for (const c of readRoster(this.rosterFile)) this.ghosts.set(c.id, { ...c, held: [], heldBytes: 0, lost: new Map() })
-    if (this.ghosts.size === 0) return
-    this.stats.recovering = this.ghosts.size
-    this.recoveryTimer = setTimeout(() => this.giveUpGhosts(), this.recoveryTimeout)
-    this.recoveryTimer.unref?.()
+    this.ghosts.load(this.rosterFile, this.recoveryTimeout, () => {
+      this.endRecovery()
+      this.routes.clear()
+      this.checkBarriers()
+    })
+    this.stats.recovering = this.ghosts.waiting.size
   }
 
   private endRecovery(): void {
-    if (this.recoveryTimer !== null) clearTimeout(this.recoveryTimer)
-    this.recoveryTimer = null
     this.stats.recovering = 0
     this.rosterDirty = true
-  }
-
-  /** Recovery time is up: what the remaining ghosts hold is lost (counted; told to each if it comes back later). */
-  private giveUpGhosts(): void {
-    if (this.ghosts.size === 0) return
-    for (const g of this.ghosts.values()) {
-      for (const h of g.held) g.lost.set(h.origin, (g.lost.get(h.origin) ?? 0) + 1)
-      this.countLost(g)
-      if (g.lost.size > 0) {
-        if (this.lostFor.size >= 10_000) this.lostFor.delete(this.lostFor.keys().next().value!)
-        this.lostFor.set(g.id, g.lost)
-      }
-    }
-    this.ghosts.clear()
-    this.endRecovery()
-    this.routes.clear()
-    this.checkBarriers()
-  }
-
-  private countLost(g: Ghost): void {
-    for (const [origin, count] of g.lost) {
-      this.stats.lost += count
-      this.events.next({ type: 'lost', client: g.id, origin, count })
-    }
-  }
-
-  /** Tells a client how many messages of each sender it will never get (LOST frames). */
-  private reportLost(s: Session, lost: Map<string, number>): void {
-    for (const [origin, count] of lost) this.send(s, encodeLost(count, origin))
-  }
-
-  private hold(g: Ghost, msg: Uint8Array, origin: string): void {
-    if (g.heldBytes + msg.length > this.clientHighWaterMark) {
-      g.lost.set(origin, (g.lost.get(origin) ?? 0) + 1)
-      return
-    }
-    g.held.push({ msg, origin })
-    g.heldBytes += msg.length
   }
 
   private persistRoster(): void {
     this.rosterDirty = false
     if (this.rosterFile === null) return
-    const clients: { id: string; echo: boolean; patterns: Iterable<string> }[] = [...this.ghosts.values()].map((g) => ({ id: g.id, echo: g.echo, patterns: g.patterns.keys() }))
+    const clients = this.ghosts.entries()
     for (const s of this.sessions) if (s.id !== null && s.patterns.size > 0) clients.push({ id: s.id, echo: s.echo, patterns: s.patterns.keys() })
     try {
       writeRoster(this.rosterFile, clients)
@@ -469,17 +411,7 @@ class HubImpl implements Hub {
       this.stats.delivered++
       if (!t.ch.writable) this.congest(t)
     }
-    if (this.ghosts.size > 0) {
-      for (const g of this.ghosts.values()) {
-        if (g.id === origin && !g.echo) continue
-        for (const m of g.patterns.values()) {
-          if (m.matches(topic)) {
-            this.hold(g, msg, origin)
-            break
-          }
-        }
-      }
-    }
+    if (this.ghosts.waiting.size > 0) this.ghosts.hold(topic, msg, origin)
   }
 
   private toBridge(msg: Uint8Array): void {
@@ -567,7 +499,7 @@ class HubImpl implements Hub {
     if (frames.length === 0) return
     const marks: Barrier['marks'] = []
     for (const t of this.sessions) if (t.sent > 0 && t.ch.stats.bufferedBytes > 0) marks.push({ t, at: t.sent })
-    for (const g of this.ghosts.values()) if (g.held.length > 0) marks.push({ t: g, at: 0 })
+    for (const g of this.ghosts.waiting.values()) if (g.held.length > 0) marks.push({ t: g, at: 0 })
     this.barriers.push({ marks, frames })
     this.checkBarriers()
   }
@@ -576,7 +508,7 @@ class HubImpl implements Hub {
     for (const { t, at } of b.marks) {
       if ('ch' in t) {
         if (!t.closed && t.sent - t.ch.stats.bufferedBytes < at) return false
-      } else if (this.ghosts.get(t.id) === t) {
+      } else if (this.ghosts.waiting.get(t.id) === t) {
         return false
       }
     }

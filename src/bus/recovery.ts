@@ -90,3 +90,111 @@ export function writeRoster(file: string, clients: Iterable<{ id: string; echo: 
 export function removeRoster(file: string): void {
   fs.rmSync(file, { force: true })
 }
+
+/**
+ * A client listed in the roster a crashed hub left, not reconnected yet: what matches its
+ * patterns is held for it (bounded) until it is back or the recovery time is up.
+ */
+export interface Ghost {
+  readonly id: string
+  readonly echo: boolean
+  readonly patterns: Map<string, TopicMatcher>
+  readonly held: { msg: Uint8Array; origin: string }[]
+  heldBytes: number
+  /** Messages it could not hold, per origin. */
+  readonly lost: Map<string, number>
+}
+
+/** The clients a restarted hub waits for, and what it holds for them; losses are reported through `onLost`. */
+export class Ghosts {
+  /** Ghosts not back yet, by client id. */
+  readonly waiting = new Map<string, Ghost>()
+  /** Losses to tell a client when it comes back after its ghost was given up. */
+  private readonly lostFor = new Map<string, Map<string, number>>()
+  private timer: NodeJS.Timeout | null = null
+
+  /**
+   * @param maxHeld - bytes held per ghost (its `clientHighWaterMark`); more is lost, counted.
+   * @param onLost - told of every loss once it is final: `count` messages from `origin` for `client`.
+   */
+  constructor(
+    private readonly maxHeld: number,
+    private readonly onLost: (client: string, origin: string, count: number) => void,
+  ) {}
+
+  /** Waits for every client of the roster in `file`, for `timeout` ms, then calls `onTimeout` (after giving them up). */
+  load(file: string, timeout: number, onTimeout: () => void): void {
+    for (const c of readRoster(file)) this.waiting.set(c.id, { ...c, held: [], heldBytes: 0, lost: new Map() })
+    if (this.waiting.size === 0) return
+    this.timer = setTimeout(() => {
+      this.timer = null
+      this.giveUp()
+      onTimeout()
+    }, timeout)
+  }
+
+  /** Holds `msg` for every ghost whose patterns match `topic` (not its own messages unless it asked for echoes). */
+  hold(topic: string, msg: Uint8Array, origin: string): void {
+    for (const g of this.waiting.values()) {
+      if (g.id === origin && !g.echo) continue
+      for (const m of g.patterns.values()) {
+        if (!m.matches(topic)) continue
+        if (g.heldBytes + msg.length > this.maxHeld) {
+          g.lost.set(origin, (g.lost.get(origin) ?? 0) + 1)
+        } else {
+          g.held.push({ msg, origin })
+          g.heldBytes += msg.length
+        }
+        break
+      }
+    }
+  }
+
+  /**
+   * Client `id` is back: its ghost (if it had one; its held messages to send it, its losses now
+   * final) and what it lost after an earlier give-up, to tell it.
+   */
+  take(id: string): { ghost: Ghost | undefined; lost: Map<string, number>[] } {
+    const lost: Map<string, number>[] = []
+    const ghost = this.waiting.get(id)
+    if (ghost !== undefined) {
+      this.waiting.delete(id)
+      this.report(ghost)
+      lost.push(ghost.lost)
+      if (this.waiting.size === 0) this.stop()
+    }
+    const late = this.lostFor.get(id)
+    if (late !== undefined) {
+      this.lostFor.delete(id)
+      lost.push(late)
+    }
+    return { ghost, lost }
+  }
+
+  /** Gives up every ghost still waiting: what each holds is lost (reported now, and to it if it comes back). */
+  giveUp(): void {
+    this.stop()
+    for (const g of this.waiting.values()) {
+      for (const h of g.held) g.lost.set(h.origin, (g.lost.get(h.origin) ?? 0) + 1)
+      this.report(g)
+      if (g.lost.size === 0) continue
+      if (this.lostFor.size >= 10_000) this.lostFor.delete(this.lostFor.keys().next().value!)
+      this.lostFor.set(g.id, g.lost)
+    }
+    this.waiting.clear()
+  }
+
+  /** Roster entries of the ghosts (their interests must survive another crash too). */
+  entries(): { id: string; echo: boolean; patterns: Iterable<string> }[] {
+    return [...this.waiting.values()].map((g) => ({ id: g.id, echo: g.echo, patterns: g.patterns.keys() }))
+  }
+
+  private report(g: Ghost): void {
+    for (const [origin, count] of g.lost) this.onLost(g.id, origin, count)
+  }
+
+  private stop(): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timer = null
+  }
+}
