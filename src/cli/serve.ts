@@ -10,11 +10,10 @@ import http from 'node:http'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
 import { pathToFileURL } from 'node:url'
 import { cluster } from '../cluster/node.js'
 import { DEFAULT_CLUSTER_OPTIONS, type ClusterNode, type WorkerEvent } from '../cluster/types.js'
-import { positiveIntFlag } from './args.js'
+import { choiceFlag, intFlag, parseCommand, positiveIntFlag } from './args.js'
 
 const USAGE = `usage: rxnet serve <app.js> [options]
 
@@ -35,55 +34,34 @@ signals: SIGTERM/SIGINT stop gracefully, SIGHUP restarts the workers one at a ti
 
 /** Runs `rxnet serve`. */
 export async function run(args: string[]): Promise<number> {
-  let parsed
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
+  const parsed = parseCommand(
+    {
+      name: 'serve',
+      usage: USAGE,
       options: {
         workers: { type: 'string', short: 'w' },
-        port: { type: 'string', short: 'p', default: '8080' },
+        port: { type: 'string', short: 'p' },
         host: { type: 'string', default: '127.0.0.1' },
         'no-primary-serves': { type: 'boolean', default: false },
-        distribution: { type: 'string', default: 'round-robin' },
+        distribution: { type: 'string' },
         'shutdown-timeout': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
       },
-    })
-  } catch (e) {
-    console.error(`rxnet serve: ${(e as Error).message}\n\n${USAGE}`)
-    return 2
-  }
+      positionals: ['<app.js>'],
+    },
+    args,
+  )
+  if (parsed === undefined) return 0
   const { values, positionals } = parsed
-  if (values.help) {
-    console.log(USAGE)
-    return 0
-  }
-  const app = positionals[0]
-  const port = /^\d{1,5}$/.test(values.port) ? Number(values.port) : NaN
-  let workers: number
-  let shutdownTimeout: number
-  try {
-    workers = positiveIntFlag('workers', values.workers, os.availableParallelism())
-    shutdownTimeout = positiveIntFlag('shutdown-timeout', values['shutdown-timeout'], DEFAULT_CLUSTER_OPTIONS.shutdownTimeout)
-  } catch (e) {
-    console.error(`rxnet serve: ${(e as Error).message}\n\n${USAGE}`)
-    return 2
-  }
-  const bad =
-    app === undefined ? 'missing <app.js>' :
-    !(port <= 65535) ? `--port must be 0..65535, got "${values.port}"` :
-    values.distribution !== 'round-robin' && values.distribution !== 'shared' ? `--distribution must be round-robin or shared, got ${values.distribution}` :
-    null
-  if (bad !== null) {
-    console.error(`rxnet serve: ${bad}\n\n${USAGE}`)
-    return 2
-  }
+  const app = positionals[0]!
+  const port = intFlag('port', values.port, 8080, 0, 65535) // "" or 8e3 are refused, not port 0 (a random port) by accident
+  const workers = positiveIntFlag('workers', values.workers, os.availableParallelism())
+  const shutdownTimeout = positiveIntFlag('shutdown-timeout', values['shutdown-timeout'], DEFAULT_CLUSTER_OPTIONS.shutdownTimeout)
+  const distribution = choiceFlag('distribution', values.distribution, ['round-robin', 'shared'] as const, 'round-robin')
 
   // The app is loaded before any worker is forked: an app that fails to load starts no cluster.
   let server: net.Server | null
   try {
-    server = toServer(((await import(pathToFileURL(path.resolve(app!)).href)) as { default?: unknown }).default)
+    server = toServer(((await import(pathToFileURL(path.resolve(app)).href)) as { default?: unknown }).default)
   } catch (e) {
     console.error(`rxnet serve: cannot load ${app}: ${describeError(e)}`)
     return 1
@@ -94,7 +72,6 @@ export async function run(args: string[]): Promise<number> {
   }
   const node = cluster({ workers, shutdownTimeout })
   const setTitle = node.isPrimary ? showStatus(node, `${app} (starting)`) : () => {}
-  const distribution = values.distribution as 'round-robin' | 'shared'
   const primaryServes = !values['no-primary-serves']
   // Primary: once every worker slot has given up (crash loop) and the primary does not serve, nothing
   // serves: stop with exit code 1 rather than sit there (this also ends a serve() still waiting for a worker).

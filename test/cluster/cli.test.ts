@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it, vi } from 'vitest'
-import { run } from '../../src/cli/serve.js'
+import { main } from '../../src/cli/main.js'
 import { get } from './harness.js'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
@@ -34,15 +34,19 @@ describe('rxnet serve', () => {
   it.each([
     [['--workers', 'zero'], /--workers wants a positive integer/],
     [['--workers', '2.5'], /--workers wants a positive integer/],
-    [['--port', ''], /--port must be 0\.\.65535/], // not port 0 (a random port) by accident
-    [['--port', '8e3'], /--port must be 0\.\.65535/],
+    [['--port', ''], /--port wants an integer in 0\.\.65535, got ""/], // not port 0 (a random port) by accident
+    [['--port', '8e3'], /--port wants an integer in 0\.\.65535, got "8e3"/],
+    [['--port'], /--port needs a value/],
+    [['--wrokers', '2'], /unknown option --wrokers \(did you mean --workers\?\)/],
     [['--shutdown-timeout', '0'], /--shutdown-timeout wants a positive integer/],
     [['--distribution', 'random'], /--distribution must be round-robin or shared/],
-  ])('refuses bad options with exit code 2 before starting anything: %j', async (argv, message) => {
+  ])('refuses bad options with exit code 2 and the reason on one line, before starting anything: %j', async (argv, message) => {
     // In-process: options are checked before the app is loaded or a worker forked.
     const errors = vi.spyOn(console, 'error').mockImplementation(() => {})
     try {
-      expect(await run([app, ...argv])).toBe(2)
+      expect(await main(['serve', app, ...argv])).toBe(2)
+      expect(errors.mock.calls).toHaveLength(1)
+      expect(String(errors.mock.calls[0]?.[0])).toMatch(/^rxnet serve: [^\n]+$/)
       expect(String(errors.mock.calls[0]?.[0])).toMatch(message)
     } finally {
       errors.mockRestore()
