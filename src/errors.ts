@@ -190,6 +190,65 @@ export class LimitError extends RxnetError {
   }
 }
 
+/**
+ * A socket path, or a directory on the way to it, could be controlled by another user: owned by
+ * someone else, writable by others (and not sticky), or a symbolic link. Nothing was created,
+ * removed or connected; `reason` says which check failed.
+ */
+export class UnsafePathError extends RxnetError {
+  /** The path that was refused. */
+  readonly path: string
+  /** Why, in words (e.g. `owned by uid 65534`). */
+  readonly reason: string
+  constructor(path: string, reason: string, advice = 'use a directory only you can write (e.g. $XDG_RUNTIME_DIR) or fix its owner / mode') {
+    super('ERR_UNSAFE_PATH', `refusing ${path}: ${reason}; ${advice}`)
+    this.path = path
+    this.reason = reason
+  }
+}
+
+/** A socket path exists and is not a socket (a regular file, a directory): it is never deleted. */
+export class NotASocketError extends RxnetError {
+  constructor(path: string, kind: string) {
+    super('ERR_NOT_A_SOCKET', `${path} exists and is ${kind}, not a socket; it is never deleted: remove it yourself or choose another path`)
+  }
+}
+
+/** The directory a socket path lives in does not exist. */
+export class PathNotFoundError extends RxnetError {
+  constructor(path: string, dir: string) {
+    super('ERR_PATH_NOT_FOUND', `cannot use ${path}: directory ${dir} does not exist (create it with mkdir -m 700, or choose another path)`)
+  }
+}
+
+/** No permission to create, replace or remove a socket path; `cause` holds the system error. */
+export class PathAccessError extends RxnetError {
+  constructor(message: string, cause?: unknown) {
+    super('ERR_PATH_ACCESS', message, { cause })
+  }
+}
+
+/** Nothing listens at a bus path (no socket file, or a stopped hub's leftover). */
+export class NoHubError extends RxnetError {
+  /** The path that was tried. */
+  readonly path: string
+  constructor(path: string, detail = 'no socket there') {
+    super('ERR_NO_HUB', `no hub at ${path} (${detail}); start one with: rxnet hub --path ${path}`)
+    this.path = path
+  }
+}
+
+/** `bus.close()` gave up on messages the hub never acknowledged; `cause` is why (e.g. `ERR_NO_HUB`). */
+export class UndeliveredError extends RxnetError {
+  /** How many emitted messages were discarded. */
+  readonly count: number
+  constructor(count: number, cause?: unknown) {
+    const why = cause instanceof Error ? `: ${cause.message}` : ''
+    super('ERR_UNDELIVERED', `${count} emitted message${count === 1 ? ' was' : 's were'} never acknowledged by the hub and were discarded on close${why}`, { cause })
+    this.count = count
+  }
+}
+
 /** A protocol message arrived that is well framed but makes no sense in its place. */
 export class ProtocolError extends RxnetError {
   constructor(message: string, cause?: unknown) {

@@ -5,18 +5,20 @@
  * anything they have already seen from a sender (by sender id and sequence number).
  * @module
  */
+import fs, { type Stats } from 'node:fs'
 import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { waitIn, type Waiter } from '../channel.js'
 import { BoundedQueue, DEFAULT_OVERFLOW } from '../queue.js'
-import { checkOverflow } from '../options.js'
+import { checkKeys, checkOverflow } from '../options.js'
 import { decodeWith, encodeWith, json, resolveCodec, type Codec } from '../codec/index.js'
-import { AbortError, ClosedError, EncodeError, FrameTooLongError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
+import { AbortError, ClosedError, ConnectionError, EncodeError, FrameTooLongError, InvalidArgumentError, NoHubError, PathAccessError, PathNotFoundError, ProtocolError, RxnetError, TimeoutError, UndeliveredError, UnsafePathError, VersionMismatchError } from '../errors.js'
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
-import { checkSocketPath } from './listen.js'
+import { checkSocketPath, isPipePath } from './listen.js'
+import { existingSocket, resolveSocketPath, sameFile } from './paths.js'
 import { SequenceWindow } from '../multicast/window.js'
 import { connectNatsBus } from './nats/client.js'
 import { isNatsUrl, type NatsBus, type NatsBusOptions } from './nats/options.js'
@@ -26,6 +28,8 @@ import {
   DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_MAX_RECONNECT_DELAY,
   DEFAULT_MIN_RECONNECT_DELAY,
+  BUS_OPTION_KEYS,
+  flag,
   positive,
   type Bus,
   type BusMessage,
@@ -34,6 +38,31 @@ import {
   type BusStats,
   type BusStatus,
 } from './options.js'
+
+/**
+ * The real path of the hub socket at `path` (symbolic links followed: the socket they lead to is
+ * what gets checked and connected to, so nobody can swap one between the check and the connect),
+ * after checking its directories; `ERR_NO_HUB` when nothing is there.
+ */
+function hubSocket(path: string): string {
+  let real: string
+  try {
+    real = fs.realpathSync(path)
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new PathAccessError(`cannot examine ${path}: ${(e as Error).message}`, e)
+    try {
+      resolveSocketPath(path)
+    } catch (d) {
+      if (d instanceof PathNotFoundError) throw new NoHubError(path, 'its directory does not exist')
+      throw d
+    }
+    throw new NoHubError(path, fs.lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink() ? 'a symbolic link to nothing' : 'no socket there')
+  }
+  return resolveSocketPath(real).real
+}
+
+const noop = (): void => {}
 
 /** Sequence numbers per sender remembered for duplicate detection (anything older is dropped as a duplicate). */
 const DEDUPE_WINDOW = 4096
@@ -48,7 +77,10 @@ export const MAX_SEQ_JUMP = 1 << 24
 
 /**
  * Connects to the hub at `path` (Unix socket or Windows named pipe). Returns at once; the client
- * connects, and reconnects after any failure, by itself.
+ * connects, and reconnects after any failure, by itself. Before every attempt it checks that the
+ * socket and its directories cannot be another user's (`ERR_UNSAFE_PATH`: thrown here if the
+ * directories are unsafe, reported on `status$` for the socket itself); a missing hub is
+ * `ERR_NO_HUB` on `status$`.
  * @example
  * ```ts
  * import { connectBus } from 'rxnet'
@@ -82,7 +114,7 @@ interface Interest {
 
 class BusImpl implements Bus {
   readonly id: string
-  readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, implausible: 0, lost: 0, undecodable: 0, dropped: 0, overflows: 0, buffered: 0, reconnects: 0 }
+  readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, implausible: 0, lost: 0, undecodable: 0, dropped: 0, undelivered: 0, overflows: 0, buffered: 0, reconnects: 0 }
   readonly status$: Observable<BusStatus>
   readonly events$: Observable<BusEvent>
 
@@ -103,6 +135,10 @@ class BusImpl implements Bus {
   private readonly pings = new Map<number, Waiter>()
   private writableWaiters: Waiter[] = []
   private ch: SocketChannel | null = null
+  /** A connection attempt not yet verified and wrapped in a channel. */
+  private pending: net.Socket | null = null
+  /** Why the last attempt or connection failed (the `cause` of flush timeouts and `ERR_UNDELIVERED`). */
+  private lastError: RxnetError | null = null
   private welcomed = false
   private seq = 0
   private pingId = 0
@@ -117,8 +153,17 @@ class BusImpl implements Bus {
     options: BusOptions,
   ) {
     checkSocketPath(path)
+    checkKeys('connectBus', options, BUS_OPTION_KEYS)
+    // Directories that let another user replace the socket are a mistake to report now, not retry.
+    if (!isPipePath(path)) {
+      try {
+        resolveSocketPath(path)
+      } catch (e) {
+        if (e instanceof UnsafePathError) throw e
+      }
+    }
     this.codec = resolveCodec(options.codec ?? 'json')
-    this.echo = options.echo ?? false
+    this.echo = flag('echo', options.echo, false)
     // Fresh for every client: receivers key duplicate detection on (id, seq), and seq restarts at 1.
     this.id = randomBytes(8).toString('hex')
     const overflow = options.overflow ?? DEFAULT_OVERFLOW
@@ -241,6 +286,13 @@ class BusImpl implements Bus {
 
   flush(options: { signal?: AbortSignal; timeout?: number } = {}): Promise<void> {
     const { signal, timeout } = options
+    if (timeout !== undefined) {
+      try {
+        positive('timeout', timeout, 1)
+      } catch (e) {
+        return Promise.reject(e)
+      }
+    }
     if (signal?.aborted) return Promise.reject(new AbortError(signal.reason))
     if (this.closed) return Promise.reject(new ClosedError('bus'))
     const id = ++this.pingId
@@ -248,7 +300,7 @@ class BusImpl implements Bus {
     const p = waitIn(waiters, signal)
     const w = waiters[0]!
     this.pings.set(id, w)
-    const timer = timeout === undefined ? undefined : setTimeout(() => w.reject(new TimeoutError('bus flush', timeout)), timeout)
+    const timer = timeout === undefined ? undefined : setTimeout(() => w.reject(this.flushTimeout(timeout)), timeout)
     if (this.ch !== null) this.ch.send(encodePing(id))
     return p.finally(() => {
       clearTimeout(timer)
@@ -258,11 +310,74 @@ class BusImpl implements Bus {
 
   // ---- connection --------------------------------------------------------------------------
 
+  /** `ERR_TIMEOUT` for a flush, with why we are not connected (if we are not) as its cause and in its message. */
+  private flushTimeout(ms: number): TimeoutError {
+    const why = this.welcomed ? null : this.lastError
+    const e = new TimeoutError(why === null ? 'bus flush' : `bus flush (${why.message})`, ms)
+    if (why !== null) Object.defineProperty(e, 'cause', { value: why, configurable: true, writable: true })
+    return e
+  }
+
+  /**
+   * One connection attempt: check the socket is not another user's, connect, check it is still
+   * the same socket file (nobody swapped it meanwhile), then speak over a channel.
+   */
   private connect(): void {
     this.timer = null
     if (this.closed) return
     this.status.next({ type: 'connecting', attempt: this.attempt })
-    const socket = net.connect(this.path)
+    let target: string = this.path
+    let before: Stats | null = null
+    if (!isPipePath(this.path)) {
+      try {
+        target = hubSocket(this.path)
+        before = existingSocket(target, this.path)
+      } catch (e) {
+        this.retry(e as RxnetError)
+        return
+      }
+      if (before === null) {
+        this.retry(new NoHubError(this.path))
+        return
+      }
+    }
+    const socket = net.connect(target)
+    this.pending = socket
+    const onError = (e: NodeJS.ErrnoException): void => {
+      socket.off('connect', onConnect)
+      this.pending = null
+      socket.destroy()
+      const code = e.code
+      this.retry(code === 'ENOENT' || code === 'ECONNREFUSED' ? new NoHubError(this.path, code === 'ENOENT' ? 'no socket there' : 'nothing listens on the socket') : new ConnectionError(`cannot connect to ${this.path}: ${e.message}`, e))
+    }
+    const onConnect = (): void => {
+      socket.off('error', onError)
+      this.pending = null
+      if (this.closed) {
+        socket.destroy()
+        return
+      }
+      if (before !== null) {
+        let now: Stats | null = null
+        try {
+          now = existingSocket(target, this.path)
+        } catch {
+          // reported below
+        }
+        if (now === null || !sameFile(now, before)) {
+          socket.destroy()
+          this.retry(new UnsafePathError(this.path, 'the socket was replaced while connecting'))
+          return
+        }
+      }
+      this.attach(socket)
+    }
+    socket.once('error', onError)
+    socket.once('connect', onConnect)
+  }
+
+  /** Speaks the bus protocol over a connected, verified socket. */
+  private attach(socket: net.Socket): void {
     const ch = socketChannel(socket, {
       maxLength: this.maxMessageSize + MSG_OVERHEAD,
       // The outbox bounds what we send; this only has to hold it plus control frames.
@@ -368,7 +483,13 @@ class BusImpl implements Bus {
     if (ch !== this.ch) return
     this.ch = null
     this.welcomed = false
+    this.retry(error)
+  }
+
+  /** Reports the failure on `status$` and schedules the next attempt (jittered exponential backoff). */
+  private retry(error: RxnetError | null): void {
     if (this.closed) return
+    this.lastError = error ?? new ConnectionError(`the hub at ${this.path} closed the connection`)
     this.status.next({ type: 'disconnected', error })
     const base = Math.min(this.maxDelay, this.minDelay * 2 ** Math.min(this.attempt, 20))
     this.attempt++
@@ -378,7 +499,9 @@ class BusImpl implements Bus {
   // ---- closing -----------------------------------------------------------------------------
 
   close(): Promise<void> {
-    this.closing ??= this.shutdown()
+    // The first call reports what was undelivered; later ones just wait for the end.
+    if (this.closing !== null) return this.closing.then(noop, noop)
+    this.closing = this.shutdown()
     return this.closing
   }
 
@@ -387,10 +510,18 @@ class BusImpl implements Bus {
   }
 
   private async shutdown(): Promise<void> {
+    let undelivered = 0
+    let why: unknown
     if (this.outbox.length > 0) {
-      await this.flush({ timeout: this.closeTimeout }).catch(() => {})
+      // A PONG means the hub processed every PUB sent before the PING (their ACKs may still be on the way).
+      await this.flush({ timeout: this.closeTimeout }).catch((e: RxnetError) => {
+        undelivered = this.outbox.length
+        why = e.cause ?? e
+      })
     }
     this.closed = true
+    this.pending?.destroy()
+    this.pending = null
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
     const ch = this.ch
@@ -403,8 +534,9 @@ class BusImpl implements Bus {
     for (const complete of completers) complete()
     this.interests.clear()
     this.routes.clear()
-    this.stats.buffered = this.outbox.length
+    this.stats.undelivered += undelivered
     this.outbox.clear()
+    this.stats.buffered = 0
     this.status.next({ type: 'closed' })
     this.status.complete()
     this.events.complete()
@@ -413,5 +545,6 @@ class BusImpl implements Bus {
       await ch.close()
       clearTimeout(timer)
     }
+    if (undelivered > 0) throw new UndeliveredError(undelivered, why)
   }
 }

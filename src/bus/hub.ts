@@ -27,6 +27,7 @@ import {
   DEFAULT_MAX_PARTIAL_BYTES,
   DEFAULT_RECOVERY_TIMEOUT,
   DEFAULT_SLOW_CLIENT_TIMEOUT,
+  checkHubOptions,
   positive,
   type Hub,
   type HubEvent,
@@ -84,6 +85,7 @@ const frameSize = (f: Uint8Array): number => f.length + varintLength(f.length)
  */
 export async function startHub(options: HubOptions): Promise<Hub> {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('startHub needs { path }')
+  checkHubOptions(options)
   const hub = new HubImpl(options)
   await hub.start(options.signal)
   return hub

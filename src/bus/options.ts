@@ -5,10 +5,10 @@
  */
 import type { Observable } from 'rxjs'
 import type { CodecLike } from '../codec/index.js'
-import type { RxnetError } from '../errors.js'
 import type { MulticastChannel, MulticastOptions } from '../multicast/index.js'
 import type { OverflowPolicy } from '../queue.js'
-import { checkInt } from '../options.js'
+import { InvalidArgumentError, type RxnetError } from '../errors.js'
+import { checkInt, checkKeys } from '../options.js'
 
 // ---- hub ----------------------------------------------------------------------------------
 /**
@@ -88,7 +88,11 @@ export const DEFAULT_RECOVERY_TIMEOUT = 5_000
  * ```
  */
 export interface HubOptions {
-  /** Unix socket path (made 0600) or Windows named pipe (`\\?\pipe\name`, used as is). */
+  /**
+   * Unix socket path or Windows named pipe (`\\?\pipe\name`, used as is). The socket is mode 0600 and
+   * never reachable by another user; its directory must be owned by you or root and not writable
+   * by others unless sticky (`/tmp` is fine), else `ERR_UNSAFE_PATH`.
+   */
   path: string
   /**
    * Bridge this hub to other hosts' hubs over a multicast group: every message published by a
@@ -279,7 +283,7 @@ export interface BusOptions {
   maxReconnectDelay?: number
   /** Largest message (topic + payload + a few bytes) `emit` sends (`ERR_FRAME_TOO_LONG` above it) and accepts from the hub; match the hub's. @default 1 MiB (`DEFAULT_MAX_MESSAGE_SIZE`) */
   maxMessageSize?: number
-  /** How long `close()` waits for the hub to take what is still in the outbox, ms. @default 2000 ({@link DEFAULT_CLOSE_TIMEOUT}) */
+  /** How long `close()` waits for the hub to take what is still in the outbox, ms (then it rejects with `ERR_UNDELIVERED`). @default 2000 ({@link DEFAULT_CLOSE_TIMEOUT}) */
   closeTimeout?: number
 }
 
@@ -345,6 +349,8 @@ export interface BusStats {
   undecodable: number
   /** Emitted messages discarded by the overflow policy. */
   dropped: number
+  /** Emitted messages still unacknowledged when `close()` gave up on them (see `ERR_UNDELIVERED`). */
+  undelivered: number
   /** Times the outbox was full when `emit` was called. */
   overflows: number
   /** Messages in the outbox (not yet acknowledged by the hub). */
@@ -384,14 +390,48 @@ export interface Bus {
   readonly writable: boolean
   /** Resolves once the outbox is under half its budget. */
   whenWritable(options?: { signal?: AbortSignal }): Promise<void>
-  /** Resolves once the hub has processed everything emitted and subscribed so far (waits for a connection). */
+  /**
+   * Resolves once the hub has processed everything emitted and subscribed so far; waits for a
+   * connection, without limit unless `timeout` (ms; then `ERR_TIMEOUT`, whose `cause` is why it
+   * is not connected, e.g. `ERR_NO_HUB`) or `signal` (`ERR_ABORTED`) says otherwise.
+   */
   flush(options?: { signal?: AbortSignal; timeout?: number }): Promise<void>
-  /** Waits (up to `closeTimeout`) for the hub to take the outbox, then disconnects; subscribers complete. Idempotent. */
+  /**
+   * Waits (up to `closeTimeout`) for the hub to take the outbox, then disconnects; subscribers
+   * complete. Rejects with `ERR_UNDELIVERED` (`count`, `cause`: e.g. `ERR_NO_HUB`) after closing
+   * if emitted messages were never acknowledged (they are discarded and counted in
+   * `stats.undelivered`); resolves otherwise. Idempotent: later calls resolve once it is closed.
+   */
   close(): Promise<void>
   [Symbol.asyncDispose](): Promise<void>
 }
 
-/** An optional positive-integer option, or its default; `ERR_INVALID_ARGUMENT` otherwise. (Internal; used by the hub and the client.) */
+/** An optional positive-integer option, or its default; `ERR_INVALID_ARGUMENT` otherwise (a string says so). (Internal; used by the hub and the client.) */
 export function positive(name: string, v: number | undefined, d: number): number {
-  return v === undefined ? d : checkInt(name, v)
+  if (v === undefined) return d
+  if (typeof v === 'string') throw new InvalidArgumentError(`${name} must be a number, got the string ${JSON.stringify(v)}`)
+  return checkInt(name, v)
+}
+
+/** An optional boolean option, or its default; `ERR_INVALID_ARGUMENT` otherwise. (Internal.) */
+export function flag(name: string, v: boolean | undefined, d: boolean): boolean {
+  if (v === undefined) return d
+  if (typeof v !== 'boolean') throw new InvalidArgumentError(`${name} must be true or false, got ${typeof v === 'string' ? `the string ${JSON.stringify(v)}` : String(v)}`)
+  return v
+}
+
+/** Every option name `startHub` accepts (others are refused with `ERR_INVALID_ARGUMENT`). */
+export const HUB_OPTION_KEYS: readonly (keyof HubOptions)[] = ['path', 'multicast', 'maxMessageSize', 'clientHighWaterMark', 'slowClientTimeout', 'helloTimeout', 'signal']
+
+/** Every option name `connectBus` accepts (others are refused with `ERR_INVALID_ARGUMENT`). */
+export const BUS_OPTION_KEYS: readonly (keyof BusOptions)[] = ['codec', 'echo', 'highWaterMark', 'overflow', 'minReconnectDelay', 'maxReconnectDelay', 'maxMessageSize', 'closeTimeout']
+
+/**
+ * Refuses `startHub` options with an unknown name (closest valid one suggested) or a non-integer
+ * where a number is expected; `ERR_INVALID_ARGUMENT`. (Internal; called by `startHub`.)
+ */
+export function checkHubOptions(options: HubOptions): void {
+  checkKeys('startHub', options, HUB_OPTION_KEYS)
+  for (const k of ['maxMessageSize', 'clientHighWaterMark', 'slowClientTimeout', 'helloTimeout'] as const) positive(k, options[k], 1)
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidArgumentError('signal must be an AbortSignal')
 }

@@ -5,15 +5,15 @@
  * @module
  */
 import fs from 'node:fs'
-import { parseArgs } from 'node:util'
 import { startHub } from '../bus/hub.js'
-import { defaultBusPath } from '../bus/listen.js'
+import { DEFAULT_BUS_PATH_HELP, defaultBusPath } from '../bus/listen.js'
+import { parseCommand } from './args.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { MulticastOptions } from '../multicast/index.js'
 
 const HELP = `usage: rxnet hub [--path P] [--multicast group:port] [--interface A] [--secret-file F]
 
-  --path P              Unix socket or \\\\?\\pipe\\name to listen on (default ${defaultBusPath()})
+  --path P              Unix socket or \\\\?\\pipe\\name to listen on (default ${DEFAULT_BUS_PATH_HELP})
   --multicast group:port  bridge to other hosts' hubs over this multicast group
   --interface A         IPv4 address of the interface for multicast (default 127.0.0.1: this host only)
   --secret-file F       file holding the shared secret that seals bridge datagrams (AES-256-GCM)`
@@ -27,20 +27,12 @@ export function parseGroup(spec: string): { group: string; port: number } {
 }
 
 export async function run(args: string[]): Promise<number> {
-  const { values } = parseArgs({
+  const parsed = parseCommand(
+    { name: 'hub', usage: HELP, options: { path: { type: 'string' }, multicast: { type: 'string' }, interface: { type: 'string' }, 'secret-file': { type: 'string' } } },
     args,
-    options: {
-      path: { type: 'string' },
-      multicast: { type: 'string' },
-      interface: { type: 'string' },
-      'secret-file': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  })
-  if (values.help) {
-    console.log(HELP)
-    return 0
-  }
+  )
+  if (parsed === undefined) return 0 // --help was printed
+  const { values } = parsed
   let multicast: MulticastOptions | undefined
   if (values.multicast !== undefined) {
     multicast = { ...parseGroup(values.multicast), interface: values.interface ?? '127.0.0.1' }

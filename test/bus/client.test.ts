@@ -69,7 +69,11 @@ describe('bus client promises', () => {
     const f = b.flush()
     // Both handlers are attached before close() rejects them (awaiting close() first could leave
     // them rejected and unhandled across a macrotask: an unhandled-rejection failure in vitest).
-    await Promise.all([expect(w2).rejects.toMatchObject({ code: 'ERR_CLOSED' }), expect(f).rejects.toMatchObject({ code: 'ERR_CLOSED' }), b.close()])
+    // close() gives up on the messages no hub ever took, says how many and why.
+    const held = b.stats.buffered
+    expect(held).toBeGreaterThan(0)
+    await Promise.all([expect(w2).rejects.toMatchObject({ code: 'ERR_CLOSED' }), expect(f).rejects.toMatchObject({ code: 'ERR_CLOSED' }), expect(b.close()).rejects.toMatchObject({ code: 'ERR_UNDELIVERED', count: held, cause: { code: 'ERR_NO_HUB' } })])
+    expect(b.stats.undelivered).toBe(held)
     await expect(b.whenWritable()).rejects.toMatchObject({ code: 'ERR_CLOSED' })
   })
 })

@@ -124,11 +124,11 @@ describe('hub and bus on one host', () => {
     const file = tmpSocket()
     fs.writeFileSync(file, 'not a socket')
     open.push({ close: () => fs.rmSync(file, { force: true }) })
-    await expect(startHub({ path: file })).rejects.toMatchObject({ code: 'ERR_PATH_IN_USE' })
+    await expect(startHub({ path: file })).rejects.toMatchObject({ code: 'ERR_NOT_A_SOCKET' })
     expect(fs.readFileSync(file, 'utf8')).toBe('not a socket')
 
     await expect(startHub({ path: `/tmp/${'x'.repeat(120)}.sock` })).rejects.toMatchObject({ code: 'ERR_PATH_TOO_LONG' })
-    await expect(startHub({ path: '/nonexistent-dir/x.sock' })).rejects.toMatchObject({ code: 'ERR_CONNECTION' })
+    await expect(startHub({ path: '/nonexistent-dir/x.sock' })).rejects.toMatchObject({ code: 'ERR_PATH_NOT_FOUND' })
     if (process.platform === 'linux') {
       expect(() => checkSocketPath(`/tmp/${'y'.repeat(103)}`)).toThrow(expect.objectContaining({ code: 'ERR_PATH_TOO_LONG' })) // 108 bytes
       expect(() => checkSocketPath(`/tmp/${'y'.repeat(102)}`)).not.toThrow() // 107 bytes is the Linux limit

@@ -72,7 +72,7 @@ interface Interest {
 
 class NatsBusImpl implements NatsBus {
   readonly id = randomBytes(8).toString('hex')
-  readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, implausible: 0, lost: 0, undecodable: 0, dropped: 0, overflows: 0, buffered: 0, reconnects: 0 }
+  readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, implausible: 0, lost: 0, undecodable: 0, dropped: 0, undelivered: 0, overflows: 0, buffered: 0, reconnects: 0 }
   readonly status$: Observable<BusStatus>
   /** Nothing to report over NATS yet (the hub's `lost` reports have no NATS counterpart); completes on close. */
   readonly events$: Observable<BusEvent>
