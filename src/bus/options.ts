@@ -421,17 +421,38 @@ export function flag(name: string, v: boolean | undefined, d: boolean): boolean 
 }
 
 /** Every option name `startHub` accepts (others are refused with `ERR_INVALID_ARGUMENT`). */
-export const HUB_OPTION_KEYS: readonly (keyof HubOptions)[] = ['path', 'multicast', 'maxMessageSize', 'clientHighWaterMark', 'slowClientTimeout', 'helloTimeout', 'signal']
+export const HUB_OPTION_KEYS = Object.keys({
+  path: true,
+  multicast: true,
+  maxMessageSize: true,
+  clientHighWaterMark: true,
+  slowClientTimeout: true,
+  helloTimeout: true,
+  recoveryTimeout: true,
+  maxClients: true,
+  maxPartialBytes: true,
+  frameTimeout: true,
+  signal: true,
+} satisfies Record<keyof HubOptions, true>) as readonly (keyof HubOptions)[] // a new option that is not listed here fails to compile
 
 /** Every option name `connectBus` accepts (others are refused with `ERR_INVALID_ARGUMENT`). */
-export const BUS_OPTION_KEYS: readonly (keyof BusOptions)[] = ['codec', 'echo', 'highWaterMark', 'overflow', 'minReconnectDelay', 'maxReconnectDelay', 'maxMessageSize', 'closeTimeout']
+export const BUS_OPTION_KEYS = Object.keys({
+  codec: true,
+  echo: true,
+  highWaterMark: true,
+  overflow: true,
+  minReconnectDelay: true,
+  maxReconnectDelay: true,
+  maxMessageSize: true,
+  closeTimeout: true,
+} satisfies Record<keyof BusOptions, true>) as readonly (keyof BusOptions)[]
 
 /**
- * Refuses `startHub` options with an unknown name (closest valid one suggested) or a non-integer
- * where a number is expected; `ERR_INVALID_ARGUMENT`. (Internal; called by `startHub`.)
+ * Refuses `startHub` options with an unknown name (closest valid one suggested) or a signal that is
+ * not an `AbortSignal`; `ERR_INVALID_ARGUMENT`. (Internal; called by `startHub`; numbers are
+ * checked where they are read, with {@link positive}.)
  */
 export function checkHubOptions(options: HubOptions): void {
   checkKeys('startHub', options, HUB_OPTION_KEYS)
-  for (const k of ['maxMessageSize', 'clientHighWaterMark', 'slowClientTimeout', 'helloTimeout'] as const) positive(k, options[k], 1)
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidArgumentError('signal must be an AbortSignal')
 }
