@@ -9,7 +9,8 @@
 import { randomBytes } from 'node:crypto'
 import dgram from 'node:dgram'
 import { Observable, Subject, type Observer, type Subscriber } from 'rxjs'
-import { BadDatagramError, ChannelAbortedError, ConnectionError, DatagramTooLargeError, InvalidArgumentError, RxnetError } from '../errors.js'
+import { AbortError, BadDatagramError, ChannelAbortedError, ClosedError, ConnectionError, DatagramTooLargeError, EncodeError, InvalidArgumentError, RxnetError, TimeoutError } from '../errors.js'
+import type { CloseOptions, WaitOptions } from '../connection.js'
 import { varintLength } from '../framing/varint.js'
 import { BoundedQueue } from '../queue.js'
 import { encodeBatch } from '../framing/encoder.js'
@@ -55,7 +56,7 @@ interface SenderEntry {
 }
 
 type State = 'open' | 'closing' | 'closed'
-type Terminal = { kind: 'complete' } | { kind: 'error'; error: unknown }
+type Terminal = { kind: 'complete' } | { kind: 'error'; error: RxnetError }
 
 class MulticastChannelImpl implements MulticastChannel {
   readonly source: Observable<MulticastMessage>
@@ -65,7 +66,7 @@ class MulticastChannelImpl implements MulticastChannel {
   readonly rejected$: Observable<DatagramRejection>
   readonly maxMessageSize: number
   readonly ready: Promise<void>
-  readonly closed: Promise<void>
+  readonly closed: Promise<RxnetError | undefined>
   id: string
 
   private idBytes: Buffer
@@ -85,9 +86,13 @@ class MulticastChannelImpl implements MulticastChannel {
   private readonly statsSubscribers = new Set<Subscriber<MulticastStats>>()
   private readonly sendersById = new Map<string, SenderEntry>()
   private idleWaiters: (() => void)[] = []
+  /** whenWritable() callers, woken when the send buffer is under half its high-water mark. */
+  private writers: { resolve(): void; reject(e: unknown): void }[] = []
+  /** Inbound messages that arrived while nobody subscribed (bounded by maxHeldMessages). */
+  private held: MulticastMessage[] = []
   private resolveReady!: () => void
   private rejectReady!: (e: unknown) => void
-  private resolveClosed!: () => void
+  private resolveClosed!: (e: RxnetError | undefined) => void
 
   constructor(private readonly opts: Resolved) {
     this.key = opts.secret !== undefined ? deriveKey(opts.secret) : null
@@ -108,16 +113,8 @@ class MulticastChannelImpl implements MulticastChannel {
 
     this.source = new Observable<MulticastMessage>((subscriber) => this.subscribe(subscriber))
     this.sink = {
-      // An Observer must not throw (RxJS would rethrow it asynchronously, crashing the process):
-      // what send() throws fails the channel instead, as socketChannel does.
-      next: (data) => {
-        try {
-          this.send(data)
-        } catch (e) {
-          this.fail(e)
-        }
-      },
-      error: (e) => this.fail(new ChannelAbortedError(e)),
+      next: (data) => this.send(data),
+      error: (e) => this.abort(e),
       complete: () => void this.close(),
     }
     this.stats$ = new Observable<MulticastStats>((subscriber) => this.subscribeStats(subscriber))
@@ -136,18 +133,19 @@ class MulticastChannelImpl implements MulticastChannel {
     opts.signal?.addEventListener('abort', this.onAbort, { once: true })
   }
 
+  /** Queues `data` for the group; never throws (Connection contract): a message it refuses fails the channel with `ERR_ENCODE`. */
   send(data: Uint8Array): void {
-    if (!(data instanceof Uint8Array)) throw new InvalidArgumentError('multicast send() takes a Uint8Array')
     if (this.state !== 'open') {
       this.stats.droppedAfterClose++
       return
     }
-    if (data.length > this.maxMessageSize) throw new DatagramTooLargeError(data.length, this.maxMessageSize)
+    if (!(data instanceof Uint8Array)) return this.fail(new EncodeError('bytes', new InvalidArgumentError(`multicast send() takes a Uint8Array, got ${typeof data}`)))
+    if (data.length > this.maxMessageSize) return this.fail(new EncodeError('bytes', new DatagramTooLargeError(data.length, this.maxMessageSize)))
     let accepted: boolean
     try {
       accepted = this.queue.push(data)
     } catch (e) {
-      this.fail(e)
+      this.fail(e as RxnetError) // ERR_BUFFER_OVERFLOW under the 'error' policy
       return
     }
     if (accepted && !this.scheduled) {
@@ -164,16 +162,62 @@ class MulticastChannelImpl implements MulticastChannel {
     return out
   }
 
-  close(): Promise<void> {
+  get writable(): boolean {
+    return this.state === 'open' && this.queue.bytes <= this.opts.highWaterMark >> 1
+  }
+
+  whenWritable(options: WaitOptions = {}): Promise<void> {
+    if (this.writable) return Promise.resolve()
+    if (this.state !== 'open') return Promise.reject(this.terminal?.kind === 'error' ? this.terminal.error : new ClosedError('multicast channel'))
+    const { signal } = options
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => done(() => reject(new AbortError(signal!.reason)))
+      const w = { resolve: () => done(resolve), reject: (e: unknown) => done(() => reject(e)) }
+      const done = (f: () => void): void => {
+        signal?.removeEventListener('abort', onAbort)
+        this.writers = this.writers.filter((x) => x !== w)
+        f()
+      }
+      if (signal?.aborted) return onAbort()
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.writers.push(w)
+    })
+  }
+
+  /**
+   * Sends what is queued, leaves the group, closes the socket; `source` completes. If the queue
+   * has not drained within `timeout` (or `signal` fires) the channel is aborted instead. Idempotent.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
     if (this.closing !== null) return this.closing
-    if (this.state === 'closed') return this.closed
+    if (this.state === 'closed') return this.closed.then(noop)
     this.state = 'closing'
+    this.rejectWriters(new ClosedError('multicast channel'))
+    const timeout = options.timeout ?? this.opts.closeTimeout
+    const { signal } = options
+    let timer: NodeJS.Timeout | undefined
+    let onAbort: (() => void) | undefined
+    const gaveUp = new Promise<unknown>((resolve) => {
+      timer = setTimeout(() => resolve(new TimeoutError('graceful close of the multicast channel', timeout)), timeout)
+      if (signal === undefined) return
+      onAbort = (): void => resolve(signal.reason)
+      if (signal.aborted) onAbort()
+      else signal.addEventListener('abort', onAbort, { once: true })
+    })
     // Resolves once the socket has really closed: close() releases every handle.
-    this.closing = this.drain().then(() => {
-      this.finish({ kind: 'complete' })
-      return this.closed
+    this.closing = Promise.race([this.drain().then(() => null), gaveUp]).then((why) => {
+      clearTimeout(timer)
+      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
+      if (why === null) this.finish({ kind: 'complete' })
+      else this.abort(why)
+      return this.closed.then(noop)
     })
     return this.closing
+  }
+
+  /** Ends the channel now: `source` errors with `ERR_ABORTED` (`cause: err`), queued messages are dropped and counted. */
+  abort(err?: unknown): void {
+    this.fail(new ChannelAbortedError(err))
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -219,6 +263,7 @@ class MulticastChannelImpl implements MulticastChannel {
   private readonly afterSend = (err: Error | null): void => {
     this.inFlight--
     if (err) this.stats.sendErrors++
+    if (this.writers.length > 0 && this.writable) for (const w of [...this.writers]) w.resolve()
     if (this.queue.length > 0) {
       if (!this.scheduled) this.flush()
     } else if (this.inFlight === 0) {
@@ -322,7 +367,9 @@ class MulticastChannelImpl implements MulticastChannel {
     for (const data of messages) {
       this.stats.messagesIn++
       this.stats.bytesIn += data.length
-      this.subject.next({ data, from })
+      if (this.subject.observed) this.subject.next({ data, from })
+      else if (this.held.length < this.opts.maxHeldMessages) this.held.push({ data, from })
+      else this.stats.droppedIn++
     }
   }
 
@@ -343,6 +390,8 @@ class MulticastChannelImpl implements MulticastChannel {
   }
 
   private subscribe(subscriber: Subscriber<MulticastMessage>): () => void {
+    // Held messages first, in order, for as long as this subscriber stays.
+    while (this.held.length > 0 && !subscriber.closed) subscriber.next(this.held.shift()!)
     const t = this.terminal
     if (t !== null) {
       if (t.kind === 'error') subscriber.error(t.error)
@@ -370,9 +419,13 @@ class MulticastChannelImpl implements MulticastChannel {
 
   // ---- lifecycle
 
-  /** Fails the channel: queued messages are discarded, `source` errors with `e`, the socket closes. */
-  private fail(e: unknown): void {
+  /** Fails the channel: queued messages are discarded (counted), `source` errors with `e`, the socket closes. */
+  private fail(e: RxnetError): void {
     this.finish({ kind: 'error', error: e })
+  }
+
+  private rejectWriters(e: unknown): void {
+    for (const w of [...this.writers]) w.reject(e)
   }
 
   private finish(t: Terminal): void {
@@ -380,8 +433,10 @@ class MulticastChannelImpl implements MulticastChannel {
     this.terminal = t
     this.state = 'closed'
     this.opts.signal?.removeEventListener('abort', this.onAbort)
+    this.stats.droppedAfterClose += this.queue.length // never sent: counted as dropped
     this.queue.clear()
     this.wakeIdle()
+    this.rejectWriters(t.kind === 'error' ? t.error : new ClosedError('multicast channel'))
     if (this.bound) {
       try {
         this.socket.dropMembership(this.opts.group, this.opts.interface)
@@ -394,9 +449,9 @@ class MulticastChannelImpl implements MulticastChannel {
     // A late 'error' after close must not crash the process.
     this.socket.on('error', noop)
     try {
-      this.socket.close(() => this.resolveClosed())
+      this.socket.close(() => this.resolveClosed(t.kind === 'error' ? (t.error as RxnetError) : undefined))
     } catch {
-      this.resolveClosed()
+      this.resolveClosed(t.kind === 'error' ? (t.error as RxnetError) : undefined)
     }
     if (t.kind === 'error') {
       this.rejectReady(t.error)

@@ -5,7 +5,8 @@
  */
 import { isIPv4 } from 'node:net'
 import type { Observable } from 'rxjs'
-import type { Channel, ChannelStats } from '../channel.js'
+import type { ChannelStats } from '../channel.js'
+import type { Connection } from '../connection.js'
 import { AbortError, InvalidArgumentError, type BadDatagramError } from '../errors.js'
 import { DEFAULT_OVERFLOW, type OverflowPolicy } from '../queue.js'
 import { checkInt, checkKeys, checkOverflow, withDefaults } from '../options.js'
@@ -94,6 +95,14 @@ export interface MulticastOptions {
   statsInterval?: number
   /** Closes the channel when aborted. @default undefined */
   signal?: AbortSignal
+  /**
+   * Most inbound messages held while nobody subscribes to `source` (a late subscriber gets them
+   * first, in order); beyond it new ones are dropped and counted in `stats.droppedIn`. 0 holds nothing.
+   * @default 1024
+   */
+  maxHeldMessages?: number
+  /** How long `close()` waits for the queue to drain before it aborts, ms. @default 1000 */
+  closeTimeout?: number
 }
 
 /**
@@ -115,6 +124,8 @@ export const DEFAULT_MULTICAST_OPTIONS = {
   replayWindow: 1024,
   maxSenders: 4096,
   statsInterval: 1000,
+  maxHeldMessages: 1024,
+  closeTimeout: 1000,
 } as const satisfies MulticastOptions
 
 /** Every option name {@link multicast} knows (anything else is refused with `ERR_INVALID_ARGUMENT`). */
@@ -194,6 +205,8 @@ export interface DatagramRejection {
  * ```
  */
 export interface MulticastStats extends ChannelStats {
+  /** Inbound messages dropped because more than `maxHeldMessages` were held while nobody subscribed. */
+  droppedIn: number
   /** Datagrams accepted (their messages went to `source`). */
   datagramsIn: number
   /** Datagrams sent. */
@@ -248,7 +261,7 @@ export interface SenderInfo {
  * await mc.close()
  * ```
  */
-export interface MulticastChannel extends Channel<MulticastMessage, Uint8Array> {
+export interface MulticastChannel extends Connection<MulticastMessage, Uint8Array> {
   /** This channel's sender id (16 hex digits), carried in every datagram it sends. */
   readonly id: string
   /** Live counters. */
@@ -261,13 +274,8 @@ export interface MulticastChannel extends Channel<MulticastMessage, Uint8Array> 
   readonly maxMessageSize: number
   /** Resolves once the socket is bound and has joined the group (sends before that are queued). */
   readonly ready: Promise<void>
-  /** Resolves when the socket has closed, however it closed. */
-  readonly closed: Promise<void>
   /** Per-sender counters. */
   senders(): SenderInfo[]
-  /** Sends what is queued, leaves the group, closes the socket; `source` completes. Idempotent. */
-  close(): Promise<void>
-  [Symbol.asyncDispose](): Promise<void>
 }
 
 /** Options with defaults applied. */
@@ -297,6 +305,8 @@ export function resolveOptions(options: MulticastOptions): Resolved {
   if ((r.replayWindow & (r.replayWindow - 1)) !== 0) throw new InvalidArgumentError(`replayWindow must be a power of two, got ${r.replayWindow}`)
   int('maxSenders', 1, 1 << 24)
   int('statsInterval', 1, 2 ** 31 - 1)
+  int('maxHeldMessages', 0, 2 ** 31 - 1)
+  int('closeTimeout', 0, 2 ** 31 - 1)
   if (r.recvBufferSize !== undefined) int('recvBufferSize', 1, 2 ** 31 - 1)
   if (r.sendBufferSize !== undefined) int('sendBufferSize', 1, 2 ** 31 - 1)
   if (typeof r.loopback !== 'boolean') throw new InvalidArgumentError('loopback must be a boolean')

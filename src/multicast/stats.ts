@@ -18,6 +18,7 @@ export class Stats extends QueueStats implements MulticastStats {
   gaps = 0
   reordered = 0
   sendErrors = 0
+  droppedIn = 0
   readonly #senders: Map<string, unknown>
   constructor(queue: BoundedQueue<Uint8Array>, senders: Map<string, unknown>) {
     super(queue)
@@ -45,6 +46,7 @@ export class Stats extends QueueStats implements MulticastStats {
       gaps: this.gaps,
       reordered: this.reordered,
       sendErrors: this.sendErrors,
+      droppedIn: this.droppedIn,
       senders: this.senders,
     }
   }
