@@ -4,19 +4,19 @@
  * defaults to loopback (127.0.0.1), so nothing leaves the machine unless you name an interface.
  * @module
  */
-import fs from 'node:fs'
 import { startHub } from '../bus/hub.js'
-import { DEFAULT_BUS_PATH_HELP, defaultBusPath } from '../bus/listen.js'
-import { parseCommand } from './args.js'
+import { defaultBusPath } from '../bus/listen.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { MulticastOptions } from '../multicast/index.js'
+import { parseCommand, readSecret, SECRET_ENV, SECRET_ON_COMMAND_LINE } from './args.js'
 
 const HELP = `usage: rxnet hub [--path P] [--multicast group:port] [--interface A] [--secret-file F]
 
-  --path P              Unix socket or \\\\?\\pipe\\name to listen on (default ${DEFAULT_BUS_PATH_HELP})
+  --path P              Unix socket or \\\\?\\pipe\\name to listen on (default ${defaultBusPath()})
   --multicast group:port  bridge to other hosts' hubs over this multicast group
   --interface A         IPv4 address of the interface for multicast (default 127.0.0.1: this host only)
-  --secret-file F       file holding the shared secret that seals bridge datagrams (AES-256-GCM)`
+  --secret-file F       file holding the shared secret that seals bridge datagrams (AES-256-GCM);
+                        or set ${SECRET_ENV}`
 
 /** Parses `group:port` into multicast options. */
 export function parseGroup(spec: string): { group: string; port: number } {
@@ -28,20 +28,26 @@ export function parseGroup(spec: string): { group: string; port: number } {
 
 export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand(
-    { name: 'hub', usage: HELP, options: { path: { type: 'string' }, multicast: { type: 'string' }, interface: { type: 'string' }, 'secret-file': { type: 'string' } } },
+    {
+      name: 'hub',
+      usage: HELP,
+      options: { path: { type: 'string' }, multicast: { type: 'string' }, interface: { type: 'string' }, 'secret-file': { type: 'string' } },
+      refused: { secret: SECRET_ON_COMMAND_LINE },
+    },
     args,
   )
-  if (parsed === undefined) return 0 // --help was printed
+  if (parsed === undefined) return 0
   const { values } = parsed
   let multicast: MulticastOptions | undefined
   if (values.multicast !== undefined) {
     multicast = { ...parseGroup(values.multicast), interface: values.interface ?? '127.0.0.1' }
-    if (values['secret-file'] !== undefined) multicast.secret = fs.readFileSync(values['secret-file'], 'utf8').trim()
+    const secret = readSecret(values['secret-file'])
+    if (secret !== undefined) multicast.secret = secret
   } else if (values.interface !== undefined || values['secret-file'] !== undefined) {
     throw new InvalidArgumentError('--interface and --secret-file need --multicast')
   }
   const path = values.path ?? defaultBusPath()
-  if (multicast !== undefined && multicast.secret === undefined) console.error(`warning: bridging without --secret-file: the group is unsealed, so every process that can reach ${multicast.group}:${multicast.port} on ${multicast.interface} can read every message and inject its own`)
+  if (multicast !== undefined && multicast.secret === undefined) console.error(`warning: bridging without --secret-file (or ${SECRET_ENV}): the group is unsealed, so every process that can reach ${multicast.group}:${multicast.port} on ${multicast.interface} can read every message and inject its own`)
   const hub = await startHub({ path, ...(multicast ? { multicast } : {}) })
   const events = hub.events$.subscribe((e) => {
     if (e.type === 'drop') console.error(`dropped ${e.client ?? '(before HELLO)'}: ${e.error.code} ${e.error.message}`)

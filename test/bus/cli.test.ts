@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest'
 import { run as tail } from '../../src/cli/tail.js'
 import { run as emit } from '../../src/cli/emit.js'
+import { run as hub } from '../../src/cli/hub.js'
 import { positiveIntFlag } from '../../src/cli/args.js'
 import { tmpSocket } from './helpers.js'
 
@@ -23,5 +24,10 @@ describe('rxnet tail / emit arguments', () => {
     await expect(emit(['log'])).rejects.toThrow('missing <json>')
     await expect(emit(['log', '1', '--timout', '5'])).rejects.toThrow('unknown option --timout (did you mean --timeout?)')
     await expect(emit(['log', '{', '--path', tmpSocket()])).rejects.toThrow('<json> is not JSON')
+    await expect(hub(['extra'])).rejects.toThrow('unexpected argument "extra" (this command takes none)')
+    await expect(hub(['--secret', 'k'])).rejects.toThrow('--secret is not accepted: a secret on the command line shows in ps; use --secret-file F or the RXNET_SECRET environment variable')
+    await expect(hub(['--interface', '127.0.0.1'])).rejects.toThrow('--interface and --secret-file need --multicast')
+    await expect(hub(['--multicast', '239.255.0.9:4454', '--secret-file', '/nonexistent/key', '--path', tmpSocket()])).rejects.toThrow('cannot read --secret-file /nonexistent/key: ENOENT')
+    await expect(hub(['--multicast', '239.255.0.9'])).rejects.toThrow('--multicast wants group:port')
   })
 })
