@@ -64,6 +64,8 @@ interface Session {
 interface Barrier {
   readonly marks: { t: Session | Ghost; at: number }[]
   readonly frames: { s: Session; frame: Uint8Array }[]
+  /** When it was raised (ms): a client holding it up for `slowClientTimeout` is dropped. */
+  readonly since: number
 }
 
 const frameSize = (f: Uint8Array): number => f.length + varintLength(f.length)
@@ -502,19 +504,18 @@ class HubImpl implements Hub {
     const marks: Barrier['marks'] = []
     for (const t of this.sessions) if (t.sent > 0 && t.ch.stats.bufferedBytes > 0) marks.push({ t, at: t.sent })
     for (const g of this.ghosts.waiting.values()) if (g.held.length > 0) marks.push({ t: g, at: 0 })
-    this.barriers.push({ marks, frames })
+    this.barriers.push({ marks, frames, since: Date.now() })
     this.checkBarriers()
   }
 
   private released(b: Barrier): boolean {
-    for (const { t, at } of b.marks) {
-      if ('ch' in t) {
-        if (!t.closed && t.sent - t.ch.stats.bufferedBytes < at) return false
-      } else if (this.ghosts.waiting.get(t.id) === t) {
-        return false
-      }
-    }
+    for (const m of b.marks) if (this.holdsUp(m)) return false
     return true
+  }
+
+  private holdsUp({ t, at }: Barrier['marks'][number]): boolean {
+    if ('ch' in t) return !t.closed && t.sent - t.ch.stats.bufferedBytes < at
+    return this.ghosts.waiting.get(t.id) === t // given up by recoveryTimeout
   }
 
   private readonly checkBarriers = (): void => {
@@ -522,6 +523,10 @@ class HubImpl implements Hub {
     this.barrierTimer = null
     while (this.barriers.length > 0) {
       const b = this.barriers[0]!
+      if (!this.released(b) && Date.now() - b.since >= this.slowClientTimeout) {
+        // A client that has not taken its messages in that long holds every sender's ACKs up: drop it.
+        for (const m of b.marks) if ('ch' in m.t && this.holdsUp(m)) this.drop(m.t, new TimeoutError('client reading its messages', this.slowClientTimeout))
+      }
       if (!this.released(b)) {
         // Write completions have no public event: look again shortly (only while something waits).
         this.barrierTimer = setTimeout(this.checkBarriers, 1)

@@ -112,7 +112,8 @@ export interface HubOptions {
   /**
    * How long a client may stay over half its budget before it is dropped (`ERR_TIMEOUT`). While
    * any client is that far behind, the hub reads no client and holds acknowledgements, so senders
-   * slow down: this is also the longest one stuck client can stall the others.
+   * slow down: this is also the longest one stuck client can stall the others. A client that has
+   * not taken what was written to it within this time (acknowledgements wait for it) is dropped too.
    * @default 2000 ({@link DEFAULT_SLOW_CLIENT_TIMEOUT})
    */
   slowClientTimeout?: number
