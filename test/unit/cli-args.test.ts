@@ -126,6 +126,19 @@ describe('rxnet main', () => {
     expect((await capture(() => main(['--bogus']))).err).toBe("rxnet: unknown option --bogus; run 'rxnet --help' for the commands")
   })
 
+  it('every subcommand parses with parseCommand: --help exits 0 with its usage, an unknown flag exits 2 with one line', async () => {
+    const help = await capture(() => main(['--help']))
+    const names = [...help.out.matchAll(/^ {2}(\w+) {2,}/gm)].map((m) => m[1]!)
+    expect(names).toEqual(expect.arrayContaining(['demo', 'serve', 'hub', 'tail', 'emit', 'peers']))
+    for (const name of names) {
+      const usage = await capture(() => main([name, '--help']))
+      expect(usage.code, name).toBe(0)
+      expect(usage.out, name).toMatch(new RegExp(`^usage: rxnet ${name}\\b`))
+      const bad = await capture(() => main([name, '--no-such-flag']))
+      expect(bad, name).toEqual({ code: 2, out: '', err: `rxnet ${name}: unknown option --no-such-flag (rxnet ${name} --help for the options)` })
+    }
+  })
+
   it("a subcommand's usage error exits 2 with one line: rxnet <command>: <reason>", async () => {
     const r = await capture(() => main(['tail', 'log', '--count', 'abc']))
     expect(r.code).toBe(2)
