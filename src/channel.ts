@@ -25,7 +25,8 @@
  * @module
  */
 import { Observable, type Observer } from 'rxjs'
-import { AbortError, type RxnetError } from './errors.js'
+import type { RxnetError } from './errors.js'
+import { deadline, type Settle, type Waiters } from './wait.js'
 
 /**
  * A bidirectional message connection: `source` in, `sink` out.
@@ -150,48 +151,21 @@ export function mapChannel<In, Out, In2, Out2>(
 
 export type { RxnetError }
 
-/** @internal A waiter of a `whenWritable()`. */
-export interface Waiter {
-  resolve: () => void
-  reject: (e: unknown) => void
-}
+/** @internal A waiter of a `whenWritable()` (the {@link Settle} of a {@link deadline}). */
+export type Waiter = Settle<void>
 
 /**
  * @internal Registers a waiter in `list`; with a `signal`, an abort removes it and rejects with
- * `ERR_ABORTED` (the listener is removed however the wait ends).
+ * `ERR_ABORTED`. Kept for the bus client; new code uses {@link Waiters}.
  */
 export function waitIn(list: Waiter[], signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted) return Promise.reject(new AbortError(signal.reason))
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => {
+  return deadline<void>((waiter) => {
+    list.push(waiter)
+    return () => {
       const i = list.indexOf(waiter)
       if (i >= 0) list.splice(i, 1)
-      reject(new AbortError(signal!.reason))
     }
-    const waiter: Waiter = {
-      resolve: () => {
-        signal?.removeEventListener('abort', onAbort)
-        resolve()
-      },
-      reject: (e) => {
-        signal?.removeEventListener('abort', onAbort)
-        reject(e)
-      },
-    }
-    list.push(waiter)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
-}
-
-/** @internal `promise`, or `ERR_ABORTED` if `signal` aborts first (the work itself goes on). */
-export function abortable(promise: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  if (signal === undefined) return promise
-  if (signal.aborted) return Promise.reject(new AbortError(signal.reason))
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => reject(new AbortError(signal.reason))
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
-  })
+  }, { signal })
 }
 
 /**

@@ -76,7 +76,13 @@ export interface WaitOptions {
  * setInterval(() => console.log(`${peer.stats.messagesIn} in, ${peer.stats.dropped} dropped`), 1000).unref()
  * ```
  */
-export type ConnectionStats = ChannelStats
+export interface ConnectionStats extends ChannelStats {
+  /**
+   * Inbound messages discarded: held while nobody subscribed beyond `maxHeldMessages`, or
+   * arriving unobserved after `close()` (read and dropped so the far side's end can be seen).
+   */
+  droppedIn: number
+}
 
 /**
  * One connection of any transport: a {@link Channel} with counters, write readiness, graceful

@@ -263,10 +263,10 @@ export class CrashLoopError extends RxnetError {
   }
 }
 
-/** The object was used after `close()`. */
+/** The object was used after `close()` (or it ended while waited on); `cause`: the error that ended it, if any. */
 export class ClosedError extends RxnetError {
-  constructor(what: string) {
-    super('ERR_CLOSED', `${what} is closed`)
+  constructor(what: string, cause?: unknown) {
+    super('ERR_CLOSED', `${what} is closed`, cause === undefined ? undefined : { cause })
   }
 }
 

@@ -16,7 +16,23 @@
 export { type Channel, type ChannelStats, createChannel, mapChannel } from './channel.js'
 export { type Connection, type ConnectionStats, type CloseOptions, type WaitOptions, DEFAULT_CONNECTION_CLOSE_TIMEOUT } from './connection.js'
 export { socketChannel, type SocketChannel, type SocketChannelOptions, DEFAULT_SOCKET_CHANNEL_OPTIONS } from './socket.js'
-export { toDuplex, fromDuplex, fromByteDuplex, type Duplex, type ChannelDuplex, type DuplexChannel, type DuplexOptions, type ByteDuplexOptions, DEFAULT_DUPLEX_HIGH_WATER_MARK } from './interop.js'
+export {
+  toDuplex,
+  fromDuplex,
+  fromByteDuplex,
+  type Duplex,
+  type ChannelDuplex,
+  type DuplexChannel,
+  type DuplexOptions,
+  type DuplexChannelOptions,
+  type ByteDuplexOptions,
+  DEFAULT_DUPLEX_HIGH_WATER_MARK,
+  DEFAULT_DUPLEX_HIGH_WATER_MARK_MESSAGES,
+} from './interop.js'
+export { ConnectionKernel, OPEN, type ConnectionState, type KernelOptions, DEFAULT_MAX_HELD_MESSAGES } from './lifecycle.js'
+export { deadline, waitFor, delay, Waiters, type DeadlineOptions, type Settle } from './wait.js'
+export { backoffDelay, Backoff, type BackoffOptions, DEFAULT_BACKOFF_JITTER } from './backoff.js'
+export { readHandshake, frameHandshake, lineHandshake, type HandshakeDecoder, type ReadHandshakeOptions, DEFAULT_MAX_HANDSHAKE_BYTES } from './handshake-reader.js'
 export { type OverflowPolicy, DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW } from './queue.js'
 export { DEFAULT_MAX_LENGTH } from './framing/decoder.js'
 export { type Codec, type CodecLike, codecs, json, msgpack, raw, utf8, resolveCodec } from './codec/index.js'

@@ -11,13 +11,15 @@
  */
 import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { Observable, type Observer, type Subscriber } from 'rxjs'
-import { abortable, HOLDS_WHILE_UNOBSERVED, waitIn, type Channel, type ChannelStats, type Waiter } from './channel.js'
-import { ChannelAbortedError, ClosedError, ConnectionError, FrameTooLongError, RxnetError } from './errors.js'
+import { HOLDS_WHILE_UNOBSERVED } from './channel.js'
+import type { Connection, ConnectionStats } from './connection.js'
+import { ConnectionError, EncodeError, FrameTooLongError, InvalidArgumentError, RxnetError } from './errors.js'
 import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
 import { varintLength, writeVarint } from './framing/varint.js'
 import { BoundedQueue, DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, type OverflowPolicy } from './queue.js'
-import { checkInt, checkOverflow, withDefaults } from './options.js'
+import { ConnectionKernel, DEFAULT_MAX_HELD_MESSAGES, OPEN, type ConnectionState, type KernelOptions } from './lifecycle.js'
+import { checkInt, checkKeys, checkOverflow, withDefaults } from './options.js'
+import { DEFAULT_CONNECTION_CLOSE_TIMEOUT } from './connection.js'
 
 /**
  * Options of {@link socketChannel}.
@@ -29,7 +31,7 @@ import { checkInt, checkOverflow, withDefaults } from './options.js'
  * const options: SocketChannelOptions = { maxLength: 64 * 1024, highWaterMark: 1 << 20, overflow: 'drop-oldest' }
  * ```
  */
-export interface SocketChannelOptions {
+export interface SocketChannelOptions extends KernelOptions {
   /** Largest inbound frame accepted, checked on the declared length. @default 4 MiB ({@link DEFAULT_MAX_LENGTH}) */
   maxLength?: number
   /** Most bytes buffered for sending (ours plus the socket's) before `overflow` applies. @default 8 MiB */
@@ -64,10 +66,12 @@ export const DEFAULT_SOCKET_CHANNEL_OPTIONS: Required<SocketChannelOptions> = {
   copyThreshold: 16 * 1024,
   batchBytes: 256 * 1024,
   pauseWhenUnobserved: true,
+  closeTimeout: DEFAULT_CONNECTION_CLOSE_TIMEOUT,
+  maxHeldMessages: DEFAULT_MAX_HELD_MESSAGES,
 }
 
 /**
- * A framed Channel over a byte stream, with counters and write-readiness.
+ * A framed {@link Connection} over a byte stream (see the Connection contract).
  *
  * @example
  * ```ts
@@ -79,28 +83,13 @@ export const DEFAULT_SOCKET_CHANNEL_OPTIONS: Required<SocketChannelOptions> = {
  *   if (!ch.writable) await ch.whenWritable() // wait instead of overflowing
  * }
  * await ch.close()
+ * console.log(await ch.closed) // undefined: closed cleanly
  * ```
  */
-export interface SocketChannel extends Channel<Uint8Array, Uint8Array> {
-  /** Live counters. */
-  readonly stats: ChannelStats
-  /** True while the send buffer is under half its high-water mark. */
-  readonly writable: boolean
-  /**
-   * Resolves once the send buffer is under half its high-water mark; rejects with `ERR_CLOSED`
-   * if the channel ends first, `ERR_ABORTED` if `signal` aborts first.
-   */
-  whenWritable(options?: { signal?: AbortSignal }): Promise<void>
-  /**
-   * Flushes, closes gracefully, and resolves when the socket is fully closed (`signal` only
-   * stops the waiting, with `ERR_ABORTED`; call `sink.error()` to abort the connection).
-   */
-  close(options?: { signal?: AbortSignal }): Promise<void>
-  /** Resolves when the socket has closed, however it closed. */
-  readonly closed: Promise<void>
+export interface SocketChannel extends Connection<Uint8Array, Uint8Array> {
+  /** Where the connection is in its life. */
+  readonly state: ConnectionState
 }
-
-type Terminal = { kind: 'complete' } | { kind: 'error'; error: unknown }
 
 /**
  * Wraps a connected byte stream as a framed {@link SocketChannel}.
@@ -119,8 +108,10 @@ export function socketChannel(socket: Duplex, options: SocketChannelOptions = {}
 }
 
 function resolveOptions(options: SocketChannelOptions): Required<SocketChannelOptions> {
+  checkKeys('socketChannel', options, Object.keys(DEFAULT_SOCKET_CHANNEL_OPTIONS))
   const o = withDefaults(DEFAULT_SOCKET_CHANNEL_OPTIONS, options)
   for (const k of ['maxLength', 'highWaterMark', 'copyThreshold', 'batchBytes'] as const) checkInt(k, o[k])
+  for (const k of ['closeTimeout', 'maxHeldMessages'] as const) checkInt(k, o[k], 0)
   checkOverflow(o.overflow)
   return o
 }
@@ -147,23 +138,15 @@ function giveBatch(buf: Buffer): void {
   if (list.length < POOL_PER_SIZE) list.push(buf)
 }
 
-class SocketChannelImpl implements SocketChannel {
-  readonly source: Observable<Uint8Array>
-  readonly sink: Observer<Uint8Array>
+class SocketChannelImpl extends ConnectionKernel<Uint8Array> implements SocketChannel {
   readonly stats: QueueStats
-  readonly closed: Promise<void>
 
-  /** Current subscribers of `source` (copy-on-write, so emitting never sees a half-updated list). */
-  private subscribers: Subscriber<Uint8Array>[] = []
   private readonly decoder: FrameDecoder
   private readonly queue: BoundedQueue<Uint8Array>
   /** Socket buffer level above which we stop handing it batches and resume from write callbacks. */
   private readonly writeLimit: number
-  private terminal: Terminal | null = null
   private scheduled = false
   private waitingDrain = false
-  private ending = false
-  private waiters: Waiter[] = []
   /** Pool batches for writes in flight, in write order (null: nothing to give back). */
   private readonly inflight: (Buffer | null)[] = []
   /**
@@ -171,48 +154,26 @@ class SocketChannelImpl implements SocketChannel {
    * Duplex, e.g. a PassThrough, may still hold it), so only then are batches pooled.
    */
   private readonly pooling: boolean
-  private readonly emit = (frame: Uint8Array): void => {
+  private readonly onFrame = (frame: Uint8Array): void => {
     this.stats.messagesIn++
     this.stats.bytesIn += frame.length
-    // Hot path: dispatch straight to the subscribers (a Subject would add a layer per message).
-    const subs = this.subscribers
-    if (subs.length === 1) subs[0]!.next(frame)
-    else if (subs.length === 0) this.holdOrDiscard(frame)
-    else for (let i = 0; i < subs.length; i++) subs[i]!.next(frame)
-  }
-  /**
-   * Frames decoded after the last subscriber left (the rest of the chunk being decoded, e.g.
-   * behind a `take(1)`), kept for the next subscriber: at most one chunk's worth, since the socket
-   * is paused meanwhile.
-   */
-  private held: Uint8Array[] = []
-  private heldHead = 0
-
-  private holdOrDiscard(frame: Uint8Array): void {
-    if (this.opts.pauseWhenUnobserved && !this.ending) this.held.push(frame)
+    this.emit(frame)
   }
 
   constructor(
     private readonly socket: Duplex,
     private readonly opts: Required<SocketChannelOptions>,
   ) {
+    super(opts)
     this.pooling = socket instanceof Socket
     this.decoder = new FrameDecoder(opts.maxLength)
     this.queue = new BoundedQueue(opts.highWaterMark, opts.overflow, sizeOfFrame)
     this.writeLimit = Math.max(1, Math.min(1024 * 1024, opts.highWaterMark >> 1))
     this.stats = new QueueStats(this.queue, socket)
-
-    this.source = new Observable<Uint8Array>((subscriber) => this.subscribe(subscriber))
-    this.sink = {
-      next: (payload) => this.send(payload),
-      error: (e) => this.abort(e),
-      complete: () => this.end(),
+    if (socket.destroyed && (socket as Duplex & { closed?: boolean }).closed === true) {
+      this.released(new ConnectionError('the socket was already closed'))
+      return
     }
-    this.closed = new Promise((resolve) => {
-      if (socket.destroyed && socket.closed) resolve()
-      else socket.once('close', () => resolve())
-    })
-
     socket.on('data', this.onData)
     socket.on('end', this.onEnd)
     socket.on('error', this.onError)
@@ -225,30 +186,24 @@ class SocketChannelImpl implements SocketChannel {
     return this.opts.pauseWhenUnobserved
   }
 
-  get writable(): boolean {
-    return !this.ending && this.terminal === null && this.stats.bufferedBytes <= this.opts.highWaterMark >> 1
-  }
-
-  whenWritable(options: { signal?: AbortSignal } = {}): Promise<void> {
-    if (this.writable) return Promise.resolve()
-    if (this.ending || this.terminal !== null) return Promise.reject(new ClosedError('channel'))
-    return waitIn(this.waiters, options.signal)
-  }
-
   send(payload: Uint8Array): void {
-    const n = payload.length
-    if (this.ending || this.terminal !== null || this.socket.destroyed) {
+    if (this.state !== OPEN || this.socket.destroyed) {
       this.stats.droppedAfterClose++
       return
     }
-    if (n > this.opts.maxLength) {
+    if (!(payload instanceof Uint8Array)) {
       // An Observer must not throw (RxJS would rethrow it asynchronously): fail the channel instead.
-      this.fail(new FrameTooLongError(n, this.opts.maxLength))
+      this.fail(new EncodeError('bytes', new InvalidArgumentError(`socketChannel sends Uint8Array, got ${typeof payload}`)))
+      return
+    }
+    const n = payload.length
+    if (n > this.opts.maxLength) {
+      this.fail(new EncodeError('bytes', new FrameTooLongError(n, this.opts.maxLength)))
       return
     }
     let accepted: boolean
     try {
-      accepted = this.queue.pushSized(payload, sizeOfFrame(payload), this.socket.writableLength)
+      accepted = this.queue.pushSized(payload, n + varintLength(n), this.socket.writableLength)
     } catch (e) {
       this.fail(e)
       return
@@ -259,35 +214,39 @@ class SocketChannelImpl implements SocketChannel {
     }
   }
 
-  close(options: { signal?: AbortSignal } = {}): Promise<void> {
-    this.end()
-    return abortable(this.closed, options.signal)
+  protected hasRoom(): boolean {
+    return this.stats.bufferedBytes <= this.opts.highWaterMark >> 1
   }
 
-  private subscribe(subscriber: Subscriber<Uint8Array>): () => void {
-    // Held frames first, in order, for as long as this subscriber stays.
-    while (this.heldHead < this.held.length && !subscriber.closed) {
-      const frame = this.held[this.heldHead]!
-      this.held[this.heldHead++] = undefined as unknown as Uint8Array
-      subscriber.next(frame)
+  protected override onObserved(observed: boolean): void {
+    if (!this.opts.pauseWhenUnobserved) return
+    if (observed) this.socket.resume()
+    else if (this.state === OPEN) this.socket.pause()
+  }
+
+  protected startClose(): void {
+    // The far side's FIN is only seen by reading: with nobody subscribed, read (and discard,
+    // counted in stats.droppedIn) so the socket can close instead of staying half-open.
+    if (this.subscribers.length === 0 && this.opts.pauseWhenUnobserved) this.socket.resume()
+    if (!this.scheduled && !this.waitingDrain) {
+      if (this.queue.length === 0) this.socket.end()
+      else this.flush()
     }
-    if (this.heldHead === this.held.length && this.heldHead > 0) {
-      this.held = []
-      this.heldHead = 0
-    }
-    if (subscriber.closed) return () => {}
-    const t = this.terminal
-    if (t !== null) {
-      if (t.kind === 'error') subscriber.error(t.error)
-      else subscriber.complete()
-      return () => {}
-    }
-    this.subscribers = [...this.subscribers, subscriber]
-    if (this.subscribers.length === 1 && this.opts.pauseWhenUnobserved) this.socket.resume()
-    return () => {
-      this.subscribers = this.subscribers.filter((s) => s !== subscriber)
-      if (this.subscribers.length === 0 && this.opts.pauseWhenUnobserved && this.terminal === null && !this.ending) this.socket.pause()
-    }
+  }
+
+  protected destroy(): void {
+    // A reset (RST) tells the far side this was a failure, not a clean end.
+    const s = this.socket as Duplex & { resetAndDestroy?: () => void }
+    if (s.destroyed) return
+    // resetAndDestroy() throws ERR_INVALID_HANDLE_TYPE on anything but TCP (Unix sockets, pipes),
+    // and after end() (our FIN sent) Node 20 never emits 'close' for it: destroy() then.
+    if (typeof s.resetAndDestroy === 'function' && !s.writableEnded) {
+      try {
+        s.resetAndDestroy()
+      } catch {
+        s.destroy()
+      }
+    } else s.destroy()
   }
 
   private readonly flush = (): void => {
@@ -353,8 +312,8 @@ class SocketChannelImpl implements SocketChannel {
     // More queued than the socket should hold: resume from the write callbacks (not 'drain',
     // which only fires once the socket passed its own high-water mark).
     if (q.head < q.items.length) this.waitingDrain = true
-    else if (this.ending) sock.end()
-    this.wakeWaiters()
+    else if (this.state !== OPEN) sock.end()
+    this.wakeWriters()
   }
 
   /** Write callback of every batch / large payload: the socket made progress. */
@@ -366,26 +325,13 @@ class SocketChannelImpl implements SocketChannel {
       this.waitingDrain = false
       this.flush()
     } else {
-      this.wakeWaiters()
+      this.wakeWriters()
     }
-  }
-
-  private wakeWaiters(): void {
-    if (this.waiters.length === 0 || !this.writable) return
-    const w = this.waiters
-    this.waiters = []
-    for (const { resolve } of w) resolve()
-  }
-
-  private rejectWaiters(e: unknown): void {
-    const w = this.waiters
-    this.waiters = []
-    for (const { reject } of w) reject(e)
   }
 
   private readonly onData = (chunk: Buffer): void => {
     try {
-      this.decoder.push(chunk, this.emit)
+      this.decoder.push(chunk, this.onFrame)
     } catch (e) {
       this.fail(e)
     }
@@ -398,9 +344,9 @@ class SocketChannelImpl implements SocketChannel {
       this.fail(e)
       return
     }
-    this.finish({ kind: 'complete' })
-    // Our side may still be flushing; end it once the queue is empty (if not ended already).
-    if (!this.ending) this.end()
+    this.endInbound()
+    // Our side may still be flushing; end it once the queue is empty.
+    void this.close()
   }
 
   private readonly onError = (err: Error): void => {
@@ -408,13 +354,7 @@ class SocketChannelImpl implements SocketChannel {
   }
 
   private readonly onClose = (): void => {
-    if (this.terminal === null) {
-      this.finish(
-        this.ending && !this.decoder.pending
-          ? { kind: 'complete' }
-          : { kind: 'error', error: new ConnectionError('connection closed before the far side finished') },
-      )
-    }
+    const clean = this.inboundEnded || (this.state !== OPEN && !this.decoder.pending)
     this.socket.off('data', this.onData)
     this.socket.off('end', this.onEnd)
     this.socket.off('close', this.onClose)
@@ -423,68 +363,20 @@ class SocketChannelImpl implements SocketChannel {
     this.socket.on('error', noop)
     this.stats.droppedAfterClose += this.queue.length // never written: counted as dropped
     this.queue.clear()
-    this.rejectWaiters(new ClosedError('channel'))
-  }
-
-  /** Fails the channel: error to `source`, socket destroyed. */
-  private fail(e: unknown): void {
-    this.finish({ kind: 'error', error: e })
-    // A reset (RST) tells the far side this was a failure, not a clean end.
-    const s = this.socket as Duplex & { resetAndDestroy?: () => void }
-    // resetAndDestroy() throws ERR_INVALID_HANDLE_TYPE on anything but TCP (Unix sockets, pipes).
-    if (typeof s.resetAndDestroy === 'function' && !s.destroyed) {
-      try {
-        s.resetAndDestroy()
-      } catch {
-        s.destroy()
-      }
-    } else s.destroy()
-  }
-
-  private abort(cause: unknown): void {
-    this.fail(new ChannelAbortedError(cause))
-  }
-
-  private end(): void {
-    if (this.ending) return
-    this.ending = true
-    this.rejectWaiters(new ClosedError('channel'))
-    // The far side's FIN is only seen by reading: with nobody subscribed, read (and discard) so
-    // the socket can close instead of staying half-open.
-    if (this.subscribers.length === 0 && this.opts.pauseWhenUnobserved && this.terminal === null) this.socket.resume()
-    if (!this.scheduled && !this.waitingDrain) {
-      if (this.queue.length === 0) this.socket.end()
-      else this.flush()
-    }
-  }
-
-  private takeSubscribers(): Subscriber<Uint8Array>[] {
-    const subs = this.subscribers
-    this.subscribers = []
-    return subs
-  }
-
-  private finish(t: Terminal): void {
-    if (this.terminal !== null) return
-    this.terminal = t
-    if (t.kind === 'error') {
-      this.rejectWaiters(t.error)
-      for (const s of this.takeSubscribers()) s.error(t.error)
-    } else {
-      for (const s of this.takeSubscribers()) s.complete()
-    }
+    this.released(clean ? undefined : new ConnectionError('connection closed before the far side finished'))
   }
 }
 
 function noop(): void {}
 
 /**
- * @internal The {@link ChannelStats} of a channel with a send queue: plain counters the channel
+ * @internal The {@link ConnectionStats} of a channel with a send queue: plain counters the channel
  * increments, getters over the queue and, when given, what `socket` still buffers. Multicast's
  * stats extend it.
  */
-export class QueueStats implements ChannelStats {
+export class QueueStats implements ConnectionStats {
   messagesIn = 0
+  droppedIn = 0
   bytesIn = 0
   messagesOut = 0
   bytesOut = 0

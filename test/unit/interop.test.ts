@@ -145,7 +145,7 @@ describe('toDuplex', () => {
     // highWaterMark 16 with the default 'error' policy: only pausing keeps this from failing
     const got: string[] = []
     let i = 0
-    for await (const m of toDuplex(receiver, { highWaterMark: 16 }).source) {
+    for await (const m of toDuplex(receiver, { highWaterMarkMessages: 16 }).source) {
       got.push(text(m))
       if (++i % 100 === 0) await new Promise((r) => setImmediate(r)) // slow reader
     }
@@ -160,7 +160,7 @@ describe('toDuplex', () => {
     ['drop-newest', [0, 1, 2, 3]],
   ] as const)("buffers at most highWaterMark for a slow consumer ('%s')", async (overflow, expected) => {
     const subject = new Subject<number>()
-    const duplex = toDuplex(createChannel(subject, { next() {}, error() {}, complete() {} }), { highWaterMark: 4, overflow })
+    const duplex = toDuplex(createChannel(subject, { next() {}, error() {}, complete() {} }), { highWaterMarkMessages: 4, overflow })
     const it = duplex.source[Symbol.asyncIterator]()
     for (let i = 0; i < 10; i++) subject.next(i)
     subject.complete()
@@ -171,7 +171,7 @@ describe('toDuplex', () => {
 
   it("overflow 'error' throws ERR_BUFFER_OVERFLOW from the iterator and unsubscribes", async () => {
     const subject = new Subject<number>()
-    const duplex = toDuplex(createChannel(subject, { next() {}, error() {}, complete() {} }), { highWaterMark: 2 })
+    const duplex = toDuplex(createChannel(subject, { next() {}, error() {}, complete() {} }), { highWaterMarkMessages: 2 })
     const it = duplex.source[Symbol.asyncIterator]()
     for (let i = 0; i < 3; i++) subject.next(i)
     await expect(it.next()).rejects.toMatchObject({ code: 'ERR_BUFFER_OVERFLOW' })
@@ -371,7 +371,7 @@ describe('fromDuplex / fromByteDuplex', () => {
           }
         },
       },
-      { highWaterMark: 4, overflow: 'drop-newest' },
+      { highWaterMarkMessages: 4, overflow: 'drop-newest' },
     )
     for (let i = 0; i < 10; i++) ch.send(i)
     expect(ch.writable).toBe(false)
@@ -382,7 +382,10 @@ describe('fromDuplex / fromByteDuplex', () => {
   })
 
   it('refuses bad options with ERR_INVALID_ARGUMENT', () => {
-    expect(() => fromDuplex({ source: [], sink: async () => {} }, { highWaterMark: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    expect(() => fromDuplex({ source: [], sink: async () => {} }, { highWaterMarkMessages: 0 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    // 0.1's message-count `highWaterMark` is refused with a pointer to the new name (highWaterMark is bytes)
+    expect(() => fromDuplex({ source: [], sink: async () => {} }, { highWaterMark: 4 } as object)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('highWaterMarkMessages') }))
+    expect(() => fromByteDuplex({ source: [], sink: async () => {} }, { maxLenght: 4 } as object)).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT', message: expect.stringContaining('maxLength') }))
     expect(() => toDuplex(createChannel(new Subject(), { next() {}, error() {}, complete() {} }), { overflow: 'nope' as 'error' })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
   })
 })
