@@ -17,7 +17,7 @@
  * ```
  * Rules for `setup`: use the kind's defaults (the suite fills buffers with `message(i)`, bounded in
  * count and time); nothing is subscribed yet; `teardown` releases everything, even after a test
- * failed halfway. `crash().a` must have unread data at its far side when `crashB` runs if the
+ * failed halfway. `crash().a` must leave unread data at its far side when `crashB` runs if the
  * transport can only tell a crash from a clean end that way (plain TCP: the RST). Not-applicable
  * tests are reported as skipped with their reason in the test name, never silently left out.
  * @module
@@ -155,9 +155,13 @@ function socketKind(name: string, endpoint: () => Promise<Endpoint>, farSideSees
       return {
         a,
         async crashB() {
-          // Leave data unread at the far end, so its death is a reset, not a clean FIN.
-          a.send(bytesMessage(0))
-          await until(() => a.stats.messagesOut === 1 && a.stats.bufferedBytes === 0, 'the message to leave')
+          // Leave data unread in the far end's kernel buffer, so its death is a reset, not a
+          // clean end. Node reads ahead into the (paused) stream's buffer (up to ~80 KiB), so
+          // wait until well more than that left this process.
+          const n = 512
+          for (let i = 0; i < n; i++) a.send(bytesMessage(i))
+          const framed = n * (1024 + 2)
+          await until(() => framed - a.stats.bufferedBytes >= 160 * 1024, 'the messages to leave')
           child.kill('SIGKILL')
           await exited
         },
