@@ -18,7 +18,6 @@ export class Stats extends QueueStats implements MulticastStats {
   gaps = 0
   reordered = 0
   sendErrors = 0
-  droppedIn = 0
   readonly #senders: Map<string, unknown>
   constructor(queue: BoundedQueue<Uint8Array>, senders: Map<string, unknown>) {
     super(queue)
