@@ -18,7 +18,7 @@ import { AbortError, ClosedError, ConnectionError, EncodeError, FrameTooLongErro
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { checkSocketPath, isPipePath } from './listen.js'
-import { existingSocket, resolveSocketPath, sameFile } from './paths.js'
+import { existingSocket, resolveSocketPath, sameFile, trustedOwner } from './paths.js'
 import { SequenceWindow } from '../multicast/window.js'
 import { connectNatsBus } from './nats/client.js'
 import { isNatsUrl, type NatsBus, type NatsBusOptions } from './nats/options.js'
@@ -40,11 +40,16 @@ import {
 } from './options.js'
 
 /**
- * The real path of the hub socket at `path` (symbolic links followed: the socket they lead to is
- * what gets checked and connected to, so nobody can swap one between the check and the connect),
+ * The real path of the hub socket at `path` (symbolic links of ours or root's followed: the socket
+ * they lead to is what gets checked and connected to, so nobody can swap one between the check and
+ * the connect),
  * after checking its directories; `ERR_NO_HUB` when nothing is there.
  */
 function hubSocket(path: string): string {
+  // A symlink someone else planted (in a sticky directory such as /tmp) is not followed: the kernel's
+  // protected_symlinks rule, which realpath (lstat + readlink) would otherwise bypass.
+  const link = fs.lstatSync(path, { throwIfNoEntry: false })
+  if (link?.isSymbolicLink() && !trustedOwner(link)) throw new UnsafePathError(path, `it is a symbolic link that belongs to uid ${link.uid}, not to you or root`)
   let real: string
   try {
     real = fs.realpathSync(path)

@@ -18,6 +18,7 @@ import { Ghosts, removeRoster, rosterPath, writeRoster, type Ghost } from './rec
 import { PartialFrames, type PartialVerdict } from './limits.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { listenOnPath } from './listen.js'
+import { checkOwnFile } from './paths.js'
 import {
   DEFAULT_CLIENT_HIGH_WATER_MARK,
   DEFAULT_FRAME_TIMEOUT,
@@ -160,6 +161,7 @@ class HubImpl implements Hub {
 
   async start(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw new AbortError(signal.reason)
+    if (this.rosterFile !== null) checkOwnFile(this.rosterFile) // another user's roster beside the socket: ERR_UNSAFE_PATH
     await listenOnPath(this.server, this.path, signal)
     // After listen, an 'error' with no listener (e.g. EMFILE on accept) would crash the process.
     this.server.on('error', this.onServerError)
@@ -198,7 +200,10 @@ class HubImpl implements Hub {
     this.stats.recovering = 0
     this.partials.close()
     if (this.barrierTimer !== null) clearTimeout(this.barrierTimer)
-    if (this.rosterFile !== null) removeRoster(this.rosterFile) // a clean stop: clients will not be waited for
+    if (this.rosterFile !== null) {
+      const error = removeRoster(this.rosterFile) // a clean stop: clients will not be waited for
+      if (error !== null) this.events.next({ type: 'server-error', error })
+    }
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     const clients = [...this.sessions].map((s) => this.closeSession(s))
     await Promise.all([serverClosed, ...clients, this.bridge?.close()])

@@ -3,7 +3,8 @@
  * (a socket of theirs where our clients connect) or reach our hub's socket: every directory from
  * the socket up to `/` must be owned by this user or root and not writable by others unless it is
  * sticky (like `/tmp`, where nobody can remove or rename an entry they do not own), and the socket
- * itself must be a socket owned by this user or root (a symbolic link is refused, never followed).
+ * itself must be a socket owned by this user (a hub never replaces or follows a symbolic link; a
+ * client follows only its own or root's).
  * Windows named pipes are not checked here.
  * @module
  */
@@ -76,7 +77,7 @@ export function resolveSocketPath(path: string): ResolvedPath {
 
 /**
  * `lstat` of an existing socket file at `real`, or `null` when nothing is there. Throws
- * `ERR_UNSAFE_PATH` for a symbolic link or a socket another user owns, `ERR_NOT_A_SOCKET` for
+ * `ERR_UNSAFE_PATH` for a symbolic link or a socket another user (root included) owns, `ERR_NOT_A_SOCKET` for
  * anything else that is not a socket, `ERR_PATH_ACCESS` when it cannot be examined.
  */
 export function existingSocket(real: string, shown: string): fs.Stats | null {
@@ -89,10 +90,29 @@ export function existingSocket(real: string, shown: string): fs.Stats | null {
   }
   if (st.isSymbolicLink()) throw new UnsafePathError(shown, 'it is a symbolic link (socket paths are never followed)', 'give the real path of the socket')
   if (!st.isSocket()) throw new NotASocketError(shown, kindOf(st))
-  if (!trustedOwner(st)) {
-    throw new UnsafePathError(shown, `the socket there belongs to uid ${st.uid} (not you, not root): another user may be trying to intercept the bus`, 'have it removed (by its owner or root), or use a path in a directory only you can write')
+  // Ours only, not root's either: a hub's socket is 0600, so a socket of anyone else is not a hub we could use.
+  if (st.uid !== myUid()) {
+    throw new UnsafePathError(shown, `the socket there belongs to uid ${st.uid}, not to you: another user may be trying to intercept the bus`, 'have it removed (by its owner or root), or use a path in a directory only you can write')
   }
   return st
+}
+
+/**
+ * Checks that `file`, if it exists, is a regular file owned by this user (not a symlink, not
+ * another user's): what a hub keeps beside its socket. `ERR_UNSAFE_PATH` otherwise.
+ */
+export function checkOwnFile(file: string): void {
+  let st: fs.Stats | undefined
+  try {
+    st = fs.lstatSync(file, { throwIfNoEntry: false })
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOTDIR') return // its directory is not one: reported where the socket is bound
+    throw new PathAccessError(`cannot examine ${file}: ${(e as Error).message}`, e)
+  }
+  if (st === undefined) return
+  const advice = 'have it removed (by its owner or root), or use a path in a directory only you can write'
+  if (!st.isFile()) throw new UnsafePathError(file, `it is ${kindOf(st)}, not a regular file of yours`, advice)
+  if (st.uid !== myUid()) throw new UnsafePathError(file, `it belongs to uid ${st.uid}: another user may have put it there`, advice)
 }
 
 /** True when `a` and `b` are the same file (device and inode). */

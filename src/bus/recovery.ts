@@ -7,7 +7,9 @@
  */
 import fs from 'node:fs'
 import { randomBytes } from 'node:crypto'
+import { PathAccessError, RxnetError } from '../errors.js'
 import { isPipePath } from './listen.js'
+import { checkOwnFile } from './paths.js'
 import { MAX_ID_LENGTH, MAX_PATTERNS } from './protocol.js'
 import { compileTopic, type TopicMatcher } from './topics.js'
 
@@ -73,22 +75,38 @@ export function readRoster(file: string): RosterEntry[] {
   return out
 }
 
-/** Replaces the roster atomically (a fresh 0600 file renamed over the old one). */
+/**
+ * Replaces the roster atomically (a fresh 0600 file renamed over the old one). Throws
+ * `ERR_UNSAFE_PATH` when the roster there is not a regular file of ours (another user may have
+ * put it there first, in a shared directory), `ERR_PATH_ACCESS` when it cannot be written.
+ */
 export function writeRoster(file: string, clients: Iterable<{ id: string; echo: boolean; patterns: Iterable<string> }>): void {
+  checkOwnFile(file)
   const list = [...clients].map(({ id, echo, patterns }) => ({ id, echo, patterns: [...patterns] }))
   const tmp = `${file}.${randomBytes(6).toString('hex')}`
-  fs.writeFileSync(tmp, JSON.stringify({ version: 1, clients: list }), { mode: 0o600, flag: 'wx' })
   try {
+    fs.writeFileSync(tmp, JSON.stringify({ version: 1, clients: list }), { mode: 0o600, flag: 'wx' })
     fs.renameSync(tmp, file)
   } catch (e) {
     fs.rmSync(tmp, { force: true })
-    throw e
+    throw new PathAccessError(`cannot write the hub roster ${file}: ${(e as Error).message}`, e)
   }
 }
 
-/** Removes the roster (a hub that closes cleanly leaves none). */
-export function removeRoster(file: string): void {
-  fs.rmSync(file, { force: true })
+/**
+ * Removes the roster (a hub that closes cleanly leaves none), if it is a regular file of ours;
+ * returns what went wrong (typed) instead of throwing, `null` when it is gone.
+ */
+export function removeRoster(file: string): RxnetError | null {
+  try {
+    if (fs.lstatSync(file, { throwIfNoEntry: false }) === undefined) return null
+    checkOwnFile(file)
+    fs.unlinkSync(file)
+    return null
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null
+    return e instanceof RxnetError ? e : new PathAccessError(`cannot remove the hub roster ${file}: ${(e as Error).message}`, e)
+  }
 }
 
 /**

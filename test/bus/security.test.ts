@@ -1,7 +1,7 @@
 // The bus against another local user (issue 8 items 1 and 2): run as root, the attacker is
 // `nobody` via setpriv (and a second unprivileged uid plays a non-root victim). Skipped, with the
 // reason in the test name, when not root.
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -121,6 +121,40 @@ describe.skipIf(!root)(`bus paths against another local user${root ? '' : ' (ski
     expect(victim.lines()[0]).toMatch(/^error ERR_UNSAFE_PATH UnsafePathError/)
     await expect(startHub({ path })).rejects.toMatchObject({ code: 'ERR_UNSAFE_PATH' })
     expect(fs.lstatSync(path).uid).toBe(65534) // left alone
+  })
+
+  it("another user's roster file beside the socket: a non-root hub refuses to start; squatted while it runs, a typed server-error and close() still resolves (it was a raw ENOTDIR)", async () => {
+    const path = join(shared, 'app.sock')
+    const squat = (): void => {
+      execFileSync('setpriv', [...NOBODY, 'sh', '-c', `echo '{"version":1,"clients":[]}' > ${path}.roster`])
+    }
+    squat()
+    const refused = await as(VICTIM, ['--import', 'tsx', fixture('roster-squat.ts'), path, 'start'], 'error|ok')
+    expect(refused.lines()[0]).toBe('error ERR_UNSAFE_PATH')
+    fs.rmSync(`${path}.roster`)
+    const running = await as(VICTIM, ['--import', 'tsx', fixture('roster-squat.ts'), path, 'run'])
+    squat()
+    running.stdin!.write('go\n')
+    await running.next(/^closed|^close-failed/)
+    const events = running.lines().find((l) => l.startsWith('events'))!.split(' ')[1]!.split(',')
+    expect(running.lines()).toContain('closed')
+    expect(events.length).toBeGreaterThan(0)
+    expect(events.every((c) => c === 'ERR_UNSAFE_PATH')).toBe(true) // the write and the removal were refused, typed
+    expect(fs.lstatSync(`${path}.roster`).uid).toBe(65534) // theirs, left alone
+  })
+
+  it('a client does not follow a symlink another user planted, even to a socket of ours (realpath would bypass protected_symlinks)', async () => {
+    const mine = fs.mkdtempSync(join(os.tmpdir(), 'rxnet-mine-'))
+    open.push({ close: () => fs.rmSync(mine, { recursive: true, force: true }) })
+    const hub = await startHub({ path: join(mine, 'real.sock') })
+    open.push(hub)
+    const path = join(shared, 'app.sock')
+    execFileSync('setpriv', [...NOBODY, 'ln', '-s', hub.path, path])
+    const bus = connectBus(path, { minReconnectDelay: 5, maxReconnectDelay: 10 })
+    open.push(bus)
+    const first = await firstValueFrom(bus.status$.pipe(filter((s) => s.type === 'disconnected' || s.type === 'connected')))
+    expect(first).toMatchObject({ type: 'disconnected', error: { code: 'ERR_UNSAFE_PATH', message: expect.stringContaining('belongs to uid 65534') } })
+    expect(hub.stats.clients).toBe(0)
   })
 
   it('the default path: another user who got there first does not receive what `rxnet emit` sends', async () => {
