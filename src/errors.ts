@@ -153,6 +153,13 @@ export class PeerTimeoutError extends RxnetError {
   }
 }
 
+/** A connection came from an address the configured interface does not reach (e.g. off the machine for a loopback mesh); refused and counted. */
+export class ForeignAddressError extends RxnetError {
+  constructor(address: string, iface: string) {
+    super('ERR_FOREIGN_ADDRESS', `connection from ${address} refused: not reachable through interface ${iface}`)
+  }
+}
+
 /** A datagram (or a message for one) is larger than `maxDatagram`. */
 export class DatagramTooLargeError extends RxnetError {
   constructor(size: number, max: number) {

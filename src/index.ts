@@ -161,6 +161,7 @@ export {
   ClosedError,
   RemoteError,
   MissingDependencyError,
+  ForeignAddressError,
   isRxnetError,
 } from './errors.js'
 export {

@@ -55,14 +55,18 @@ export function withDefaults<D extends object>(defaults: D, options: object): D 
 export function checkInt(name: string, value: unknown, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? (min === 1 ? 'a positive integer' : min === 0 ? 'a non-negative integer' : `an integer >= ${min}`) : `an integer in ${min}..${max}`
-    // A string where a number is expected says so ("got the string '10'"), instead of looking like a valid 10.
-    throw new InvalidArgumentError(`${name} must be ${range}, got ${typeof value === 'string' ? `the string ${JSON.stringify(value)}` : String(value)}`)
+    throw new InvalidArgumentError(`${name} must be ${range}, got ${describeValue(value)}`)
   }
   return value
 }
 
+/** How a bad option value is shown in a message: a string is quoted and called one (`'400'` is not `400`). */
+export function describeValue(value: unknown): string {
+  return typeof value === 'string' ? `the string ${JSON.stringify(value)}` : String(value)
+}
+
 /** Returns `value` if it is an {@link OverflowPolicy}; throws `ERR_INVALID_ARGUMENT` otherwise. */
 export function checkOverflow(value: unknown, name = 'overflow'): OverflowPolicy {
-  if (!OVERFLOW_POLICIES.includes(value as OverflowPolicy)) throw new InvalidArgumentError(`${name} must be one of ${OVERFLOW_POLICIES.join(', ')}, got ${String(value)}`)
+  if (!OVERFLOW_POLICIES.includes(value as OverflowPolicy)) throw new InvalidArgumentError(`${name} must be one of ${OVERFLOW_POLICIES.join(', ')}, got ${describeValue(value)}`)
   return value as OverflowPolicy
 }

@@ -6,7 +6,7 @@
  */
 import type net from 'node:net'
 import tls from 'node:tls'
-import { AuthenticationError, ConnectionError, HandshakeError, type RxnetError, TimeoutError } from '../errors.js'
+import { AuthenticationError, ConnectionError, type RxnetError, TimeoutError } from '../errors.js'
 import { HandshakeDecoder, type HandshakeMessage } from './handshake.js'
 
 /** Builds the error for a socket that failed or closed before the handshake completed. */
@@ -41,13 +41,14 @@ export function whenConnected(socket: net.Socket, what: string, timeoutMs: numbe
 
 /**
  * Reads one handshake message from `socket` within `timeoutMs`. Malformed, oversized or truncated
- * input rejects with `ERR_HANDSHAKE`; a socket that fails or closes first rejects with `lost(...)`.
+ * input rejects with `ERR_HANDSHAKE`, silence with `ERR_TIMEOUT`; a socket that fails or closes first rejects with `lost(...)`.
  * On success the socket is paused and every byte after the handshake is unshifted back onto it.
  */
 export function readHandshake(socket: net.Socket, timeoutMs: number, lost: LostError): Promise<HandshakeMessage> {
   return new Promise<HandshakeMessage>((resolve, reject) => {
     const decoder = new HandshakeDecoder()
-    const timer = setTimeout(() => done(new HandshakeError(`no handshake within ${timeoutMs} ms`, new TimeoutError('handshake', timeoutMs))), timeoutMs)
+    // Silence is a timeout (ERR_TIMEOUT), not a malformed handshake.
+    const timer = setTimeout(() => done(new TimeoutError('handshake', timeoutMs)), timeoutMs)
     const done = (e: unknown, message?: HandshakeMessage, rest?: Buffer): void => {
       clearTimeout(timer)
       socket.off('data', onData)

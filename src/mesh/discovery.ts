@@ -4,7 +4,9 @@
  * state machine decides what to dial.
  * @module
  */
-import { Bonjour, type Browser, type Service } from 'bonjour-service'
+import { isIPv4 } from 'node:net'
+import os from 'node:os'
+import { Bonjour } from 'bonjour-service'
 import { Subject } from 'rxjs'
 import { ConnectionError, type RxnetError } from '../errors.js'
 
@@ -23,11 +25,16 @@ export const SERVICE_TYPE = 'rxnet'
 export interface DiscoveredNode {
   id: string
   port: number
-  /** Addresses to try, in order (advertised ones, then the packet's source address). */
+  /** Addresses to try, in order (advertised ones, then the packet's source address), each reachable through the interface. */
   addresses: string[]
+  /** How long the announcement holds, in ms (its record TTL, at most {@link MAX_DISCOVERY_TTL}). */
+  ttl: number
 }
 
 export type DiscoveryEvent = { type: 'up'; node: DiscoveredNode } | { type: 'down'; id: string }
+
+/** Longest time a discovered node is kept without being heard again, whatever TTL it announces, ms. */
+export const MAX_DISCOVERY_TTL = 300_000
 
 export interface DiscoveryOptions {
   name: string
@@ -43,15 +50,45 @@ export interface DiscoveryOptions {
   advertise?: boolean
 }
 
-/** Owns one bonjour-service instance: publish + browse, re-query with backoff, clean goodbye. */
+/** The part of multicast-dns a browser needs. */
+interface MdnsSocket {
+  on(event: 'response', listener: (packet: DnsPacket, rinfo: { address: string }) => void): void
+  removeListener(event: 'response', listener: (packet: DnsPacket, rinfo: { address: string }) => void): void
+  query(name: string, type: string): void
+}
+interface DnsRecord {
+  name: string
+  type: string
+  ttl?: number
+  data: unknown
+}
+interface DnsPacket {
+  answers?: DnsRecord[]
+  additionals?: DnsRecord[]
+}
+
+/** Instance names remembered for goodbyes (oldest forgotten first). */
+const MAX_INSTANCES = 4096
+const FQDN_TYPE = `_${SERVICE_TYPE}._tcp.local`
+
+/**
+ * Owns one bonjour-service instance for publishing, and browses on its mDNS socket itself
+ * (bonjour-service's browser keeps every service it ever saw, with no expiry and a linear search
+ * per record). Answers from a source not reachable through the interface are ignored and counted.
+ */
 export class Discovery {
   readonly events = new Subject<DiscoveryEvent>()
   readonly errors = new Subject<RxnetError>()
+  /** mDNS answers ignored because their source is not reachable through the interface. */
+  ignored = 0
   private readonly bonjour: Bonjour
-  private readonly browser: Browser
+  private readonly mdns: MdnsSocket
+  private readonly reachable: (address: string) => boolean
   private queryTimer: NodeJS.Timeout | undefined
   private queryDelay = 1000
   private closed: Promise<void> | undefined
+  /** Instance name → node id of services seen (the most recent {@link MAX_INSTANCES}), for goodbyes without TXT. */
+  private readonly instances = new Map<string, string>()
 
   constructor(private readonly opts: DiscoveryOptions) {
     const mdns: Record<string, unknown> = {}
@@ -61,8 +98,8 @@ export class Discovery {
       mdns.bind = '0.0.0.0'
     }
     if (opts.mdnsPort !== undefined) mdns.port = opts.mdnsPort
+    this.reachable = reachableThrough(opts.interface)
     this.bonjour = new Bonjour(mdns, (err: Error) => this.errors.next(new ConnectionError(`mDNS: ${err.message}`, err)))
-    const loopbackOnly = isLoopback(opts.interface)
     if (opts.advertise !== false) {
       const txt: Record<string, string> = { mesh: opts.name, id: opts.id, v: '1' }
       if (opts.listenAddress !== undefined) txt.ip = opts.listenAddress
@@ -72,54 +109,81 @@ export class Discovery {
         port: opts.port,
         txt,
         probe: false,
-        disableIPv6: loopbackOnly,
+        disableIPv6: isLoopback(opts.interface),
       })
     }
-    this.browser = this.bonjour.find({ type: SERVICE_TYPE })
-    this.browser.on('up', this.onUp)
-    this.browser.on('srv-update', this.onUp)
-    this.browser.on('txt-update', this.onUp)
-    this.browser.on('down', this.onDown)
+    this.mdns = (this.bonjour as unknown as { server: { mdns: MdnsSocket } }).server.mdns
+    this.mdns.on('response', this.onResponse)
+    this.mdns.query(FQDN_TYPE, 'PTR')
     this.scheduleQuery()
   }
 
-  private readonly onUp = (s: Service): void => {
-    const txt = (s.txt ?? {}) as Record<string, unknown>
-    if (String(txt.mesh ?? '') !== this.opts.name) return
-    const id = String(txt.id ?? '')
-    if (id === '' || id === this.opts.id || !Number.isInteger(s.port) || s.port <= 0) return
-    this.events.next({ type: 'up', node: { id, port: s.port, addresses: this.addressesOf(s, txt) } })
+  private readonly onResponse = (packet: DnsPacket, rinfo: { address: string }): void => {
+    const records = [...(packet.answers ?? []), ...(packet.additionals ?? [])]
+    if (!records.some((r) => r.type === 'PTR' && sameName(r.name, FQDN_TYPE))) return
+    if (!this.reachable(rinfo.address)) {
+      this.ignored++
+      return
+    }
+    for (const ptr of records) {
+      if (ptr.type !== 'PTR' || !sameName(ptr.name, FQDN_TYPE) || typeof ptr.data !== 'string') continue
+      const instance = ptr.data.toLowerCase()
+      const node = this.nodeOf(ptr.data, records, rinfo.address)
+      if ((ptr.ttl ?? 0) === 0) {
+        // Goodbye: it may come without its TXT, so the id is also looked up by instance name.
+        const id = node?.id ?? this.instances.get(instance)
+        this.instances.delete(instance)
+        if (id !== undefined) this.events.next({ type: 'down', id })
+        continue
+      }
+      if (node === undefined || node.port === 0) continue
+      this.instances.delete(instance)
+      this.instances.set(instance, node.id)
+      if (this.instances.size > MAX_INSTANCES) this.instances.delete(this.instances.keys().next().value!)
+      this.events.next({ type: 'up', node: { ...node, ttl: Math.min(MAX_DISCOVERY_TTL, 1000 * Math.min(ptr.ttl ?? 0, node.ttl)) } })
+    }
   }
 
-  private readonly onDown = (s: Service): void => {
-    const txt = (s.txt ?? {}) as Record<string, unknown>
-    if (String(txt.mesh ?? '') !== this.opts.name) return
-    const id = String(txt.id ?? '')
-    if (id !== '' && id !== this.opts.id) this.events.next({ type: 'down', id })
+  /** The node an instance name stands for, if its TXT names this mesh and another node. */
+  private nodeOf(instance: string, records: DnsRecord[], referer: string): DiscoveredNode | undefined {
+    let txt: Record<string, string> | undefined
+    let srv: { port: number; target: string; ttl: number } | undefined
+    for (const r of records) {
+      if (!sameName(r.name, instance)) continue
+      if (r.type === 'TXT') txt = decodeTxt(r.data)
+      else if (r.type === 'SRV' && r.data !== null && typeof r.data === 'object') {
+        const d = r.data as { port?: unknown; target?: unknown }
+        srv = { port: Number(d.port), target: String(d.target ?? ''), ttl: r.ttl ?? 0 }
+      }
+    }
+    if (txt === undefined || txt.mesh !== this.opts.name) return undefined
+    const id = txt.id ?? ''
+    if (id === '' || id === this.opts.id || Buffer.byteLength(id) > 48) return undefined
+    const port = srv !== undefined && Number.isInteger(srv.port) && srv.port > 0 && srv.port < 65536 ? srv.port : 0
+    const advertised: string[] = []
+    for (const r of records) if ((r.type === 'A' || r.type === 'AAAA') && srv !== undefined && sameName(r.name, srv.target) && typeof r.data === 'string') advertised.push(r.data)
+    return { id, port, addresses: this.addressesOf(txt, advertised, referer), ttl: srv?.ttl ?? 0 }
   }
 
-  /** Advertised addresses filtered for this node's interface, the TXT `ip`, then the packet source. */
-  private addressesOf(s: Service, txt: Record<string, unknown>): string[] {
+  /** The TXT `ip`, else advertised addresses, then the packet source: each only if reachable through the interface. */
+  private addressesOf(txt: Record<string, string>, advertised: string[], referer: string): string[] {
     const out: string[] = []
     const add = (a: string | undefined): void => {
-      if (a && !out.includes(a)) out.push(a)
+      if (a && !out.includes(a) && this.reachable(a)) out.push(a)
     }
-    const referer = s.referer?.address
-    const iface = this.opts.interface
-    if (typeof txt.ip === 'string' && txt.ip !== '' && !isWildcard(txt.ip)) {
+    if (txt.ip !== undefined && txt.ip !== '' && !isWildcard(txt.ip)) {
       // A node bound to one address: only that address reaches it (loopback ones only from this host).
       if (!isLoopback(txt.ip) || isLoopback(referer)) add(txt.ip)
       return out
     }
-    if (isLoopback(iface)) {
+    if (isLoopback(this.opts.interface)) {
       // Loopback only: the peer is on this machine; reach it where its packet came from.
-      if (isLoopback(referer)) add(referer)
+      add(referer)
       return out
     }
-    if (iface !== undefined) add(referer)
-    for (const a of s.addresses ?? []) {
+    if (this.opts.interface !== undefined) add(referer)
+    for (const a of advertised) {
       if (a.toLowerCase().startsWith('fe80:')) continue // link-local needs a scope id we do not get
-      if (iface !== undefined && iface.includes('.') !== a.includes('.')) continue // same family as the interface
       add(a)
     }
     add(referer)
@@ -128,7 +192,7 @@ export class Discovery {
 
   private scheduleQuery(): void {
     this.queryTimer = setTimeout(() => {
-      this.browser.update()
+      this.mdns.query(FQDN_TYPE, 'PTR')
       this.queryDelay = Math.min(this.queryDelay * 2, 30_000)
       this.scheduleQuery()
     }, this.queryDelay)
@@ -139,11 +203,7 @@ export class Discovery {
   close(): Promise<void> {
     this.closed ??= new Promise<void>((resolve) => {
       clearTimeout(this.queryTimer)
-      this.browser.off('up', this.onUp)
-      this.browser.off('srv-update', this.onUp)
-      this.browser.off('txt-update', this.onUp)
-      this.browser.off('down', this.onDown)
-      this.browser.stop()
+      this.mdns.removeListener('response', this.onResponse)
       const guard = setTimeout(finish, 1000)
       let done = false
       const bonjour = this.bonjour
@@ -159,6 +219,46 @@ export class Discovery {
     })
     return this.closed
   }
+}
+
+function sameName(a: string, b: string): boolean {
+  return a.length === b.length && a.toLowerCase() === b.toLowerCase()
+}
+
+/** TXT rdata (a list of `key=value` strings) as a map; the first value of a key wins, as RFC 6763 says. */
+function decodeTxt(data: unknown): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const item of Array.isArray(data) ? data : [data]) {
+    const s = Buffer.isBuffer(item) ? item.toString('utf8') : typeof item === 'string' ? item : ''
+    const eq = s.indexOf('=')
+    const key = (eq < 0 ? s : s.slice(0, eq)).toLowerCase()
+    if (key !== '' && !(key in out)) out[key] = eq < 0 ? '' : s.slice(eq + 1)
+  }
+  return out
+}
+
+/**
+ * @internal Whether an address can be reached through `iface`: loopback addresses for a loopback
+ * interface; addresses in the subnet of that NIC (its address and netmask) for a NIC address;
+ * anything when no interface is set.
+ */
+export function reachableThrough(iface: string | undefined, interfaces = os.networkInterfaces()): (address: string) => boolean {
+  if (iface === undefined) return () => true
+  if (isLoopback(iface)) return (a) => isLoopback(a)
+  const nic = Object.values(interfaces)
+    .flatMap((l) => l ?? [])
+    .find((a) => a.family === 'IPv4' && a.address === iface)
+  if (nic === undefined) return (a) => a === iface
+  const mask = ipv4ToInt(nic.netmask)
+  const net = ipv4ToInt(iface) & mask
+  return (a) => {
+    const v = a.startsWith('::ffff:') ? a.slice(7) : a
+    return isIPv4(v) && (ipv4ToInt(v) & mask) === net
+  }
+}
+
+function ipv4ToInt(a: string): number {
+  return a.split('.').reduce((n, part) => ((n << 8) | Number(part)) >>> 0, 0)
 }
 
 /** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback. */

@@ -13,8 +13,9 @@
  * @module
  */
 import { Observable } from 'rxjs'
+import { checkKeys } from '../options.js'
 import { createMesh } from './mesh.js'
-import type { MeshOptions } from './options.js'
+import { MESH_OPTION_KEYS, type MeshOptions } from './options.js'
 import type { Peer } from './peer.js'
 
 export { createMesh } from './mesh.js'
@@ -51,6 +52,8 @@ export interface PeersOptions extends Omit<MeshOptions, 'name'> {
  */
 export const DEFAULT_PEERS_OPTIONS = { port: 0 } as const
 
+const PEERS_OPTION_KEYS = [...MESH_OPTION_KEYS.filter((k) => k !== 'name'), 'port', 'address']
+
 /**
  * The peers of mesh `name` as a cold Observable: subscribing creates a mesh node and listens;
  * unsubscribing closes it. Emits every peer as it connects.
@@ -64,16 +67,17 @@ export const DEFAULT_PEERS_OPTIONS = { port: 0 } as const
  */
 export function peers$<In = Uint8Array, Out = Uint8Array | string>(name: string, options: PeersOptions = {}): Observable<Peer<In, Out>> {
   return new Observable<Peer<In, Out>>((subscriber) => {
-    const { port, address, ...rest } = options
     let mesh
     try {
+      checkKeys('peers$', options, PEERS_OPTION_KEYS)
+      const { port, address, ...rest } = options
       mesh = createMesh<In, Out>({ ...rest, name })
     } catch (e) {
       subscriber.error(e)
       return
     }
     const inner = mesh.peers$.subscribe(subscriber)
-    mesh.listen(port ?? DEFAULT_PEERS_OPTIONS.port, address).catch((e: unknown) => subscriber.error(e))
+    mesh.listen(options.port ?? DEFAULT_PEERS_OPTIONS.port, options.address).catch((e: unknown) => subscriber.error(e))
     return () => {
       inner.unsubscribe()
       void mesh.close()

@@ -19,14 +19,17 @@ import {
   ClosedError,
   ConnectionError,
   DuplicateIdError,
+  ForeignAddressError,
   HandshakeError,
   InvalidArgumentError,
+  LimitError,
   NameMismatchError,
   PeerTimeoutError,
   RxnetError,
+  TimeoutError,
   VersionMismatchError,
 } from '../errors.js'
-import { Discovery, isWildcard } from './discovery.js'
+import { Discovery, isLoopback, isWildcard, reachableThrough } from './discovery.js'
 import { readHandshake, whenConnected } from './connection.js'
 import { encodeHandshake, type HandshakeMessage, PROTOCOL_VERSION, type RefuseReason } from './handshake.js'
 import { createLink, type LeaveReason, type MeshPeer, type Peer } from './peer.js'
@@ -45,10 +48,17 @@ interface Target {
   addresses: string[]
   port: number
   id: string | undefined
+  /** Dials that failed in a row. */
   attempt: number
   timer: NodeJS.Timeout | undefined
   dialing: boolean
+  /** `'mdns'` only: when the announcement runs out (ms since the epoch), and how long one holds. */
+  expires: number
+  ttl: number
 }
+
+/** How often discovered targets are checked for expiry, ms. */
+const SWEEP_INTERVAL = 5_000
 
 /**
  * Creates a mesh node named `name` with the default options, as `createMesh({ name })` does.
@@ -92,6 +102,19 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
   private readonly targets = new Map<string, Target>()
   private readonly pendingOut = new Map<string, PendingDial>()
   private readonly handshaking = new Set<net.Socket>()
+  /** Accepted TCP sockets whose handshake (TLS and mesh) has not finished: at most `maxPendingHandshakes`. */
+  private readonly pendingIn = new Set<net.Socket>()
+  /** Raw sockets refused before TLS: their TLS wrapper's error is not counted twice. */
+  private readonly refusedRaw = new WeakSet<net.Socket>()
+  /** Targets due for a dial, waiting for a slot (concurrency and rate bounded). */
+  private readonly dialQueue = new Set<Target>()
+  private dialing = 0
+  private dialTokens: number
+  private dialTokensAt = Date.now()
+  private dialPumpTimer: NodeJS.Timeout | undefined
+  private sweepTimer: NodeJS.Timeout | undefined
+  private mdnsTargets = 0
+  private readonly reachable: (address: string) => boolean
   /** Every accepted TCP socket still open (TLS ones included, before their handshake). */
   private readonly inbound = new Set<net.Socket>()
   private readonly joined = new Subject<Peer<In, Out>>()
@@ -111,8 +134,11 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     this.name = o.name
     this.codec = resolveCodec(o.codec)
     this.psk = o.secret === undefined ? undefined : Buffer.from(hkdfSync('sha256', o.secret, 'rxnet-mesh-psk', o.name, 32))
+    this.reachable = reachableThrough(o.interface)
+    this.dialTokens = o.maxConcurrentDials
     const peers = this.peers
     const droppedPast = (): number => this.droppedPast
+    const self = this // eslint-disable-line @typescript-eslint/no-this-alias
     this.stats = {
       accepted: 0,
       dialed: 0,
@@ -127,6 +153,18 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
         for (const p of peers.values()) n += p.stats.dropped
         return n
       },
+      get targets() {
+        return self.targets.size
+      },
+      targetsRefused: 0,
+      targetsExpired: 0,
+      get ignoredAnswers() {
+        return self.discovery?.ignored ?? 0
+      },
+      get dialsInFlight() {
+        return self.dialing
+      },
+      peakDialsInFlight: 0,
     }
     this.peers$ = new Observable<Peer<In, Out>>((subscriber) => {
       for (const p of this.peers.values()) subscriber.next(p)
@@ -206,7 +244,9 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       })
       this.discovery = d
       d.errors.subscribe((e) => this.report(e))
-      d.events.subscribe((ev) => (ev.type === 'up' ? this.onDiscovered(ev.node.id, ev.node.addresses, ev.node.port) : this.onServiceDown(ev.id)))
+      d.events.subscribe((ev) => (ev.type === 'up' ? this.onDiscovered(ev.node.id, ev.node.addresses, ev.node.port, ev.node.ttl) : this.onServiceDown(ev.id)))
+      this.sweepTimer = setInterval(this.sweep, SWEEP_INTERVAL)
+      this.sweepTimer.unref()
     }
     for (const seed of this.o.seeds) {
       const { host: h, port: p } = parseSeed(seed) // validated by createMesh
@@ -237,14 +277,14 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       const s = tls.createServer({ ciphers: PSK_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', handshakeTimeout: timeout, pskCallback: (_s, identity) => (identity === PSK_IDENTITY ? psk : null) })
       s.on('secureConnection', this.onConnection)
       s.on('tlsClientError', this.onTlsClientError)
-      s.on('connection', this.onRawConnection)
+      s.prependListener('connection', this.onRawConnection) // before TLS starts on it
       return s
     }
     if (this.o.tls !== undefined) {
       const s = tls.createServer({ ...this.o.tls, requestCert: true, rejectUnauthorized: true, handshakeTimeout: timeout })
       s.on('secureConnection', this.onConnection)
       s.on('tlsClientError', this.onTlsClientError)
-      s.on('connection', this.onRawConnection)
+      s.prependListener('connection', this.onRawConnection) // before TLS starts on it
       return s
     }
     const s = net.createServer()
@@ -261,17 +301,37 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       socket.destroy()
       return
     }
+    const remote = normalize(socket.remoteAddress)
+    const iface = this.o.interface
+    let refusal: RxnetError | undefined
+    if (iface !== undefined && isLoopback(iface) && !isLoopback(remote)) refusal = new ForeignAddressError(remote, iface)
+    else if (this.pendingIn.size >= this.o.maxPendingHandshakes) refusal = new LimitError('mesh handshakes in progress', this.o.maxPendingHandshakes)
+    if (refusal !== undefined) {
+      this.refusedRaw.add(socket)
+      this.refuse(socket, refusal, undefined)
+      return
+    }
+    this.pendingIn.add(socket)
     this.inbound.add(socket)
-    socket.once('close', () => this.inbound.delete(socket))
+    socket.once('close', () => {
+      this.inbound.delete(socket)
+      this.pendingIn.delete(socket)
+    })
   }
 
-  private readonly onTlsClientError = (e: Error, socket: tls.TLSSocket): void => {
-    this.refuse(socket, new AuthenticationError(`TLS handshake failed: ${e.message}`, e), undefined)
+  private readonly onTlsClientError = (e: Error & { code?: string }, socket: tls.TLSSocket): void => {
+    if (this.refusedRaw.has(rawOf(socket))) return // refused (and counted) before TLS started
+    // A client that sends nothing is a timeout, not a failed authentication.
+    // (A hang-up stays ERR_AUTH: a client that rejects our certificate, or whose certificate we
+    // reject, is often seen here as nothing more than a reset.)
+    const error = e.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? new TimeoutError('TLS handshake', this.o.handshakeTimeout) : new AuthenticationError(`TLS handshake failed: ${e.message}`, e)
+    this.refuse(socket, error, undefined)
   }
 
   // ---------------------------------------------------------------- accept path
 
   private readonly onConnection = (socket: net.Socket): void => {
+    if (socket.destroyed) return // refused in onRawConnection
     if (this.closing) {
       socket.destroy()
       return
@@ -345,6 +405,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       socket.destroy()
       this.handshaking.delete(socket)
     }
+    this.pendingIn.delete(rawOf(socket))
   }
 
   /** Gives a refused socket a moment to flush its answer, then makes sure it is gone. */
@@ -365,28 +426,70 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
 
   // ---------------------------------------------------------------- dial path
 
-  private onDiscovered(id: string, addresses: string[], port: number): void {
+  private onDiscovered(id: string, addresses: string[], port: number, ttl: number): void {
     if (this.closing || addresses.length === 0) return
+    let t = this.targets.get(id)
+    if (t === undefined && this.mdnsTargets >= this.o.maxTargets && !this.evictTarget()) {
+      this.stats.targetsRefused++
+      return
+    }
     this.eventsSubject.next({ type: 'discovered', id, addresses, port })
-    const t = this.addTarget(id, 'mdns', addresses, port, id)
-    if (this.peers.has(id) || t.dialing || t.timer !== undefined) return
+    t = this.addTarget(id, 'mdns', addresses, port, id)
+    t.ttl = ttl
+    t.expires = Date.now() + ttl
+    if (this.peers.has(id) || t.dialing || t.timer !== undefined || this.dialQueue.has(t)) return
     // The smaller id dials first; the larger one waits a little so simultaneous dials are rare.
     this.scheduleDial(t, this.id < id ? 0 : jitter(this.o.reconnectDelay * 3))
   }
 
+  /** Makes room for a newly discovered node: forgets the discovered target that failed most (never a fresh one). */
+  private evictTarget(): boolean {
+    let worst: Target | undefined
+    for (const t of this.targets.values()) {
+      if (t.kind !== 'mdns' || t.dialing || t.attempt === 0 || (t.id !== undefined && this.peers.has(t.id))) continue
+      if (worst === undefined || t.attempt > worst.attempt) worst = t
+    }
+    if (worst !== undefined) this.forget(worst)
+    return worst !== undefined
+  }
+
   private onServiceDown(id: string): void {
     const t = this.targets.get(id)
-    if (t === undefined || t.kind !== 'mdns') return
+    if (t !== undefined && t.kind === 'mdns') this.forget(t)
+  }
+
+  /** Drops a target and whatever dial it had pending; a discovered one is counted in `targetsExpired`. */
+  private forget(t: Target): void {
+    if (this.targets.get(t.key) !== t) return
     clearTimeout(t.timer)
-    this.targets.delete(id)
+    t.timer = undefined
+    this.dialQueue.delete(t)
+    this.targets.delete(t.key)
+    if (t.kind === 'mdns') {
+      this.mdnsTargets--
+      this.stats.targetsExpired++
+    }
+  }
+
+  /** Forgets discovered nodes whose announcement ran out (those connected now are kept fresh). */
+  private readonly sweep = (): void => {
+    const now = Date.now()
+    for (const t of [...this.targets.values()]) {
+      if (t.kind !== 'mdns') continue
+      if (t.id !== undefined && this.peers.has(t.id)) t.expires = now + t.ttl
+      else if (t.expires < now && !t.dialing) this.forget(t)
+    }
   }
 
   private addTarget(key: string, kind: Target['kind'], addresses: string[], port: number, id: string | undefined): Target {
     let t = this.targets.get(key)
     if (t === undefined) {
-      t = { key, kind, addresses, port, id, attempt: 0, timer: undefined, dialing: false }
+      t = { key, kind, addresses, port, id, attempt: 0, timer: undefined, dialing: false, expires: Infinity, ttl: 0 }
       this.targets.set(key, t)
+      if (kind === 'mdns') this.mdnsTargets++
     } else if (kind !== 'learned') {
+      if (kind === 'mdns' && t.kind !== 'mdns') this.mdnsTargets++
+      else if (kind !== 'mdns' && t.kind === 'mdns') this.mdnsTargets--
       t.kind = kind
       t.addresses = addresses
       t.port = port
@@ -394,23 +497,63 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     return t
   }
 
+  /** Queues a dial of `t` after `delay` ms; it starts when a dial slot and the rate allow. */
   private scheduleDial(t: Target, delay: number): void {
     if (this.closing) return
     clearTimeout(t.timer)
     t.timer = setTimeout(() => {
       t.timer = undefined
-      void this.dialTarget(t)
+      if (this.closing || this.targets.get(t.key) !== t) return
+      this.dialQueue.add(t)
+      this.pumpDials()
     }, delay)
     t.timer.unref()
+  }
+
+  /**
+   * Starts queued dials while fewer than `maxConcurrentDials` are in flight and the token bucket
+   * (`maxDialsPerSecond`, burst `maxConcurrentDials`) allows; targets that never failed go first.
+   */
+  private pumpDials(): void {
+    clearTimeout(this.dialPumpTimer)
+    this.dialPumpTimer = undefined
+    const { maxConcurrentDials: slots, maxDialsPerSecond: rate } = this.o
+    while (this.dialQueue.size > 0 && this.dialing < slots && !this.closing) {
+      const now = Date.now()
+      this.dialTokens = Math.min(slots, this.dialTokens + ((now - this.dialTokensAt) * rate) / 1000)
+      this.dialTokensAt = now
+      if (this.dialTokens < 1) {
+        this.dialPumpTimer = setTimeout(() => this.pumpDials(), Math.ceil(((1 - this.dialTokens) * 1000) / rate))
+        this.dialPumpTimer.unref()
+        return
+      }
+      let next: Target | undefined
+      for (const t of this.dialQueue) {
+        next ??= t
+        if (t.attempt === 0) {
+          next = t
+          break
+        }
+      }
+      this.dialQueue.delete(next!)
+      this.dialTokens--
+      void this.dialTarget(next!)
+    }
   }
 
   private async dialTarget(t: Target): Promise<void> {
     if (this.closing || this.targets.get(t.key) !== t || t.dialing) return
     if (t.id !== undefined && (this.peers.has(t.id) || this.pendingOut.has(t.id))) return
+    if (t.expires < Date.now()) return this.forget(t)
+    // Seeds are the user's own choice (checked against a loopback interface by createMesh).
+    const hosts = t.kind === 'seed' ? t.addresses : t.addresses.filter(this.reachable)
+    if (hosts.length === 0) return this.forget(t)
     t.dialing = true
+    this.dialing++
+    this.stats.peakDialsInFlight = Math.max(this.stats.peakDialsInFlight, this.dialing)
     let error: RxnetError | undefined
     try {
-      for (const host of t.addresses) {
+      for (const host of hosts) {
         try {
           await this.dialOnce(t, host)
           t.attempt = 0
@@ -422,6 +565,8 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       }
     } finally {
       t.dialing = false
+      this.dialing--
+      this.pumpDials()
     }
     if (this.closing || this.targets.get(t.key) !== t) return
     this.stats.dialFailures++
@@ -431,6 +576,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     }
     if (t.id !== undefined && this.peers.has(t.id)) return
     t.attempt++
+    if (t.kind === 'mdns' && t.attempt >= this.o.maxDialFailures) return this.forget(t)
     this.scheduleDial(t, backoff(t.attempt, this.o.reconnectDelay, this.o.maxReconnectDelay))
   }
 
@@ -498,6 +644,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
 
   private establish(socket: net.Socket, id: string, port: number, outbound: boolean): void {
     this.handshaking.delete(socket)
+    this.pendingIn.delete(rawOf(socket))
     const address = normalize(socket.remoteAddress)
     const peer = createLink<In, Out>(id, address, port, outbound, socket, this.codec, this.o)
     this.peers.set(id, peer)
@@ -524,8 +671,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     for (const t of this.targets.values()) {
       if (t.id !== peer.id) continue
       if (peer.saidGoodbye && t.kind === 'learned') {
-        clearTimeout(t.timer)
-        this.targets.delete(t.key)
+        this.forget(t)
         continue
       }
       t.attempt = 0
@@ -564,6 +710,9 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
   private async shutdown(): Promise<void> {
     for (const t of this.targets.values()) clearTimeout(t.timer)
     this.targets.clear()
+    this.dialQueue.clear()
+    clearTimeout(this.dialPumpTimer)
+    clearInterval(this.sweepTimer)
     for (const p of [...this.pendingOut.values()]) p.abort()
     for (const s of this.handshaking) s.destroy()
     this.handshaking.clear()
@@ -624,6 +773,11 @@ export function backoff(attempt: number, base: number, max: number, random = Mat
 function normalize(a: string | undefined): string {
   if (a === undefined) return ''
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a
+}
+
+/** The TCP socket under a TLS socket (the socket itself for plain TCP). */
+function rawOf(socket: net.Socket): net.Socket {
+  return (socket as net.Socket & { _parent?: net.Socket })._parent ?? socket
 }
 
 function noop(): void {}

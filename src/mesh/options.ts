@@ -10,7 +10,8 @@ import type { Observable } from 'rxjs'
 import type { CodecLike } from '../codec/index.js'
 import { InvalidArgumentError, type RxnetError } from '../errors.js'
 import { DEFAULT_MAX_LENGTH } from '../framing/decoder.js'
-import { checkInt, withDefaults } from '../options.js'
+import { checkInt, checkKeys, checkOverflow, describeValue, withDefaults } from '../options.js'
+import { isLoopback } from './discovery.js'
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, type OverflowPolicy } from '../queue.js'
 import type { LeaveReason, Peer } from './peer.js'
 
@@ -63,6 +64,16 @@ export interface MeshOptions {
   overflow?: OverflowPolicy
   /** UDP port of mDNS (change only to isolate test meshes). @default 5353 */
   mdnsPort?: number
+  /** Most nodes discovered over mDNS kept as dial targets; a new one beyond it replaces one that keeps failing, else it is refused (counted in `stats.targetsRefused`). @default 256 */
+  maxTargets?: number
+  /** A discovered node whose dials failed this many times in a row is forgotten until it is announced again. @default 8 */
+  maxDialFailures?: number
+  /** Most outbound dials in flight at once. @default 8 */
+  maxConcurrentDials?: number
+  /** Most outbound dials started per second (a burst of `maxConcurrentDials` is allowed). @default 20 */
+  maxDialsPerSecond?: number
+  /** Most inbound connections in their handshake at once; one more is refused with `ERR_LIMIT` (counted). @default 64 */
+  maxPendingHandshakes?: number
 }
 
 /**
@@ -89,7 +100,15 @@ export const DEFAULT_MESH_OPTIONS = {
   highWaterMark: DEFAULT_HIGH_WATER_MARK,
   overflow: DEFAULT_OVERFLOW,
   mdnsPort: 5353,
+  maxTargets: 256,
+  maxDialFailures: 8,
+  maxConcurrentDials: 8,
+  maxDialsPerSecond: 20,
+  maxPendingHandshakes: 64,
 } as const
+
+/** @internal Every option name {@link createMesh} accepts. */
+export const MESH_OPTION_KEYS: readonly string[] = Object.keys({ name: 1, id: 1, interface: 1, secret: 1, tls: 1, ...DEFAULT_MESH_OPTIONS } satisfies Record<keyof MeshOptions, unknown>)
 
 /**
  * Where a mesh listens: `port` and every address it can be reached on.
@@ -160,6 +179,18 @@ export interface MeshStats {
   timeouts: number
   /** Outbound messages discarded by the overflow policy, over every link past and present. */
   readonly dropped: number
+  /** Dial targets known now (discovered, seeds, and peers' announced listen ports). */
+  readonly targets: number
+  /** Discovered nodes not kept because `maxTargets` was reached. */
+  targetsRefused: number
+  /** Discovered nodes forgotten: TTL ran out, goodbye, or `maxDialFailures` failed dials in a row. */
+  targetsExpired: number
+  /** mDNS answers ignored because they came from an address the interface does not reach. */
+  readonly ignoredAnswers: number
+  /** Outbound dials in flight now (at most `maxConcurrentDials`). */
+  readonly dialsInFlight: number
+  /** Most outbound dials ever in flight at once. */
+  peakDialsInFlight: number
 }
 
 /**
@@ -217,19 +248,45 @@ export const PSK_CIPHERS = 'ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA
 /** @internal PSK identity both sides use. */
 export const PSK_IDENTITY = 'rxnet-mesh'
 
+const INT_OPTIONS = [
+  'heartbeatInterval',
+  'failureTimeout',
+  'handshakeTimeout',
+  'connectTimeout',
+  'reconnectDelay',
+  'maxReconnectDelay',
+  'maxLength',
+  'highWaterMark',
+  'mdnsPort',
+  'maxTargets',
+  'maxDialFailures',
+  'maxConcurrentDials',
+  'maxDialsPerSecond',
+  'maxPendingHandshakes',
+] as const
+
 /** @internal Validates `o` (typed `ERR_INVALID_ARGUMENT`) and merges the defaults. */
 export function resolveOptions(o: MeshOptions): Resolved {
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh takes a name or an options object')
   if (typeof o.name !== 'string' || o.name.length === 0 || Buffer.byteLength(o.name) > 200) throw new InvalidArgumentError('mesh name must be a non-empty string of at most 200 bytes')
+  checkKeys('createMesh', o, MESH_OPTION_KEYS)
   const r = withDefaults(DEFAULT_MESH_OPTIONS, o) as unknown as Resolved
   r.id = o.id ?? randomBytes(6).toString('hex')
   if (typeof r.id !== 'string' || r.id.length === 0 || Buffer.byteLength(r.id) > 48) throw new InvalidArgumentError('id must be a non-empty string of at most 48 bytes')
-  for (const k of ['heartbeatInterval', 'failureTimeout', 'handshakeTimeout', 'connectTimeout', 'reconnectDelay', 'maxReconnectDelay', 'maxLength', 'highWaterMark', 'mdnsPort'] as const) checkInt(k, r[k])
+  for (const k of INT_OPTIONS) checkInt(k, r[k])
+  checkOverflow(r.overflow)
+  for (const k of ['discovery', 'advertise'] as const) if (typeof r[k] !== 'boolean') throw new InvalidArgumentError(`${k} must be true or false, got ${describeValue(r[k])}`)
+  if (r.failureTimeout < 2 * r.heartbeatInterval) {
+    throw new InvalidArgumentError(`failureTimeout (${r.failureTimeout} ms) must be at least two heartbeat intervals (2 x ${r.heartbeatInterval} ms): one late heartbeat would drop a healthy peer`)
+  }
   if (r.interface !== undefined && !(net.isIPv4(r.interface) || r.interface === '::1' || r.interface === 'localhost')) {
     throw new InvalidArgumentError(`interface must be an IPv4 address, '::1' or 'localhost' (mDNS runs over IPv4), got "${r.interface}"`)
   }
   if (!Array.isArray(r.seeds)) throw new InvalidArgumentError('seeds must be an array of "host:port"')
-  for (const seed of r.seeds) parseSeed(seed)
+  for (const seed of r.seeds) {
+    const { host } = parseSeed(seed)
+    if (r.interface !== undefined && isLoopback(r.interface) && !isLoopback(host)) throw new InvalidArgumentError(`seed "${seed}" is not on loopback, but interface "${r.interface}" keeps this mesh on the machine`)
+  }
   if (r.secret !== undefined && r.tls !== undefined) throw new InvalidArgumentError('use either secret (TLS-PSK) or tls (certificates), not both')
   if (r.secret !== undefined && (typeof r.secret !== 'string' || r.secret.length === 0)) throw new InvalidArgumentError('secret must be a non-empty string')
   return r

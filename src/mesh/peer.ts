@@ -372,8 +372,17 @@ export class MeshPeer<In, Out> implements Peer<In, Out> {
     clearInterval(this.timer)
     clearTimeout(this.pumpTimer)
     this.wakeDrained()
-    this.subject.complete()
-    this.resolveLeft(reason)
+    if (this.backlog !== undefined) while (this.backlog.shift() !== undefined) this.userDropped++
+    // Counters are final before anyone hears of the leave: the channel counts what it never wrote
+    // when its socket has closed, so the leave waits for that (a socket stuck flushing to a frozen
+    // peer is destroyed after failureTimeout).
+    const guard = setTimeout(() => this.channel.sink.error(new ConnectionError('link did not close in time')), this.timing.failureTimeout)
+    guard.unref()
+    void this.channel.closed.then(() => {
+      clearTimeout(guard)
+      this.subject.complete()
+      this.resolveLeft(reason)
+    })
   }
 }
 

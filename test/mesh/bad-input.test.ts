@@ -53,7 +53,8 @@ describe('mesh handshake against bad input', () => {
     oversized.writeUInt16BE(MAX_HANDSHAKE_BODY + 1, 6)
     await poke(port, oversized) // refused on the declared length, before any body is sent
     await poke(port, new Uint8Array(0)) // says nothing: handshake timeout
-    expect(mesh.stats.refusedByCode.ERR_HANDSHAKE).toBe(4)
+    expect(mesh.stats.refusedByCode.ERR_HANDSHAKE).toBe(3)
+    expect(mesh.stats.refusedByCode.ERR_TIMEOUT).toBe(1)
     expect(mesh.stats.refused).toBe(4)
     const refused = events.filter((e) => e.type === 'refused')
     expect(refused).toHaveLength(4)
