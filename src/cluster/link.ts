@@ -10,7 +10,8 @@
  *
  * With batching the overflow policy is applied here, per value, against the socket channel's
  * buffered bytes plus the batch being built, so `stats.dropped` / `overflows` count values
- * exactly; the socket channel underneath gets the high-water mark plus one batch of headroom.
+ * exactly; the socket channel underneath gets the same budget plus a batch frame's few bytes of
+ * framing.
  * @module
  */
 import { Observable, catchError, share, throwError } from 'rxjs'
@@ -25,6 +26,9 @@ import type net from 'node:net'
 
 /** Largest batch frame built from the values of one tick, in bytes (UTF-16 units, each at most 3 UTF-8 bytes). */
 export const MAX_BATCH_CHARS = 64 * 1024
+
+/** Bytes a batch frame may take beyond the values' own (brackets, varint length prefix). */
+const BATCH_SLACK = 16
 
 const textDecoder = new TextDecoder('utf-8', { fatal: true })
 
@@ -106,8 +110,10 @@ class LinkImpl implements Link {
     this.maxLength = options.maxLength ?? DEFAULT_MAX_LENGTH
     this.batching = codec === json && overflow !== 'drop-oldest'
     this.dropNewest = overflow === 'drop-newest'
-    // Batching applies the policy here; the channel below only needs room for one more batch.
-    const channel = this.batching ? { ...options, overflow: 'error' as const, highWaterMark: this.highWaterMark + 3 * MAX_BATCH_CHARS + 64 } : options
+    // Batching applies the policy here, per value; the channel below gets the same budget plus the
+    // few bytes of a batch's brackets and frame header (mostly non-ASCII text, up to 3 bytes a
+    // char, can still exceed it: then the channel's own policy applies to that batch frame).
+    const channel = this.batching ? { ...options, highWaterMark: this.highWaterMark + BATCH_SLACK } : options
     this.raw = socketChannel(socket, channel)
     this.stats = new LinkStats(this.raw)
     this.closed = (this.raw.closed as Promise<unknown>).then((how) => this.failure ?? (how instanceof RxnetError ? how : undefined))
@@ -129,7 +135,8 @@ class LinkImpl implements Link {
   }
 
   get writable(): boolean {
-    return this.raw.writable && this.stats.bufferedBytes <= this.highWaterMark >> 1
+    // The same threshold as the channel below, so that its whenWritable() is ours once the batch is flushed.
+    return this.raw.writable && (this.stats.pendingBytes === 0 || this.stats.bufferedBytes <= (this.highWaterMark + BATCH_SLACK) >> 1)
   }
 
   send(value: unknown): void {
