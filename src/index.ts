@@ -52,6 +52,8 @@ export {
   type BusMessage,
   type BusStatus,
   type BusEvent,
+  type BusChannel,
+  type BusChannelOptions,
   type BusStats,
   type TopicMatcher,
   DEFAULT_MAX_MESSAGE_SIZE,

@@ -20,6 +20,7 @@ import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { checkSocketPath, isPipePath } from './listen.js'
 import { existingSocket, resolveSocketPath, sameFile, trustedOwner } from './paths.js'
 import { SequenceWindow } from '../multicast/window.js'
+import { topicChannel, type BusChannel, type BusChannelOptions, type ChannelHost } from './channel.js'
 import { connectNatsBus } from './nats/client.js'
 import { isNatsUrl, type NatsBus, type NatsBusOptions } from './nats/options.js'
 import {
@@ -109,7 +110,7 @@ interface Entry {
   readonly frame: Uint8Array
 }
 
-type Deliver = (topic: string, data: unknown, origin: string, seq: number) => void
+type Deliver = (topic: string, data: unknown, origin: string, seq: number, bytes: number) => void
 
 interface Interest {
   readonly matcher: TopicMatcher
@@ -243,6 +244,34 @@ class BusImpl implements Bus {
   // ---- emitting ----------------------------------------------------------------------------
 
   emit(topic: string, data: unknown): void {
+    this.publish(topic, data)
+  }
+
+  channel<T = unknown>(topic: string, options?: BusChannelOptions): BusChannel<T> {
+    validateTopic(topic)
+    if (this.closed || this.closing !== null) throw new ClosedError('bus')
+    return topicChannel<T>(this.host, topic, options)
+  }
+
+  /** What `channel()`s use of this client. */
+  private readonly host: ChannelHost = ((bus: BusImpl): ChannelHost => ({
+    listen: (topic, deliver, end) => {
+      const sub = bus.watch<never>(topic, () => (_topic, data, _origin, _seq, bytes) => deliver(data, bytes)).subscribe({ complete: end, error: end })
+      return () => sub.unsubscribe()
+    },
+    emitSized: (topic, data) => bus.publish(topic, data),
+    whenWritable: () => bus.whenWritable(),
+    flush: () => bus.flush(),
+    get writable(): boolean {
+      return bus.writable
+    },
+    get outboxBytes(): number {
+      return bus.outbox.bytes
+    },
+  }))(this)
+
+  /** Emits; returns the size of the frame queued, or -1 if the overflow policy discarded it. */
+  private publish(topic: string, data: unknown): number {
     if (this.closed || this.closing !== null) throw new ClosedError('bus')
     let t = this.topics.get(topic)
     if (t === undefined) {
@@ -276,9 +305,10 @@ class BusImpl implements Bus {
     this.seq = seq
     this.stats.dropped = this.outbox.dropped
     this.stats.buffered = this.outbox.length
-    if (!accepted) return
+    if (!accepted) return -1
     this.stats.emitted++
     if (this.ch !== null) this.ch.send(frame)
+    return frame.length
   }
 
   whenWritable(options: { signal?: AbortSignal } = {}): Promise<void> {
@@ -470,7 +500,7 @@ class BusImpl implements Bus {
       return
     }
     this.stats.received++
-    for (const interest of targets) for (const deliver of interest.listeners.keys()) deliver(topic, data, origin, seq)
+    for (const interest of targets) for (const deliver of interest.listeners.keys()) deliver(topic, data, origin, seq, payload.length)
   }
 
   private onAck(seq: number): void {
@@ -546,9 +576,7 @@ class BusImpl implements Bus {
     this.status.complete()
     this.events.complete()
     if (ch !== null) {
-      const timer = setTimeout(() => ch.sink.error(new ClosedError('bus')), 1000)
-      await ch.close()
-      clearTimeout(timer)
+      await ch.close() // graceful, aborted after the channel's closeTimeout (1 s)
     }
     if (undelivered > 0) throw new UndeliveredError(undelivered, why)
   }

@@ -10,7 +10,7 @@ import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { Observable, Subject } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
-import { AbortError, ClosedError, LimitError, DuplicateIdError, FrameTooLongError, isRxnetError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
+import { AbortError, LimitError, DuplicateIdError, FrameTooLongError, isRxnetError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
 import { multicast, type MulticastChannel } from '../multicast/index.js'
 import { varintLength } from '../framing/varint.js'
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodeLost, encodePong, encodeString, encodeWelcome, pubToMsg, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
@@ -205,20 +205,11 @@ class HubImpl implements Hub {
       if (error !== null) this.events.next({ type: 'server-error', error })
     }
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()))
-    const clients = [...this.sessions].map((s) => this.closeSession(s))
+    // Each client ends gracefully, or is aborted after the channel's closeTimeout (1 s).
+    const clients = [...this.sessions].map((s) => s.ch.close())
     await Promise.all([serverClosed, ...clients, this.bridge?.close()])
     this.server.off('error', this.onServerError)
     this.events.complete()
-  }
-
-  /** Ends a client gracefully; destroys it if it has not closed within a second. */
-  private async closeSession(s: Session): Promise<void> {
-    const timer = setTimeout(() => s.ch.sink.error(new ClosedError('hub')), 1000)
-    try {
-      await s.ch.close()
-    } finally {
-      clearTimeout(timer)
-    }
   }
 
   private readonly onServerError = (error: Error): void => {

@@ -18,6 +18,7 @@
  * @module
  */
 export { startHub } from './hub.js'
+export type { BusChannel, BusChannelOptions } from './channel.js'
 export { connectBus } from './client.js'
 export {
   type Hub,

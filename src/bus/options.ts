@@ -5,6 +5,7 @@
  */
 import type { Observable } from 'rxjs'
 import type { CodecLike } from '../codec/index.js'
+import type { BusChannel, BusChannelOptions } from './channel.js'
 import type { MulticastChannel, MulticastOptions } from '../multicast/index.js'
 import type { OverflowPolicy } from '../queue.js'
 import { InvalidArgumentError, type RxnetError } from '../errors.js'
@@ -385,6 +386,13 @@ export interface Bus {
   messages$<T = unknown>(pattern: string): Observable<T>
   /** Like {@link Bus.messages$}, with topic, origin and sequence number. */
   envelopes$<T = unknown>(pattern: string): Observable<BusMessage<T>>
+  /**
+   * `topic` (no wildcards) as a Connection: `source` is `messages$(topic)` (registered from now on;
+   * held, bounded, while nobody subscribes), `send` emits on it; for `request` / `reply` / `encode`
+   * and any operator written for Channels. Ends with its own `close()` / `abort()`, or cleanly when
+   * this bus closes. Throws `ERR_INVALID_ARGUMENT` for an invalid topic, `ERR_CLOSED` after `close()`.
+   */
+  channel<T = unknown>(topic: string, options?: BusChannelOptions): BusChannel<T>
   /** Publishes `data` on `topic` (no wildcards). Throws on an invalid topic, an unencodable value, or a full outbox under `'error'`. */
   emit(topic: string, data: unknown): void
   /** True while the outbox is under half its budget. */

@@ -19,6 +19,7 @@ import { decodeWith, encodeWith, resolveCodec, type Codec } from '../../codec/in
 import { AbortError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError, TimeoutError } from '../../errors.js'
 import { isReply, isRequest } from '../../rpc.js'
 import { compileTopic, validateTopic, type TopicMatcher } from '../topics.js'
+import { publicHost, topicChannel, type BusChannel, type BusChannelOptions } from '../channel.js'
 import { DEFAULT_BUS_HIGH_WATER_MARK, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_RECONNECT_DELAY, DEFAULT_MIN_RECONNECT_DELAY, positive, type BusEvent, type BusMessage, type BusStats, type BusStatus } from '../options.js'
 import { loadJetStream, loadTransport } from './load.js'
 import { ORIGIN_HEADER, SEQ_HEADER, type DurableReadOptions, type NatsBus, type NatsBusOptions } from './options.js'
@@ -236,6 +237,12 @@ class NatsBusImpl implements NatsBus {
   }
 
   // ---- emitting ----------------------------------------------------------------------------
+
+  /** See `Bus.channel`; over NATS the channel's byte counters stay 0. */
+  channel<T = unknown>(topic: string, options?: BusChannelOptions): BusChannel<T> {
+    validateTopic(topic)
+    return topicChannel<T>(publicHost(this), topic, options)
+  }
 
   emit(topic: string, data: unknown): void {
     if (this.closed || this.closing !== null) throw this.fatal ?? new ClosedError('bus')
