@@ -3,13 +3,21 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { firstValueFrom } from 'rxjs'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { resolveCodec } from '../../src/codec/index.js'
 import { LinkManager } from '../../src/cluster/links.js'
 import { createLink } from '../../src/cluster/link.js'
 import type { Link } from '../../src/cluster/types.js'
 
 const token = 'f'.repeat(32)
+
+async function until(cond: () => boolean, ms = 5_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await new Promise((r) => setImmediate(r))
+  }
+}
 const cleanup: (() => Promise<void> | void)[] = []
 afterEach(async () => {
   for (const c of cleanup.splice(0).reverse()) await c()
@@ -59,6 +67,40 @@ describe('cluster links (in-process)', () => {
     const current: Link[] = []
     manager.links$.subscribe((l) => current.push(l)).unsubscribe()
     expect(current.map((l) => l.pid)).toEqual([1002])
+  })
+})
+
+describe('LinkManager accepting side (worker: roster over IPC)', () => {
+  it('a handshake from an id the roster does not list yet waits for the roster and is adopted once the roster lists that pid', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'rxl-'))
+    cleanup.push(() => rmSync(dir, { recursive: true, force: true }))
+    const manager = new LinkManager({ id: 1, path: path.join(dir, '1.sock'), token, maxId: 3, codec: resolveCodec('json'), channel: {}, closeTimeout: 500 })
+    await manager.listen()
+    cleanup.push(() => manager.close())
+    const errors: string[] = []
+    manager.errors.subscribe((e) => errors.push(e.code))
+    const links: Link[] = []
+    manager.links$.subscribe((l) => links.push(l))
+    const dial = (pid: number): net.Socket => {
+      const s = net.connect(manager.path)
+      s.on('error', () => {})
+      cleanup.push(() => void s.destroy())
+      s.write(JSON.stringify({ rxnet: 'link', v: 1, token, id: 2, pid }) + '\n')
+      return s
+    }
+    const checked = vi.spyOn(manager as unknown as { whenRostered(id: number, pid: number, ms: number): Promise<void> }, 'whenRostered')
+    const early = dial(4242)
+    const answered = new Promise((r) => early.once('data', r))
+    await until(() => checked.mock.calls.length === 1) // the handshake was read and checked against the roster
+    await new Promise((r) => setImmediate(r))
+    expect(links).toEqual([]) // not rostered yet: waiting, not refused
+    expect(errors).toEqual([])
+    manager.roster([{ id: 2, pid: 4242, path: path.join(dir, 'nowhere.sock') }])
+    await answered
+    await until(() => links.length === 1)
+    expect(links[0]!.pid).toBe(4242)
+    expect(manager.stats.linksRefused).toBe(0)
+    expect(errors).toEqual([])
   })
 })
 
