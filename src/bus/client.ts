@@ -18,7 +18,7 @@ import { AbortError, ClosedError, ConnectionError, EncodeError, FrameTooLongErro
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { checkSocketPath, isPipePath } from './listen.js'
-import { existingSocket, resolveSocketPath, sameFile, trustedOwner } from './paths.js'
+import { CHECKS_PATHS, existingSocket, resolveSocketPath, sameFile, trustedOwner } from './paths.js'
 import { SequenceWindow } from '../multicast/window.js'
 import { topicChannel, type BusChannel, type BusChannelOptions, type ChannelHost } from './channel.js'
 import { connectNatsBus } from './nats/client.js'
@@ -161,7 +161,7 @@ class BusImpl implements Bus {
     checkSocketPath(path)
     checkKeys('connectBus', options, BUS_OPTION_KEYS)
     // Directories that let another user replace the socket are a mistake to report now, not retry.
-    if (!isPipePath(path)) {
+    if (!isPipePath(path) && CHECKS_PATHS) {
       try {
         resolveSocketPath(path)
       } catch (e) {
@@ -363,7 +363,7 @@ class BusImpl implements Bus {
     this.status.next({ type: 'connecting', attempt: this.attempt })
     let target: string = this.path
     let before: Stats | null = null
-    if (!isPipePath(this.path)) {
+    if (!isPipePath(this.path) && CHECKS_PATHS) {
       try {
         target = hubSocket(this.path)
         before = existingSocket(target, this.path)

@@ -5,7 +5,8 @@ import fs from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { firstValueFrom, filter } from 'rxjs'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import net from 'node:net'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { connectBus, startHub, type Hub } from 'rxnet'
 
 let dir: string
@@ -79,5 +80,26 @@ describe.skipIf(process.platform === 'win32')('bus socket paths', () => {
     await h.close()
     fs.writeFileSync(h.path, 'x')
     expect(await firstValueFrom(b.status$.pipe(filter((s) => s.type === 'disconnected' && s.error?.code === 'ERR_NOT_A_SOCKET')))).toBeTruthy()
+  })
+
+  it('a client refuses a socket file swapped while it connects (checked by inode once connected), and says nothing to it', async () => {
+    const a = await hub(join(dir, 'a.sock'))
+    const b = await hub(join(dir, 'b.sock'))
+    const path = join(dir, 'app.sock')
+    fs.renameSync(a.path, path) // hub a answers at `path`
+    const connect = net.connect
+    const spy = vi.spyOn(net, 'connect').mockImplementationOnce(((...args: Parameters<typeof net.connect>) => {
+      const socket = connect(...args) // a Unix socket connects inside this call; its 'connect' event comes later
+      fs.renameSync(b.path, path) // meanwhile another socket takes the name
+      return socket
+    }) as typeof net.connect)
+    open.push({ close: () => spy.mockRestore() })
+    const bus = connectBus(path, { minReconnectDelay: 5, maxReconnectDelay: 10 })
+    open.push(bus)
+    const first = await firstValueFrom(bus.status$.pipe(filter((s) => s.type === 'disconnected' || s.type === 'connected')))
+    expect(first).toMatchObject({ type: 'disconnected', error: { code: 'ERR_UNSAFE_PATH', message: expect.stringContaining('replaced while connecting') } })
+    expect(spy).toHaveBeenCalledTimes(1)
+    await bus.flush({ timeout: 5000 }) // the next attempt checks the new socket and uses it
+    expect([a.stats.clients, b.stats.clients]).toEqual([0, 1])
   })
 })
