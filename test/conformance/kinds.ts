@@ -30,7 +30,7 @@ import { join } from 'node:path'
 import { setImmediate as tick } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { fromByteDuplex, fromDuplex, socketChannel, type Connection, type Duplex } from '../../src/index.js'
+import { connectBus, fromByteDuplex, fromDuplex, socketChannel, startHub, type Connection, type Duplex } from '../../src/index.js'
 
 /** A test (or a whole kind's row) that does not apply, and why. */
 export interface NotApplicable {
@@ -64,6 +64,14 @@ export interface ConnectionKind<T = unknown> {
   refused: (() => unknown) | NotApplicable
   /** Whether the far side of an `abort()` sees a failure (its source errors) rather than just an end. */
   farSideSeesAbort: true | NotApplicable
+  /**
+   * Whether `b` is a far side that ends when `a` ends (default: it is). Not applicable to a bus
+   * topic, which has many parties and no far side: the suite then closes `b` itself, and skips the
+   * test of a far side that never finishes.
+   */
+  farSide?: true | NotApplicable
+  /** Whether a far side that does not read holds `a` back (`writable` turns false); default true. */
+  backpressure?: true | NotApplicable
 }
 
 // ---- byte-stream helpers ----------------------------------------------------------------------
@@ -265,6 +273,40 @@ function duplexKind<T>(name: string, make: (d: Duplex<T>) => Connection<T>, k: P
   }
 }
 
+/** `bus.channel(topic)` on two clients of one hub (in this process). */
+function busTopicKind(): ConnectionKind<{ seq: number; pad: string }> {
+  const noFarSide = 'a topic has many parties and no far side: a channel ends by its own close() / abort() or with its bus'
+  return {
+    name: 'bus topic channel',
+    async setup() {
+      const dir = mkdtempSync(join(tmpdir(), 'rxnet-conf-'))
+      const hub = await startHub({ path: join(dir, 'hub.sock') })
+      const buses = [connectBus(hub.path), connectBus(hub.path)]
+      const [a, b] = buses.map((bus) => bus.channel<{ seq: number; pad: string }>('conformance.t'))
+      await Promise.all(buses.map((bus) => bus.flush())) // both interests registered
+      return {
+        a: a!,
+        b: b!,
+        async teardown() {
+          a!.abort()
+          b!.abort()
+          await Promise.all([a!.closed, b!.closed])
+          await Promise.all(buses.map((bus) => bus.close().catch(() => {})))
+          await hub.close()
+          rmSync(dir, { recursive: true, force: true })
+        },
+      }
+    },
+    crash: notApplicable('its far side would be the hub, and a hub crash is not a failure of the channel: the bus reconnects and loses nothing (test/bus/crash.test.ts)'),
+    message: (seq) => ({ seq, pad: 'x'.repeat(1000) }),
+    seqOf: (v) => v.seq,
+    refused: () => ({ n: 10n }), // JSON has no BigInt
+    farSideSeesAbort: notApplicable(noFarSide),
+    farSide: notApplicable(noFarSide),
+    backpressure: notApplicable("publish / subscribe: nothing holds a sender back for one channel's unread source (its bus keeps reading and holds what arrives, up to maxHeldMessages)"),
+  }
+}
+
 /** Every kind the suite runs against. Add yours here (see the module doc). */
 export const KINDS: ConnectionKind<any>[] = [
   socketKind('socketChannel over TCP', tcpEndpoint, true), // the abort is a reset (RST)
@@ -279,4 +321,5 @@ export const KINDS: ConnectionKind<any>[] = [
     seqOf: (v) => v.seq,
     refused: notApplicable('fromDuplex carries values as they are: no codec refuses one'),
   }),
+  busTopicKind(),
 ]
