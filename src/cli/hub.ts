@@ -5,14 +5,14 @@
  * @module
  */
 import { startHub } from '../bus/hub.js'
-import { defaultBusPath } from '../bus/listen.js'
+import { DEFAULT_BUS_PATH_HELP, defaultBusPath } from '../bus/listen.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { MulticastOptions } from '../multicast/index.js'
 import { parseCommand, readSecret, SECRET_ENV, SECRET_ON_COMMAND_LINE } from './args.js'
 
 const HELP = `usage: rxnet hub [--path P] [--multicast group:port] [--interface A] [--secret-file F]
 
-  --path P              Unix socket or \\\\?\\pipe\\name to listen on (default ${defaultBusPath()})
+  --path P              Unix socket or \\\\?\\pipe\\name to listen on (default ${DEFAULT_BUS_PATH_HELP})
   --multicast group:port  bridge to other hosts' hubs over this multicast group
   --interface A         IPv4 address of the interface for multicast (default 127.0.0.1: this host only)
   --secret-file F       file holding the shared secret that seals bridge datagrams (AES-256-GCM);
