@@ -63,7 +63,7 @@ describe.skipIf(NATS_SERVER === null)(`durable topics (JetStream)${NATS_SERVER =
     await pub.flush()
     const again = bus()
     const got2: number[] = []
-    const all = new Promise<void>((resolve) => again.messages$<number>(`${t}.>`, { consumer: 'billing' }).subscribe((v) => (got2.push(v), v === 20 && resolve())))
+    const all = new Promise<void>((resolve, reject) => again.messages$<number>(`${t}.>`, { consumer: "billing" }).subscribe({ next: (v) => (got2.push(v), v === 20 && resolve()), error: reject }))
     await all
     await again.flush()
     expect(got2).toEqual([11, 12, 13, 14, 15, 16, 17, 18, 19, 20])

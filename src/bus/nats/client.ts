@@ -94,6 +94,8 @@ class NatsBusImpl implements NatsBus {
   private readonly interests = new Map<string, Interest>()
   private readonly pendingReplies = new Map<string, string>()
   private readonly readers = new Set<Listener>()
+  /** Durable consumers being stopped: close() waits for them before its last round trip. */
+  private readonly stopping = new Set<Promise<void>>()
   private nc: NatsConnection | null = null
   private js: JetStreamClient | null = null
   private headers: MsgHdrs | null = null
@@ -445,7 +447,9 @@ class NatsBusImpl implements NatsBus {
         const stop = readDurable(this.durableContext(), pattern, options, deliver, listener.error)
         return () => {
           this.readers.delete(listener)
-          stop()
+          const stopping = stop().catch(() => {})
+          this.stopping.add(stopping)
+          void stopping.then(() => this.stopping.delete(stopping))
         }
       }
       let interest = this.interests.get(pattern)
@@ -564,6 +568,7 @@ class NatsBusImpl implements NatsBus {
     this.notify()
     this.nc = null
     this.js = null
+    await Promise.race([Promise.all(this.stopping), new Promise((r) => setTimeout(r, this.closeTimeout).unref())])
     // One round trip before the connection goes: the server has then processed this client's acks
     // and unsubscribes (a durable consumer's deliveries stop here, not when the server notices the
     // closed socket, which could be after another client's next publish).

@@ -65,7 +65,8 @@ function startAt(from: DurableStart): { deliver_policy: DeliverPolicy; opt_start
 
 /**
  * Reads `pattern` from the durable stream and calls `deliver` for each message, once per sender
- * seq; errors go to `error`. Returns the function that stops reading.
+ * seq; errors go to `error`. Returns the function that stops reading (its promise settles once
+ * the consumer has unsubscribed, even when it was still being set up).
  */
 export function readDurable(
   ctx: DurableContext,
@@ -73,7 +74,7 @@ export function readDurable(
   options: DurableReadOptions,
   deliver: (topic: string, data: unknown, origin: string, seq: number) => void,
   error: (e: unknown) => void,
-): () => void {
+): () => Promise<void> {
   let stopped = false
   let messages: ConsumerMessages | undefined
   const { consumer: name } = options
@@ -131,13 +132,15 @@ export function readDurable(
     }
     if (stopped) return
     messages = await consumer.consume({ callback: onMessage })
-    if (stopped) void messages.stop()
+    if (stopped) await messages.close()
   }
-  run().catch((e: unknown) => {
+  const running = run().catch((e: unknown) => {
     if (!stopped) error(e)
   })
-  return () => {
+  // Resolves once the consumer is stopped (also when it was still being set up).
+  return async () => {
     stopped = true
-    if (messages !== undefined) void messages.stop()
+    if (messages !== undefined) await messages.close()
+    await running
   }
 }
