@@ -24,7 +24,7 @@ import { DEFAULT_BUS_HIGH_WATER_MARK, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE
 import { loadJetStream, loadTransport } from './load.js'
 import { ORIGIN_HEADER, SEQ_HEADER, type DurableReadOptions, type NatsBus, type NatsBusOptions } from './options.js'
 import { ensureStream, readDurable, type DurableContext } from './durable.js'
-import { decodeBody, readMeta, SenderFilter, ERROR_HEADER, ERROR_CODE_HEADER, MSG_ID_HEADER } from './wire.js'
+import { decodeBody, readMeta, readMessageMeta, seqHeaders, SenderFilter, ERROR_HEADER, ERROR_CODE_HEADER, MSG_ID_HEADER } from './wire.js'
 
 const KNOWN_KEYS = ['codec', 'echo', 'highWaterMark', 'overflow', 'minReconnectDelay', 'maxReconnectDelay', 'maxMessageSize', 'closeTimeout', 'nats', 'durable']
 /** Requests awaiting a reply on this client (oldest forgotten beyond this). */
@@ -93,12 +93,13 @@ class NatsBusImpl implements NatsBus {
   private readonly durableMatchers: TopicMatcher[]
   private readonly interests = new Map<string, Interest>()
   private readonly pendingReplies = new Map<string, string>()
+  /** Topics already validated (emit's hot path). */
+  private readonly topics = new Set<string>()
   private readonly readers = new Set<Listener>()
   /** Durable consumers being stopped: close() waits for them before its last round trip. */
   private readonly stopping = new Set<Promise<void>>()
   private nc: NatsConnection | null = null
   private js: JetStreamClient | null = null
-  private headers: MsgHdrs | null = null
   private makeHeaders: (() => MsgHdrs) | null = null
   /** Connected and the outbox republished. */
   private live = false
@@ -183,8 +184,6 @@ class NatsBusImpl implements NatsBus {
       return this.fail(e instanceof RxnetError ? e : new ConnectionError(`durable stream ${this.durable!.stream}: ${(e as Error).message}`, e))
     }
     this.nc = nc
-    this.headers = this.makeHeaders!()
-    this.headers.set(ORIGIN_HEADER, this.id)
     for (const [pattern, interest] of this.interests) this.subscribeInterest(pattern, interest)
     void this.watchStatus(nc)
     void nc.closed().then((e) => this.onClosed(nc, e))
@@ -248,7 +247,11 @@ class NatsBusImpl implements NatsBus {
 
   emit(topic: string, data: unknown): void {
     if (this.closed || this.closing !== null) throw this.fatal ?? new ClosedError('bus')
-    validateTopic(topic)
+    if (!this.topics.has(topic)) {
+      validateTopic(topic)
+      if (this.topics.size > 1000) this.topics.clear()
+      this.topics.add(topic)
+    }
     let body = data
     let reply: string | undefined
     let headers: MsgHdrs | undefined
@@ -290,11 +293,8 @@ class NatsBusImpl implements NatsBus {
   }
 
   private publish(e: Entry): void {
-    const nc = this.nc!
-    let h = e.headers ?? this.headers!
-    if (e.headers !== undefined) h.set(ORIGIN_HEADER, this.id)
     if (e.durable && this.js !== null) {
-      h = this.makeHeaders!()
+      const h = this.makeHeaders!()
       h.set(ORIGIN_HEADER, this.id)
       h.set(SEQ_HEADER, String(e.seq))
       this.js.publish(e.subject, e.payload, { msgID: `${this.id}-${e.seq}`, headers: h }).then(
@@ -308,9 +308,15 @@ class NatsBusImpl implements NatsBus {
       )
       return
     }
-    h.set(SEQ_HEADER, String(e.seq))
+    let h: MsgHdrs
+    if (e.headers === undefined) h = seqHeaders(this.id, e.seq)
+    else {
+      h = e.headers // a failed reply's service-error headers, plus ours
+      h.set(ORIGIN_HEADER, this.id)
+      h.set(SEQ_HEADER, String(e.seq))
+    }
     try {
-      nc.publish(e.subject, e.payload, { headers: h, reply: e.reply })
+      this.nc!.publish(e.subject, e.payload, { headers: h, reply: e.reply })
     } catch {
       // Closed under us, or refused (a subject NATS does not accept): kept, sent again on reconnect.
     }
@@ -496,7 +502,7 @@ class NatsBusImpl implements NatsBus {
   }
 
   private onMessage(interest: Interest, msg: Msg): void {
-    const { origin, seq, noResponders } = readMeta(msg.headers)
+    const { origin, seq, noResponders } = readMessageMeta(msg)
     if (noResponders) return
     if (origin !== '' && !interest.filter.accept(origin, seq)) {
       this.stats.duplicates++

@@ -3,7 +3,7 @@
  * error headers on failed replies, and the per-sender duplicate filter receivers apply.
  * @module
  */
-import type { MsgHdrs } from '@nats-io/transport-node'
+import type { Msg, MsgHdrs } from '@nats-io/transport-node'
 import { decodeWith, type Codec } from '../../codec/index.js'
 import { ORIGIN_HEADER, SEQ_HEADER } from './options.js'
 
@@ -31,6 +31,47 @@ export interface Meta {
 }
 
 const PLAIN: Meta = { origin: '', seq: 0, noResponders: false, error: undefined }
+
+/**
+ * The header block of a core message with only rxnet's two headers, ready to send: what
+ * `MsgHdrs.encode()` would produce, without building a headers object per message (nats.js's
+ * publish only calls `encode()` on it).
+ */
+export function seqHeaders(origin: string, seq: number): MsgHdrs {
+  const bytes = Buffer.from(`NATS/1.0\r\n${ORIGIN_HEADER}: ${origin}\r\n${SEQ_HEADER}: ${seq}\r\n\r\n`, 'latin1')
+  return { encode: () => bytes } as unknown as MsgHdrs
+}
+
+const ORIGIN_LINE = `\r\n${ORIGIN_HEADER}: `
+const SEQ_LINE = `\r\n${SEQ_HEADER}: `
+
+/**
+ * {@link readMeta} of a received message. Fast path: a header block of exactly rxnet's two
+ * headers (what {@link seqHeaders} sends) is read from its bytes; nats.js keeps them in the
+ * message's `_rdata` up to `_msg.hdr` (checked, pinned by the ~3.4 dependency range); anything
+ * else goes through `msg.headers`.
+ */
+export function readMessageMeta(msg: Msg): Meta {
+  const raw = msg as unknown as { _msg?: { hdr?: unknown }; _rdata?: unknown }
+  const hdr = raw._msg?.hdr
+  if (hdr === -1) return PLAIN
+  if (typeof hdr === 'number' && hdr > 0 && hdr < 256 && raw._rdata instanceof Uint8Array) {
+    const text = Buffer.from(raw._rdata.buffer, raw._rdata.byteOffset, hdr).toString('latin1')
+    const o = text.indexOf(ORIGIN_LINE)
+    const q = text.indexOf(SEQ_LINE)
+    // "NATS/1.0\r\nRx-Origin: x\r\nRx-Seq: n\r\n\r\n" and nothing else.
+    if (o === 8 && text.startsWith('NATS/1.0') && q > o) {
+      const originEnd = text.indexOf('\r\n', o + ORIGIN_LINE.length)
+      const seqEnd = text.indexOf('\r\n', q + SEQ_LINE.length)
+      if (originEnd === q && seqEnd === text.length - 4) {
+        const origin = text.slice(o + ORIGIN_LINE.length, originEnd)
+        const seq = Number(text.slice(q + SEQ_LINE.length, seqEnd))
+        if (origin !== '' && Number.isSafeInteger(seq) && seq > 0) return { origin, seq, noResponders: false, error: undefined }
+      }
+    }
+  }
+  return readMeta(msg.headers)
+}
 
 /** Reads rxnet's headers; anything missing or malformed reads as a plain NATS message. */
 export function readMeta(h: MsgHdrs | undefined): Meta {
