@@ -20,13 +20,13 @@ import { AbortError, ClosedError, ConnectionError, FrameTooLongError, InvalidArg
 import { isReply, isRequest } from '../../rpc.js'
 import { compileTopic, validateTopic, type TopicMatcher } from '../topics.js'
 import { publicHost, topicChannel, type BusChannel, type BusChannelOptions } from '../channel.js'
-import { DEFAULT_BUS_HIGH_WATER_MARK, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_RECONNECT_DELAY, DEFAULT_MIN_RECONNECT_DELAY, positive, type BusEvent, type BusMessage, type BusStats, type BusStatus } from '../options.js'
+import { DEFAULT_BUS_HIGH_WATER_MARK, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_RECONNECT_DELAY, DEFAULT_MIN_RECONNECT_DELAY, positive, BUS_OPTION_KEYS, type BusEvent, type BusMessage, type BusStats, type BusStatus } from '../options.js'
 import { loadJetStream, loadTransport } from './load.js'
 import { ORIGIN_HEADER, SEQ_HEADER, type DurableReadOptions, type NatsBus, type NatsBusOptions } from './options.js'
 import { ensureStream, readDurable, type DurableContext } from './durable.js'
 import { decodeBody, readMeta, readMessageMeta, seqHeaders, SenderFilter, ERROR_HEADER, ERROR_CODE_HEADER, MSG_ID_HEADER } from './wire.js'
 
-const KNOWN_KEYS = ['codec', 'echo', 'highWaterMark', 'overflow', 'minReconnectDelay', 'maxReconnectDelay', 'maxMessageSize', 'closeTimeout', 'nats', 'durable']
+const KNOWN_KEYS = [...BUS_OPTION_KEYS, 'nats', 'durable']
 /** Requests awaiting a reply on this client (oldest forgotten beyond this). */
 const MAX_PENDING_REPLIES = 100_000
 
@@ -55,6 +55,8 @@ interface Entry {
   readonly reply: string | undefined
   readonly headers: MsgHdrs | undefined
   readonly durable: boolean
+  /** Forwarded for someone else (a hub's client): its origin and seq go in the headers instead of ours. */
+  readonly as: { readonly origin: string; readonly seq: number } | undefined
   acked: boolean
 }
 
@@ -68,10 +70,15 @@ interface Listener {
 interface Interest {
   readonly listeners: Map<Deliver, Listener>
   readonly filter: SenderFilter
+  /** Payloads handed over undecoded (a hub's bridge), requests not unwrapped. */
+  readonly raw: boolean
+  /** The NATS subject pattern (the map key differs for raw watches). */
+  readonly pattern: string
   subs: NatsSubscription[]
 }
 
-class NatsBusImpl implements NatsBus {
+/** The bus on NATS; also the connection of a hub's NATS bridge (`./bridge.ts`: {@link NatsBusImpl.forward}, {@link NatsBusImpl.watchRaw}). */
+export class NatsBusImpl implements NatsBus {
   readonly id = randomBytes(8).toString('hex')
   readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, implausible: 0, lost: 0, undecodable: 0, dropped: 0, undelivered: 0, overflows: 0, buffered: 0, reconnects: 0 }
   readonly status$: Observable<BusStatus>
@@ -93,6 +100,8 @@ class NatsBusImpl implements NatsBus {
   private readonly durableMatchers: TopicMatcher[]
   private readonly interests = new Map<string, Interest>()
   private readonly pendingReplies = new Map<string, string>()
+  /** The duplicate filter of every raw watch (one per bridge). */
+  private readonly rawFilter = new SenderFilter()
   /** Topics already validated (emit's hot path). */
   private readonly topics = new Set<string>()
   private readonly readers = new Set<Listener>()
@@ -184,7 +193,7 @@ class NatsBusImpl implements NatsBus {
       return this.fail(e instanceof RxnetError ? e : new ConnectionError(`durable stream ${this.durable!.stream}: ${(e as Error).message}`, e))
     }
     this.nc = nc
-    for (const [pattern, interest] of this.interests) this.subscribeInterest(pattern, interest)
+    for (const interest of this.interests.values()) this.subscribeInterest(interest.pattern, interest)
     void this.watchStatus(nc)
     void nc.closed().then((e) => this.onClosed(nc, e))
     this.onUp(nc)
@@ -274,7 +283,21 @@ class NatsBusImpl implements NatsBus {
     if (payload.length + topic.length > this.maxMessageSize) throw new FrameTooLongError(payload.length + topic.length, this.maxMessageSize)
     const seq = this.seq + 1
     const durable = reply === undefined && this.durableMatchers.some((m) => m.matches(topic))
-    const entry: Entry = { seq, subject: topic, payload, reply, headers, durable, acked: false }
+    const entry: Entry = { seq, subject: topic, payload, reply, headers, durable, as: undefined, acked: false }
+    this.push(entry)
+  }
+
+  /**
+   * Publishes `payload` (already encoded) on `topic` as `origin`'s message number `seq`, through the
+   * outbox like an emit: a hub's NATS bridge forwards its clients' messages with this.
+   */
+  forward(topic: string, payload: Uint8Array, origin: string, seq: number): void {
+    if (this.closed || this.closing !== null) return
+    this.push({ seq: this.seq + 1, subject: topic, payload, reply: undefined, headers: undefined, durable: false, as: { origin, seq }, acked: false })
+  }
+
+  private push(entry: Entry): void {
+    const seq = entry.seq
     let accepted: boolean
     try {
       accepted = this.outbox.push(entry)
@@ -309,7 +332,7 @@ class NatsBusImpl implements NatsBus {
       return
     }
     let h: MsgHdrs
-    if (e.headers === undefined) h = seqHeaders(this.id, e.seq)
+    if (e.headers === undefined) h = e.as === undefined ? seqHeaders(this.id, e.seq) : seqHeaders(e.as.origin, e.as.seq)
     else {
       h = e.headers // a failed reply's service-error headers, plus ours
       h.set(ORIGIN_HEADER, this.id)
@@ -460,7 +483,7 @@ class NatsBusImpl implements NatsBus {
       }
       let interest = this.interests.get(pattern)
       if (interest === undefined) {
-        interest = { listeners: new Map(), filter: new SenderFilter(), subs: [] }
+        interest = { listeners: new Map(), filter: new SenderFilter(), raw: false, pattern, subs: [] }
         this.interests.set(pattern, interest)
         if (this.nc !== null) this.subscribeInterest(pattern, interest)
       }
@@ -501,11 +524,33 @@ class NatsBusImpl implements NatsBus {
     }
   }
 
+  /**
+   * Calls `deliver` with every message on `pattern`, payload undecoded, once per sender seq over
+   * all raw watches (a message two overlapping patterns match comes once). Returns the unsubscribe.
+   */
+  watchRaw(pattern: string, deliver: (topic: string, payload: Uint8Array, origin: string, seq: number) => void): () => void {
+    const interest: Interest = { listeners: new Map([[deliver as Deliver, { complete: () => {}, error: () => {} }]]), filter: this.rawFilter, raw: true, pattern, subs: [] }
+    const key = `raw:${pattern}`
+    this.interests.get(key)?.subs.forEach((s) => s.unsubscribe())
+    this.interests.set(key, interest)
+    if (this.nc !== null) this.subscribeInterest(pattern, interest)
+    return () => {
+      if (this.interests.get(key) !== interest) return
+      this.interests.delete(key)
+      for (const s of interest.subs) s.unsubscribe()
+    }
+  }
+
   private onMessage(interest: Interest, msg: Msg): void {
     const { origin, seq, noResponders } = readMessageMeta(msg)
     if (noResponders) return
     if (origin !== '' && !interest.filter.accept(origin, seq)) {
       this.stats.duplicates++
+      return
+    }
+    if (interest.raw) {
+      this.stats.received++
+      for (const deliver of interest.listeners.keys()) deliver(msg.subject, msg.data, origin, seq)
       return
     }
     let data: unknown

@@ -120,3 +120,20 @@ export interface NatsBus extends Bus {
 export function isNatsUrl(target: string): boolean {
   return typeof target === 'string' && /^(nats|tls):\/\//.test(target)
 }
+
+/**
+ * `startHub({ nats })`: bridge the hub through NATS.
+ * @example
+ * ```ts
+ * const nats: HubNatsOptions = { servers: ['nats://10.0.0.1:4222', 'nats://10.0.0.2:4222'], options: { name: 'hub-a' } }
+ * await startHub({ path: '/tmp/app.sock', nats })
+ * ```
+ */
+export interface HubNatsOptions {
+  /** NATS server URL(s): a list, or one string (comma-separated for several). */
+  servers: string | string[]
+  /** Any `@nats-io/transport-node` connection option (auth, TLS, `name` ...). @default {} */
+  options?: Record<string, unknown>
+  /** Bytes of forwarded messages held until NATS confirms them; the oldest are dropped (counted in `hub.nats.stats.dropped`) beyond. @default 32 MiB */
+  highWaterMark?: number
+}
