@@ -12,6 +12,7 @@ import { Observable, Subject } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { AbortError, LimitError, DuplicateIdError, FrameTooLongError, isRxnetError, InvalidArgumentError, ProtocolError, RxnetError, TimeoutError, VersionMismatchError } from '../errors.js'
 import { multicast, type MulticastChannel } from '../multicast/index.js'
+import { startNatsBridge, type BridgeHandle } from './nats/bridge.js'
 import { varintLength } from '../framing/varint.js'
 import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodeLost, encodePong, encodeString, encodeWelcome, pubToMsg, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
 import { Ghosts, removeRoster, rosterPath, writeRoster, type Ghost } from './recovery.js'
@@ -101,6 +102,7 @@ class HubImpl implements Hub {
   readonly stats: HubStats = { clients: 0, published: 0, delivered: 0, dropped: 0, bridgedOut: 0, bridgedIn: 0, bridgeBad: 0, bridgeSpoofed: 0, bridgeTooLarge: 0, refused: 0, partialBytes: 0, partialBytesPeak: 0, partialOverflows: 0, partialTimeouts: 0, recovering: 0, lost: 0 }
   readonly events$: Observable<HubEvent>
   bridge: MulticastChannel | null = null
+  nats: BridgeHandle | null = null
 
   private readonly events = new Subject<HubEvent>()
   private readonly server: net.Server
@@ -184,6 +186,14 @@ class HubImpl implements Hub {
         throw e
       }
     }
+    if (this.options.nats !== undefined) {
+      try {
+        this.nats = startNatsBridge(this.options.nats, { patterns: () => [...this.sessions].flatMap((t) => [...t.patterns.keys()]), deliver: (frame) => this.onBridgeMessage(frame) })
+      } catch (e) {
+        await this.close()
+        throw e
+      }
+    }
   }
 
   close(): Promise<void> {
@@ -207,7 +217,7 @@ class HubImpl implements Hub {
     const serverClosed = new Promise<void>((resolve) => this.server.close(() => resolve()))
     // Each client ends gracefully, or is aborted after the channel's closeTimeout (1 s).
     const clients = [...this.sessions].map((s) => s.ch.close())
-    await Promise.all([serverClosed, ...clients, this.bridge?.close()])
+    await Promise.all([serverClosed, ...clients, this.bridge?.close(), this.nats?.close()])
     this.server.off('error', this.onServerError)
     this.events.complete()
   }
@@ -283,12 +293,12 @@ class HubImpl implements Hub {
           if (s.adopted?.delete(f.pattern)) return // already there, from its ghost
           if (s.patterns.size >= MAX_PATTERNS && !s.patterns.has(f.pattern)) throw new ProtocolError(`more than ${MAX_PATTERNS} patterns`)
           s.patterns.set(f.pattern, compileTopic(f.pattern))
-          this.routes.clear()
+          this.interestsChanged()
           this.rosterDirty = true
           return
         case 'unsub':
           if (s.patterns.delete(f.pattern)) {
-            this.routes.clear()
+            this.interestsChanged()
             this.rosterDirty = true
           }
           return
@@ -323,7 +333,7 @@ class HubImpl implements Hub {
     if (ghost !== undefined) {
       s.patterns = ghost.patterns // until its own SUBs arrive (they follow HELLO)
       s.adopted = new Set(ghost.patterns.keys())
-      this.routes.clear()
+      this.interestsChanged()
     }
     this.send(s, this.welcome)
     if (s.ackSeq >= 0) this.scheduleAck(s) // tells a reconnecting client what it need not resend
@@ -353,7 +363,7 @@ class HubImpl implements Hub {
   /** The client registered its interests again: patterns of its ghost it did not repeat are withdrawn. */
   private dropAdopted(s: Session): void {
     for (const p of s.adopted!) s.patterns.delete(p)
-    if (s.adopted!.size > 0) this.routes.clear()
+    if (s.adopted!.size > 0) this.interestsChanged()
     s.adopted = null
   }
 
@@ -364,7 +374,7 @@ class HubImpl implements Hub {
     if (this.rosterFile === null) return
     this.ghosts.load(this.rosterFile, this.recoveryTimeout, () => {
       this.endRecovery()
-      this.routes.clear()
+      this.interestsChanged()
       this.checkBarriers()
     })
     this.stats.recovering = this.ghosts.waiting.size
@@ -414,7 +424,14 @@ class HubImpl implements Hub {
     if (this.ghosts.waiting.size > 0) this.ghosts.hold(topic, msg, origin)
   }
 
+  /** Some client's patterns changed: routes are recomputed, the NATS bridge resubscribes. */
+  private interestsChanged(): void {
+    this.routes.clear()
+    this.nats?.resync()
+  }
+
   private toBridge(msg: Uint8Array): void {
+    this.nats?.forward(msg)
     const b = this.bridge
     if (b === null) return
     if (msg.length > b.maxMessageSize) {
@@ -559,7 +576,7 @@ class HubImpl implements Hub {
     this.ackPending.delete(s)
     this.uncongest(s)
     if (s.patterns.size > 0) {
-      this.routes.clear()
+      this.interestsChanged()
       this.rosterDirty = true
     }
     if (s.id !== null) {

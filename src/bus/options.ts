@@ -8,6 +8,8 @@ import type { CodecLike } from '../codec/index.js'
 import type { BusChannel, BusChannelOptions } from './channel.js'
 import type { MulticastChannel, MulticastOptions } from '../multicast/index.js'
 import type { OverflowPolicy } from '../queue.js'
+import type { HubNatsOptions } from './nats/options.js'
+import type { NatsBridge } from './nats/bridge.js'
 import { InvalidArgumentError, type RxnetError } from '../errors.js'
 import { checkInt, checkKeys } from '../options.js'
 
@@ -102,6 +104,12 @@ export interface HubOptions {
    * @default undefined (local only)
    */
   multicast?: MulticastOptions
+  /**
+   * Bridge this hub through NATS (with or without multicast): local clients' messages are
+   * published on NATS, and the hub subscribes there to the union of its clients' patterns.
+   * @default undefined (no NATS)
+   */
+  nats?: HubNatsOptions
   /** Largest frame a client may send (topic + payload + a few bytes). @default 1 MiB ({@link DEFAULT_MAX_MESSAGE_SIZE}) */
   maxMessageSize?: number
   /**
@@ -223,6 +231,8 @@ export interface Hub {
   readonly events$: Observable<HubEvent>
   /** The multicast bridge, when there is one. */
   readonly bridge: MulticastChannel | null
+  /** The NATS bridge, when there is one. */
+  readonly nats: NatsBridge | null
   /** Stops listening, closes every client and the bridge, removes the socket file. Idempotent. */
   close(): Promise<void>
   [Symbol.asyncDispose](): Promise<void>
@@ -442,6 +452,7 @@ export const HUB_OPTION_KEYS = Object.keys({
   maxPartialBytes: true,
   frameTimeout: true,
   signal: true,
+  nats: true,
 } satisfies Record<keyof HubOptions, true>) as readonly (keyof HubOptions)[] // a new option that is not listed here fails to compile
 
 /** Every option name `connectBus` accepts (others are refused with `ERR_INVALID_ARGUMENT`). */
