@@ -29,6 +29,7 @@ export {
   DEFAULT_DUPLEX_HIGH_WATER_MARK,
   DEFAULT_DUPLEX_HIGH_WATER_MARK_MESSAGES,
 } from './interop.js'
+export { mapConnection, type MapConnectionOptions } from './map-connection.js'
 export { ConnectionKernel, OPEN, type ConnectionState, type KernelOptions, DEFAULT_MAX_HELD_MESSAGES } from './lifecycle.js'
 export { deadline, waitFor, delay, Waiters, type DeadlineOptions, type Settle } from './wait.js'
 export { backoffDelay, Backoff, type BackoffOptions, DEFAULT_BACKOFF_JITTER } from './backoff.js'

@@ -30,7 +30,7 @@ import { join } from 'node:path'
 import { setImmediate as tick } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { connectBus, fromByteDuplex, fromDuplex, socketChannel, startHub, type Connection, type Duplex } from '../../src/index.js'
+import { codecs, connectBus, fromByteDuplex, fromDuplex, mapConnection, socketChannel, startHub, type Connection, type Duplex } from '../../src/index.js'
 
 /** A test (or a whole kind's row) that does not apply, and why. */
 export interface NotApplicable {
@@ -307,6 +307,28 @@ function busTopicKind(): ConnectionKind<{ seq: number; pad: string }> {
   }
 }
 
+/** A kind seen through a json codec (`mapConnection`): values in, values out, refusing a BigInt. */
+function jsonOver(kind: ConnectionKind<Uint8Array>): ConnectionKind<{ seq: number; pad: string }> {
+  const wrap = (c: Connection<Uint8Array>): Connection<{ seq: number; pad: string }> =>
+    mapConnection(c, codecs.json.decode as (b: Uint8Array) => { seq: number; pad: string }, codecs.json.encode, { codec: 'json' })
+  const crash = kind.crash
+  return {
+    name: `mapConnection(json) over ${kind.name}`,
+    async setup() {
+      const p = await kind.setup()
+      return { a: wrap(p.a), b: wrap(p.b), teardown: p.teardown }
+    },
+    crash: 'notApplicable' in crash ? crash : async () => {
+      const p = await crash()
+      return { ...p, a: wrap(p.a) }
+    },
+    message: (seq) => ({ seq, pad: 'x'.repeat(1000) }),
+    seqOf: (v) => v.seq,
+    refused: () => ({ n: 1n }),
+    farSideSeesAbort: kind.farSideSeesAbort,
+  }
+}
+
 /** Every kind the suite runs against. Add yours here (see the module doc). */
 export const KINDS: ConnectionKind<any>[] = [
   socketKind('socketChannel over TCP', tcpEndpoint, true), // the abort is a reset (RST)
@@ -316,6 +338,7 @@ export const KINDS: ConnectionKind<any>[] = [
     seqOf: bytesSeq,
     refused: () => 42,
   }),
+  jsonOver(socketKind('socketChannel over TCP', tcpEndpoint, true)),
   duplexKind<{ seq: number; pad: string }>('fromDuplex', (d) => fromDuplex(d), {
     message: (seq) => ({ seq, pad: 'x'.repeat(1000) }),
     seqOf: (v) => v.seq,

@@ -142,3 +142,20 @@ describe('ConnectionKernel', () => {
     expect(() => new Probe({ closeTimeout: -1 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
   })
 })
+
+describe('mapConnection', () => {
+  it('an inbound message the codec cannot decode fails the connection with ERR_DECODE (source and closed); the layer delegates the rest', async () => {
+    const { fromDuplex, mapConnection } = await import('rxnet')
+    const inner = fromDuplex<string>({ source: ['{"ok":1}', 'not json'], sink: async (src) => { for await (const _ of src) void _ } })
+    const conn = mapConnection(inner, (s: string) => JSON.parse(s) as unknown, (v: unknown) => JSON.stringify(v), { codec: 'json' })
+    const got: unknown[] = []
+    const error = await new Promise<unknown>((resolve) => conn.source.subscribe({ next: (v) => got.push(v), error: resolve }))
+    expect(got).toEqual([{ ok: 1 }])
+    expect(error).toMatchObject({ code: 'ERR_DECODE', cause: expect.any(SyntaxError) })
+    expect(await conn.closed).toBe(error)
+    expect(conn.stats).toBe(inner.stats)
+    expect(conn.writable).toBe(false)
+    expect(() => conn.send({ late: true })).not.toThrow()
+    expect(conn.stats.dropped).toBe(1)
+  })
+})
