@@ -10,7 +10,7 @@
  */
 import fs from 'node:fs'
 import os from 'node:os'
-import { basename, dirname, join } from 'node:path'
+import { basename, dirname, join, resolve, sep } from 'node:path'
 import { NotASocketError, PathAccessError, PathNotFoundError, UnsafePathError } from '../errors.js'
 
 /**
@@ -54,6 +54,7 @@ export interface ResolvedPath {
  */
 export function resolveSocketPath(path: string): ResolvedPath {
   const dir = dirname(path)
+  checkSymlinks(path, dir)
   let realDir: string
   try {
     realDir = fs.realpathSync(dir)
@@ -79,6 +80,26 @@ export function resolveSocketPath(path: string): ResolvedPath {
     if (d === dirname(d)) break
   }
   return { real: join(realDir, basename(path)), private: own }
+}
+
+/**
+ * Refuses a symbolic link on the way to `dir` that belongs to someone other than this user or root
+ * (one planted in a sticky directory could be re-pointed at any time; the kernel's
+ * `protected_symlinks` refuses to follow those, and resolving them ourselves must too).
+ */
+function checkSymlinks(path: string, dir: string): void {
+  const parts = resolve(dir).split(sep)
+  for (let i = 2; i <= parts.length; i++) {
+    const prefix = parts.slice(0, i).join(sep)
+    let st: fs.Stats | undefined
+    try {
+      st = fs.lstatSync(prefix, { throwIfNoEntry: false })
+    } catch {
+      return // not a directory, no access: reported by the caller
+    }
+    if (st === undefined) return // missing: reported by the caller
+    if (st.isSymbolicLink() && !trustedOwner(st)) throw new UnsafePathError(path, `${prefix} is a symbolic link that belongs to uid ${st.uid}, who could re-point it`)
+  }
 }
 
 /**

@@ -157,6 +157,19 @@ describe.skipIf(!root)(`bus paths against another local user${root ? '' : ' (ski
     expect(hub.stats.clients).toBe(0)
   })
 
+  it('a symlinked directory another user planted on the way is refused by both sides, even when it leads to a directory of ours', async () => {
+    const mine = fs.mkdtempSync(join(os.tmpdir(), 'rxnet-mine-'))
+    open.push({ close: () => fs.rmSync(mine, { recursive: true, force: true }) })
+    const hub = await startHub({ path: join(mine, 'app.sock') })
+    open.push(hub)
+    execFileSync('setpriv', [...NOBODY, 'ln', '-s', mine, join(shared, 'evil')])
+    const via = join(shared, 'evil', 'app.sock')
+    await expect(startHub({ path: join(shared, 'evil', 'other.sock') })).rejects.toMatchObject({ code: 'ERR_UNSAFE_PATH', message: expect.stringContaining('could re-point it') })
+    expect(() => connectBus(via)).toThrow(expect.objectContaining({ code: 'ERR_UNSAFE_PATH' }))
+    expect(fs.existsSync(join(mine, 'other.sock'))).toBe(false)
+    expect(hub.stats.clients).toBe(0)
+  })
+
   it('the default path: another user who got there first does not receive what `rxnet emit` sends', async () => {
     process.env.TMPDIR = shared
     delete process.env.XDG_RUNTIME_DIR
