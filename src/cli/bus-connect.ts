@@ -5,7 +5,9 @@
  * @module
  */
 import type { Bus } from '../bus/options.js'
-import { isRxnetError } from '../errors.js'
+import { InvalidArgumentError, isRxnetError } from '../errors.js'
+import { defaultBusPath } from '../bus/listen.js'
+import { isNatsUrl } from '../bus/nats/options.js'
 
 /** How long `rxnet tail` / `rxnet emit` wait for a hub by default, ms. */
 export const DEFAULT_CLI_TIMEOUT = 5000
@@ -26,4 +28,19 @@ export async function connectOrExplain(bus: Bus, timeout: number): Promise<void>
     const cause = (e as { cause?: unknown }).cause
     throw isRxnetError(cause) ? cause : e
   }
+}
+
+/**
+ * What `--path P` / `--nats URL` name for `connectBus`: the hub's socket (default path), or NATS
+ * servers (`nats://host:port`, comma-separated); both at once is refused.
+ * @example
+ * ```ts
+ * connectBus(busTarget({ nats: 'nats://127.0.0.1:4222' }))
+ * ```
+ */
+export function busTarget(values: { path?: string | undefined; nats?: string | undefined }): string {
+  if (values.nats === undefined) return values.path ?? defaultBusPath()
+  if (values.path !== undefined) throw new InvalidArgumentError('--path and --nats name two different buses: give one')
+  if (!isNatsUrl(values.nats)) throw new InvalidArgumentError(`--nats wants nats://host:port (comma-separated for several), got "${values.nats}"`)
+  return values.nats
 }

@@ -7,22 +7,23 @@
  * @module
  */
 import { connectBus } from '../bus/client.js'
-import { DEFAULT_BUS_PATH_HELP, defaultBusPath } from '../bus/listen.js'
+import { DEFAULT_BUS_PATH_HELP } from '../bus/listen.js'
 import { compileTopic } from '../bus/topics.js'
 import { parseCommand, positiveIntFlag, printJson } from './args.js'
-import { connectOrExplain, DEFAULT_CLI_TIMEOUT } from './bus-connect.js'
+import { busTarget, connectOrExplain, DEFAULT_CLI_TIMEOUT } from './bus-connect.js'
 
-const HELP = `usage: rxnet tail <topic> [--path P] [--count N] [--json] [--timeout ms]
+const HELP = `usage: rxnet tail <topic> [--path P | --nats URL] [--count N] [--json] [--timeout ms]
 
   <topic>       topic or pattern: log, log.*, log.> (quote it in the shell)
   --path P      the hub's socket (default ${DEFAULT_BUS_PATH_HELP})
+  --nats URL    the bus on NATS instead: nats://host:port, comma-separated for several
   --count N     exit after N messages
   --json        one JSON object per line: {"topic","data","origin","seq"}
   --timeout ms  fail if no hub answers by then (default ${DEFAULT_CLI_TIMEOUT})`
 
 export async function run(args: string[]): Promise<number> {
   const parsed = parseCommand(
-    { name: 'tail', usage: HELP, options: { path: { type: 'string' }, count: { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' } }, positionals: ['<topic>'] },
+    { name: 'tail', usage: HELP, options: { path: { type: 'string' }, nats: { type: 'string' }, count: { type: 'string' }, json: { type: 'boolean' }, timeout: { type: 'string' } }, positionals: ['<topic>'] },
     args,
   )
   if (parsed === undefined) return 0 // --help was printed
@@ -31,7 +32,7 @@ export async function run(args: string[]): Promise<number> {
   compileTopic(pattern) // a bad pattern fails here with ERR_INVALID_ARGUMENT
   const count = positiveIntFlag('count', values.count, Infinity)
   const timeout = positiveIntFlag('timeout', values.timeout, DEFAULT_CLI_TIMEOUT)
-  const path = values.path ?? defaultBusPath()
+  const path = busTarget(values)
   const bus = connectBus(path, { closeTimeout: 100 })
   let n = 0
   let stop = (): void => {}
