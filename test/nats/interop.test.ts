@@ -5,7 +5,7 @@ import { firstValueFrom, lastValueFrom, of, take, toArray } from 'rxjs'
 import { connect, headers, type NatsConnection } from '@nats-io/transport-node'
 import { connectBus, type NatsBus } from 'rxnet'
 import { reply, request } from 'rxnet/operators'
-import { NATS_SERVER, SKIP_REASON, startNats, type NatsCluster } from './harness.js'
+import { freePort, NATS_SERVER, SKIP_REASON, startNats, type NatsCluster } from './harness.js'
 
 describe.skipIf(NATS_SERVER === null)(`bus on NATS with plain NATS clients${NATS_SERVER === null ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
   let nats: NatsCluster
@@ -117,5 +117,18 @@ describe.skipIf(NATS_SERVER === null)(`bus on NATS with plain NATS clients${NATS
     nc.publish('y', '"ok"')
     expect(await got).toBe('ok')
     expect(b.stats.undecodable).toBe(1)
+  })
+
+  it('close() with messages no server confirmed rejects with ERR_UNDELIVERED (count, cause ERR_CONNECTION) and counts them', async () => {
+    const nowhere = connectBus(`nats://127.0.0.1:${await freePort()}`, { closeTimeout: 200, minReconnectDelay: 20 })
+    nowhere.emit('t', 1)
+    nowhere.emit('t', 2)
+    await expect(nowhere.close()).rejects.toMatchObject({ code: 'ERR_UNDELIVERED', count: 2, cause: { code: 'ERR_CONNECTION' } })
+    expect(nowhere.stats.undelivered).toBe(2)
+    await expect(nowhere.close()).resolves.toBeUndefined() // reported once
+    const b = bus()
+    b.emit('t', 1)
+    await expect(b.close()).resolves.toBeUndefined() // a live server confirmed it
+    expect(b.stats.undelivered).toBe(0)
   })
 })

@@ -16,7 +16,9 @@ import { waitIn, type Waiter } from '../../channel.js'
 import { BoundedQueue, DEFAULT_OVERFLOW } from '../../queue.js'
 import { checkKeys, checkOverflow } from '../../options.js'
 import { decodeWith, encodeWith, resolveCodec, type Codec } from '../../codec/index.js'
-import { AbortError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError, TimeoutError } from '../../errors.js'
+import { AbortError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError, TimeoutError, UndeliveredError } from '../../errors.js'
+
+const noop = (): void => {}
 import { isReply, isRequest } from '../../rpc.js'
 import { compileTopic, validateTopic, type TopicMatcher } from '../topics.js'
 import { publicHost, topicChannel, type BusChannel, type BusChannelOptions } from '../channel.js'
@@ -124,6 +126,8 @@ export class NatsBusImpl implements NatsBus {
   private changed: { promise: Promise<void>; resolve: () => void }
   private writableWaiters: Waiter[] = []
   private fatal: RxnetError | null = null
+  /** Why the last connection attempt failed (the cause of ERR_UNDELIVERED on close). */
+  private lastError: RxnetError | null = null
   private timer: NodeJS.Timeout | null = null
   private closing: Promise<void> | null = null
   private closed = false
@@ -177,7 +181,8 @@ export class NatsBusImpl implements NatsBus {
     } catch (e) {
       if (e instanceof RxnetError && e.code === 'ERR_MISSING_DEPENDENCY') return this.fail(e)
       if (this.closed) return
-      this.status.next({ type: 'disconnected', error: new ConnectionError('no NATS server reachable', e) })
+      this.lastError = new ConnectionError('no NATS server reachable', e)
+      this.status.next({ type: 'disconnected', error: this.lastError })
       const base = Math.min(this.maxDelay, this.minDelay * 2 ** Math.min(attempt, 20))
       this.timer = setTimeout(() => void this.start(attempt + 1), base / 2 + Math.random() * (base / 2))
       return
@@ -590,7 +595,9 @@ export class NatsBusImpl implements NatsBus {
   // ---- closing -----------------------------------------------------------------------------
 
   close(): Promise<void> {
-    this.closing ??= this.shutdown()
+    // The first call reports what was undelivered (ERR_UNDELIVERED); later ones just wait for the end.
+    if (this.closing !== null) return this.closing.then(noop, noop)
+    this.closing = this.shutdown()
     return this.closing
   }
 
@@ -599,7 +606,19 @@ export class NatsBusImpl implements NatsBus {
   }
 
   private async shutdown(): Promise<void> {
-    if (this.outbox.length > 0 && this.fatal === null) await this.flush({ timeout: this.closeTimeout }).catch(() => {})
+    let undelivered = 0
+    let why: unknown
+    if (this.outbox.length > 0 && this.fatal === null) {
+      await this.flush({ timeout: this.closeTimeout }).catch((e: unknown) => {
+        // Confirmed by one round trip but kept for the second: delivered. The rest is not.
+        const q = this.outbox
+        for (let i = q.head; i < q.items.length; i++) {
+          const x = q.items[i]!
+          if (x.durable && this.js !== null ? !x.acked : x.seq > this.confirmed) undelivered++
+        }
+        why = this.live ? e : (this.lastError ?? e)
+      })
+    }
     const nc = this.nc
     const live = this.live
     this.closed = true
@@ -614,7 +633,8 @@ export class NatsBusImpl implements NatsBus {
     this.readers.clear()
     this.interests.clear()
     if (this.fatal === null) for (const l of listeners) l.complete()
-    this.stats.buffered = this.outbox.length
+    this.stats.undelivered += undelivered
+    this.stats.buffered = 0
     this.outbox.clear()
     this.notify()
     this.nc = null
@@ -628,5 +648,6 @@ export class NatsBusImpl implements NatsBus {
     this.status.complete()
     this.events.complete()
     if (nc !== null) await nc.close().catch(() => {})
+    if (undelivered > 0) throw new UndeliveredError(undelivered, why)
   }
 }
