@@ -30,6 +30,7 @@ import { join } from 'node:path'
 import { setImmediate as tick } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Uint8ArrayList } from 'uint8arraylist'
+import { clusterLinkKind, multicastKind } from './cluster-kinds.js'
 import { codecs, connectBus, fromByteDuplex, fromDuplex, mapConnection, socketChannel, startHub, type Connection, type Duplex } from '../../src/index.js'
 
 /** A test (or a whole kind's row) that does not apply, and why. */
@@ -345,4 +346,6 @@ export const KINDS: ConnectionKind<any>[] = [
     refused: notApplicable('fromDuplex carries values as they are: no codec refuses one'),
   }),
   busTopicKind(),
+  clusterLinkKind(),
+  multicastKind(),
 ]
