@@ -178,6 +178,7 @@ export {
   prometheusExporter,
   serveMetrics,
   otelBridge,
+  observeMesh,
   METRICS,
   DEFAULT_RTT_BUCKETS,
   DEFAULT_METRICS_OPTIONS,
@@ -197,5 +198,6 @@ export {
   type MetricsServer,
   type OtelBridge,
   type OtelBridgeOptions,
+  type ObserveMeshOptions,
 } from './metrics/index.js'
 export { startDashboard, type Dashboard, type DashboardOptions, type View, type ViewNode, type ViewLink, DEFAULT_DASHBOARD_OPTIONS } from './dashboard/index.js'

@@ -1,6 +1,6 @@
 /**
- * `rxnet peers <name>`: a live table of a mesh's members (id, address, port, RTT, state). It joins
- * the mesh as a silent observer: it browses and dials every node but does not advertise itself.
+ * `rxnet peers <name>`: a live table of a mesh's members (id, address, port, RTT, state). It watches
+ * the mesh as an observer: it browses and dials every node but is never a member of theirs.
  * @module
  */
 import { createMesh } from '../mesh/index.js'
@@ -49,7 +49,7 @@ export async function run(args: string[]): Promise<number> {
   const secret = readSecret(values['secret-file'])
   const name = positionals[0]!
   const iface = values.interface === 'all' ? undefined : values.interface
-  const mesh = createMesh({ name, interface: iface, secret, seeds: values.seed, advertise: false, id: `peers-cli-${process.pid}` })
+  const mesh = createMesh({ name, interface: iface, secret, seeds: values.seed, observer: true, id: `peers-cli-${process.pid}` })
   const rows = new Map<string, Row>()
   mesh.events$.subscribe((e) => {
     if (e.type === 'discovered') {

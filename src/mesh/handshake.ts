@@ -8,7 +8,7 @@
  * ```
  * magic   4 bytes  "RXNM"
  * version u8       protocol version (checked by the state machine, not here)
- * kind    u8       1 = hello, 2 = welcome, 3 = refuse
+ * kind    u8       1 = hello, 2 = welcome, 3 = refuse, 4 = observe (a hello from an observer: never a member)
  * length  u16      body length, at most MAX_HANDSHAKE_BODY (checked on the declared value)
  * body    nameLen u8, name (UTF-8), idLen u8, id (UTF-8), port u16, reason u8
  * ```
@@ -41,10 +41,10 @@ export const MAX_HANDSHAKE_BODY = 520
 const HEADER = 8
 
 /** What a handshake message says. */
-export type HandshakeKind = 'hello' | 'welcome' | 'refuse'
+export type HandshakeKind = 'hello' | 'welcome' | 'refuse' | 'observe'
 /** Why an acceptor refused a connection (sent in `refuse`). */
 export type RefuseReason = 'none' | 'name' | 'version' | 'duplicate' | 'tiebreak' | 'closing' | 'malformed'
-const KINDS: readonly HandshakeKind[] = ['hello', 'welcome', 'refuse']
+const KINDS: readonly HandshakeKind[] = ['hello', 'welcome', 'refuse', 'observe']
 const REASONS: readonly RefuseReason[] = ['none', 'name', 'version', 'duplicate', 'tiebreak', 'closing', 'malformed']
 
 /** One decoded handshake message. */

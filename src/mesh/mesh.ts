@@ -31,7 +31,8 @@ import {
 } from '../errors.js'
 import { Discovery, isLoopback, isWildcard, reachableThrough } from './discovery.js'
 import { readHandshake, whenConnected } from './connection.js'
-import { encodeHandshake, type HandshakeMessage, PROTOCOL_VERSION, type RefuseReason } from './handshake.js'
+import { encodeHandshake, type HandshakeKind, type HandshakeMessage, PROTOCOL_VERSION, type RefuseReason } from './handshake.js'
+import { Observers } from './observer.js'
 import { createLink, type LeaveReason, type MeshPeer, type Peer } from './peer.js'
 import { type Mesh, type MeshAddress, type MeshEvent, type MeshOptions, type MeshStats, parseSeed, PSK_CIPHERS, PSK_IDENTITY, type Resolved, resolveOptions } from './options.js'
 
@@ -128,6 +129,8 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
   private closing: Promise<void> | undefined
   private droppedPast = 0
   private readonly psk: Buffer | undefined
+  /** Connections of observers: welcomed, sent summaries, never members. */
+  private readonly observers: Observers
 
   constructor(private readonly o: Resolved) {
     this.id = o.id
@@ -173,6 +176,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     this.members$ = this.membersSubject.asObservable()
     this.events$ = this.eventsSubject.asObservable()
     this.errors$ = this.errorsSubject.asObservable()
+    this.observers = new Observers(this, o)
   }
 
   get members(): ReadonlyMap<string, Peer<In, Out>> {
@@ -240,7 +244,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
         interface: this.o.interface,
         listenAddress: isWildcard(host) ? undefined : host,
         mdnsPort: this.o.mdnsPort,
-        advertise: this.o.advertise,
+        advertise: this.o.advertise && !this.o.observer,
       })
       this.discovery = d
       d.errors.subscribe((e) => this.report(e))
@@ -346,6 +350,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
 
   private decide(socket: net.Socket, m: HandshakeMessage): void {
     if (this.closing) return this.refuse(socket, new ClosedError('mesh'), 'closing')
+    if (m.kind === 'observe') return this.adoptObserver(socket, m)
     if (m.kind !== 'hello') return this.refuse(socket, new HandshakeError(`expected hello, got ${m.kind}`), 'malformed')
     if (m.version !== PROTOCOL_VERSION) return this.refuse(socket, new VersionMismatchError(PROTOCOL_VERSION, m.version), 'version')
     if (m.name !== this.name) return this.refuse(socket, new NameMismatchError(this.name, m.name), 'name')
@@ -408,6 +413,16 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     this.pendingIn.delete(rawOf(socket))
   }
 
+  /** An observer (`rxnet peers`, the dashboard): welcomed and sent summaries, never a member (observer.ts). */
+  private adoptObserver(socket: net.Socket, m: HandshakeMessage): void {
+    if (m.version !== PROTOCOL_VERSION) return this.refuse(socket, new VersionMismatchError(PROTOCOL_VERSION, m.version), 'version')
+    if (m.name !== this.name) return this.refuse(socket, new NameMismatchError(this.name, m.name), 'name')
+    if (this.o.observer || this.observers.full) return this.refuse(socket, new HandshakeError(this.o.observer ? 'an observer does not take observers' : 'too many observers'), 'closing', true)
+    socket.write(this.handshake('welcome'))
+    this.handshaking.delete(socket)
+    this.observers.add(socket, m.id)
+  }
+
   /** Gives a refused socket a moment to flush its answer, then makes sure it is gone. */
   private releaseLater(socket: net.Socket): void {
     socket.on('error', noop)
@@ -420,7 +435,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     })
   }
 
-  private handshake(kind: 'hello' | 'welcome' | 'refuse', reason?: RefuseReason): Buffer {
+  private handshake(kind: HandshakeKind, reason?: RefuseReason): Buffer {
     return encodeHandshake({ kind, name: this.name, id: this.id, port: this.bound?.port ?? 0, reason })
   }
 
@@ -596,7 +611,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       this.handshaking.add(socket)
       await whenConnected(socket, what, this.o.connectTimeout)
       socket.setNoDelay(true)
-      socket.write(this.handshake('hello'))
+      socket.write(this.handshake(this.o.observer ? 'observe' : 'hello'))
       const m = await readHandshake(socket, this.o.handshakeTimeout, (message, cause) => new ConnectionError(`${what}: ${message}`, cause))
       if (aborted) return
       if (m.kind === 'refuse') {
@@ -720,7 +735,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     const serverClosed = server === undefined || !server.listening ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
     const discoveryClosed = this.discovery?.close() ?? Promise.resolve()
     const peers = [...this.peers.values()]
-    const linksClosed = Promise.all(peers.map((p) => p.close()))
+    const linksClosed = Promise.all([...peers.map((p) => p.close()), this.observers.close()])
     let timer: NodeJS.Timeout | undefined
     const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))
     await Promise.race([linksClosed, deadline])

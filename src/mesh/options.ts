@@ -74,6 +74,12 @@ export interface MeshOptions {
   maxDialsPerSecond?: number
   /** Most inbound connections in their handshake at once; one more is refused with `ERR_LIMIT` (counted). @default 64 */
   maxPendingHandshakes?: number
+  /**
+   * Watch the mesh without joining it: dial every node found as an observer (never a member of
+   * theirs, never advertised); this node's members are the nodes watched, and each sends its stats
+   * summary as a message every second (see `observeMesh`). @default false
+   */
+  observer?: boolean
 }
 
 /**
@@ -105,6 +111,7 @@ export const DEFAULT_MESH_OPTIONS = {
   maxConcurrentDials: 8,
   maxDialsPerSecond: 20,
   maxPendingHandshakes: 64,
+  observer: false,
 } as const
 
 /** @internal Every option name {@link createMesh} accepts. */
@@ -275,7 +282,7 @@ export function resolveOptions(o: MeshOptions): Resolved {
   if (typeof r.id !== 'string' || r.id.length === 0 || Buffer.byteLength(r.id) > 48) throw new InvalidArgumentError('id must be a non-empty string of at most 48 bytes')
   for (const k of INT_OPTIONS) checkInt(k, r[k])
   checkOverflow(r.overflow)
-  for (const k of ['discovery', 'advertise'] as const) if (typeof r[k] !== 'boolean') throw new InvalidArgumentError(`${k} must be true or false, got ${describeValue(r[k])}`)
+  for (const k of ['discovery', 'advertise', 'observer'] as const) if (typeof r[k] !== 'boolean') throw new InvalidArgumentError(`${k} must be true or false, got ${describeValue(r[k])}`)
   if (r.failureTimeout < 2 * r.heartbeatInterval) {
     throw new InvalidArgumentError(`failureTimeout (${r.failureTimeout} ms) must be at least two heartbeat intervals (2 x ${r.heartbeatInterval} ms): one late heartbeat would drop a healthy peer`)
   }
