@@ -14,8 +14,9 @@ import { AbortError, LimitError, DuplicateIdError, FrameTooLongError, isRxnetErr
 import { multicast, type MulticastChannel } from '../multicast/index.js'
 import { startNatsBridge, type BridgeHandle } from './nats/bridge.js'
 import { varintLength } from '../framing/varint.js'
-import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodeLost, encodePong, encodeString, encodeWelcome, pubToMsg, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodeLost, encodeMsg, encodePong, encodeString, encodeWelcome, pubToMsg, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
 import { Ghosts, removeRoster, rosterPath, writeRoster, type Ghost } from './recovery.js'
+import { SYS_HUB_STATS_REQUEST, SYS_LEASE, hubStatsReply, sysHubStatsTopic } from './sys.js'
 import { PartialFrames, type PartialVerdict } from './limits.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { listenOnPath } from './listen.js'
@@ -101,6 +102,11 @@ class HubImpl implements Hub {
   readonly id = randomBytes(8).toString('hex')
   readonly stats: HubStats = { clients: 0, published: 0, delivered: 0, dropped: 0, bridgedOut: 0, bridgedIn: 0, bridgeBad: 0, bridgeSpoofed: 0, bridgeTooLarge: 0, refused: 0, partialBytes: 0, partialBytesPeak: 0, partialOverflows: 0, partialTimeouts: 0, recovering: 0, lost: 0 }
   readonly events$: Observable<HubEvent>
+  /** Sequence number of this hub's own `$SYS` messages. */
+  private sysSeq = 0
+  /** After a `$SYS` stats request the hub keeps answering every second until this time (it may not read the next request while congested). */
+  private sysUntil = 0
+  private sysTimer: NodeJS.Timeout | null = null
   bridge: MulticastChannel | null = null
   nats: BridgeHandle | null = null
 
@@ -197,6 +203,7 @@ class HubImpl implements Hub {
   }
 
   close(): Promise<void> {
+    if (this.sysTimer !== null) clearInterval(this.sysTimer)
     this.closing ??= this.shutdown()
     return this.closing
   }
@@ -282,6 +289,7 @@ class HubImpl implements Hub {
           }
           if (f.seq <= s.ackSeq) return // a resend this hub has already forwarded
           s.ackSeq = f.seq
+          if (f.topic === SYS_HUB_STATS_REQUEST) return this.onStatsRequest(s)
           this.stats.published++
           const msg = pubToMsg(bytes, s.origin!)
           this.route(f.topic, msg, s, s.id)
@@ -395,6 +403,27 @@ class HubImpl implements Hub {
     } catch (error) {
       this.events.next({ type: 'server-error', error })
     }
+  }
+
+  /** A `$SYS` stats request: answered now and every second for {@link SYS_LEASE} ms (sys.ts); neither routed nor bridged. */
+  private onStatsRequest(s: Session): void {
+    this.answerStats()
+    this.sysUntil = Date.now() + SYS_LEASE
+    this.sysTimer ??= setInterval(() => {
+      if (Date.now() <= this.sysUntil) return this.answerStats()
+      clearInterval(this.sysTimer!)
+      this.sysTimer = null
+    }, 1000).unref()
+    this.scheduleAck(s)
+  }
+
+  /** The hub's counters and clients, to the local subscribers of its `$SYS` stats topic. */
+  private answerStats(): void {
+    const sessions = [...this.sessions].flatMap((t) => (t.id === null || t.closed ? [] : [{ id: t.id, patterns: t.patterns.keys(), slow: t.slowTimer !== null, stats: t.ch.stats }]))
+    const topic = sysHubStatsTopic(this.id)
+    const origin = `$hub-${this.id}`
+    const payload = Buffer.from(JSON.stringify(hubStatsReply(this.id, this.path, this.stats, sessions)))
+    this.route(topic, encodeMsg(this.sysSeq++, origin, topic, payload), null, origin)
   }
 
   /** Forwards `msg` to every local session interested in `topic`, except `from` (unless it asked for echoes). */

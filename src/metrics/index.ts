@@ -11,3 +11,5 @@ export { prometheusExporter, serveMetrics, type PrometheusExporter, type Prometh
 export { otelBridge, type OtelBridge, type OtelBridgeOptions } from './otel.js'
 export { observeMesh, type ObserveMeshOptions } from './observe.js'
 export { encodeSummary, decodeSummary, SUMMARY_VERSION, MAX_SUMMARY_LINKS, MAX_SUMMARY_BYTES } from './summary.js'
+export { hubStats$ } from './hub-stats.js'
+export { SYS_HUB_STATS_REQUEST, SYS_HUB_STATS_PATTERN, SYS_LEASE, type HubStatsReply, type HubClientInfo } from '../bus/sys.js'
