@@ -19,6 +19,7 @@ const commands: Record<string, { summary: string; load: () => Promise<{ run: Com
   tail: { summary: 'print the bus messages matching a topic pattern, live', load: () => import('./tail.js') },
   emit: { summary: 'publish one JSON value on the bus', load: () => import('./emit.js') },
   peers: { summary: "live table of a mesh's members (id, address, port, RTT, state)", load: () => import('./peers.js') },
+  dashboard: { summary: 'live page of a mesh / hub in the browser (topology, RTT, rates, drops) with /metrics, on 127.0.0.1', load: () => import('./dashboard.js') },
 }
 
 function usage(): string {

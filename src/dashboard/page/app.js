@@ -99,7 +99,7 @@
     fill(
       'links',
       view.links.map((l) => {
-        const rtt = Object.entries(l.rtt).map(([from, s]) => `${from}: ${ms(s)}`).join(', ') || '-'
+        const rtt = Object.entries(l.rtt).sort(([x], [y]) => (x < y ? -1 : 1)).map(([from, s]) => `${from}: ${ms(s)}`).join(', ') || '-'
         const h = remember(`link/${l.a}/${l.b}`, l.messagesPerSecond)
         return row([`${l.a} ↔ ${l.b}`, state(l.state), rtt, l.messagesPerSecond, l.bytesPerSecond, spark(h), l.dropped, l.overflows], { 'data-link': `${l.a}|${l.b}`, 'data-state': l.state, 'data-rtt': Object.keys(l.rtt).length })
       }),
@@ -113,7 +113,7 @@
         const trouble = Object.entries(n.trouble).filter(([, v]) => v > 0)
         const t = el('span', trouble.length ? { class: 'warn' } : {}, trouble.length ? trouble.map(([k, v]) => `${k.replace(/_/g, ' ')} ${v}`).join(' · ') : 'none')
         const size = n.gauges.members ?? n.gauges.clients ?? n.gauges.links ?? ''
-        return row([n.id, `${n.transport} ${n.name}`, state(n.state), size, sent, received, spark(h), t], { 'data-node': n.id, 'data-state': n.state, 'data-sent': n.counters.messages_sent ?? n.counters.messages_published ?? 0 })
+        return row([n.id, `${n.transport} ${n.name}`, state(n.state), size, sent, received, spark(h), t], { 'data-node': n.id, 'data-transport': n.transport, 'data-state': n.state, 'data-sent': n.counters.messages_sent ?? n.counters.messages_published ?? 0 })
       }),
     )
     $('clients-section').hidden = view.clients.length === 0

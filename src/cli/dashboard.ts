@@ -1,0 +1,79 @@
+/**
+ * `rxnet dashboard [--mesh NAME] [--bus PATH] [--port N] [--secret-file F]`: a live page of a
+ * running system on 127.0.0.1 (URL printed), with `/metrics` beside it. It watches the mesh as an
+ * observer (never a member) and asks the hub for its stats on the reserved `$SYS` topic.
+ * @module
+ */
+import type { Observable } from 'rxjs'
+import { connectBus } from '../bus/client.js'
+import { startDashboard } from '../dashboard/server.js'
+import { InvalidArgumentError } from '../errors.js'
+import { hubStats$ } from '../metrics/hub-stats.js'
+import { observeMesh } from '../metrics/observe.js'
+import type { MetricsSnapshot } from '../metrics/snapshot.js'
+import { intFlag, parseCommand, readSecret, SECRET_ON_COMMAND_LINE } from './args.js'
+
+const HELP = `usage: rxnet dashboard [--mesh NAME] [--bus PATH] [--port N] [--interface A] [--seed host:port ...] [--secret-file F]
+
+Serves a live page of a running system on http://127.0.0.1:PORT/ (and Prometheus text on /metrics):
+the nodes of mesh NAME and the links between them (state, RTT, msg/s, bytes/s, drops), the hub at
+PATH with its clients. The dashboard is never a member of the mesh it watches.
+
+  --mesh NAME        watch mesh NAME (discovered over mDNS on --interface, or through --seed)
+  --bus PATH         watch the hub listening on PATH (its stats, its clients and their subscriptions)
+  --port N           TCP port of the page (default 0: any free port; the URL is printed)
+  --interface A      interface for mesh discovery (default 127.0.0.1: this machine)
+  --seed host:port   dial this mesh node directly (repeatable)
+  --secret-file F    file holding the mesh secret, or set RXNET_SECRET (a wrong secret sees nothing)`
+
+/** Runs `rxnet dashboard`; resolves to the exit code. */
+export async function run(args: string[]): Promise<number> {
+  const parsed = parseCommand(
+    {
+      name: 'dashboard',
+      usage: HELP,
+      options: {
+        mesh: { type: 'string' },
+        bus: { type: 'string' },
+        port: { type: 'string' },
+        interface: { type: 'string', default: '127.0.0.1' },
+        seed: { type: 'string', multiple: true, default: [] },
+        'secret-file': { type: 'string' },
+      },
+      refused: { secret: SECRET_ON_COMMAND_LINE },
+    },
+    args,
+  )
+  if (parsed === undefined) return 0
+  const { values } = parsed
+  if (values.mesh === undefined && values.bus === undefined) throw new InvalidArgumentError('name something to watch: --mesh NAME and/or --bus PATH')
+  if (values['secret-file'] !== undefined && values.mesh === undefined) throw new InvalidArgumentError('--secret-file needs --mesh')
+  const port = intFlag('port', values.port, 0, 0, 65535)
+  const secret = values.mesh === undefined ? undefined : readSecret(values['secret-file'])
+  const iface = values.interface === 'all' ? undefined : values.interface
+  const sources: Observable<MetricsSnapshot>[] = []
+  const titles: string[] = []
+  if (values.mesh !== undefined) {
+    sources.push(observeMesh(values.mesh, { interface: iface, seeds: values.seed, secret }))
+    titles.push(`mesh "${values.mesh}"`)
+  }
+  const bus = values.bus === undefined ? undefined : connectBus(values.bus)
+  if (bus !== undefined) {
+    sources.push(hubStats$(bus))
+    titles.push(`hub ${values.bus}`)
+  }
+  const dashboard = await startDashboard({ sources, port, title: titles.join(' · ') })
+  console.log(`dashboard: ${dashboard.url}`)
+  await new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      resolve()
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+  })
+  await dashboard.close()
+  await bus?.close()
+  return 0
+}
