@@ -47,7 +47,7 @@ export class Observers {
     })
     link.start()
     this.summaries ??= meshMetrics(this.mesh, { interval: SUMMARY_INTERVAL }).subscribe((s) => {
-      const bytes = encodeSummary(s)
+      const bytes = encodeSummary({ ...s, counters: { ...s.counters, summaries_skipped: this.skipped } })
       for (const l of this.links) {
         if (l.writable) l.send(bytes)
         else this.skipped++

@@ -64,6 +64,7 @@ export const METRICS: readonly MetricName[] = [
   counter('node', 'tiebreaks', 'Mesh: simultaneous dials resolved by the id tie-break.', undefined, '{connection}'),
   counter('node', 'link_failures', 'Mesh: links that ended with an error.', undefined, '{connection}'),
   counter('node', 'link_timeouts', 'Mesh: links dropped by failure detection.', undefined, '{connection}'),
+  counter('node', 'summaries_skipped', 'Mesh (in the summaries observers get): stats summaries not sent to an observer whose send buffer was full.'),
   counter('node', 'messages_published', 'Hub: messages published by local clients.'),
   counter('node', 'messages_delivered', 'Hub: copies of messages written to local clients.'),
   counter('node', 'clients_dropped', 'Hub: clients dropped for bad input, overflow or slowness.', undefined, '{connection}'),
