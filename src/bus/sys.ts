@@ -9,15 +9,52 @@
 import type { ChannelStats } from '../channel.js'
 import type { HubStats } from './options.js'
 
-/** Publish anything here to ask the hub for its stats. */
+/**
+ * Publish anything here to ask the hub for its stats.
+ * @example
+ * ```ts
+ * import { connectBus, SYS_HUB_STATS_REQUEST, SYS_HUB_STATS_PATTERN } from 'rxnet'
+ * const bus = connectBus('/tmp/app.sock')
+ * bus.messages$(SYS_HUB_STATS_PATTERN).subscribe((reply) => console.log(reply))
+ * bus.emit(SYS_HUB_STATS_REQUEST, null)
+ * ```
+ */
 export const SYS_HUB_STATS_REQUEST = '$SYS.REQ.HUB.STATS'
-/** Subscribe to this pattern to hear every local hub's answer. */
+/**
+ * Subscribe to this pattern to hear every local hub's answer.
+ * @example
+ * ```ts
+ * import { connectBus, SYS_HUB_STATS_PATTERN, type HubStatsReply } from 'rxnet'
+ * connectBus('/tmp/app.sock').messages$<HubStatsReply>(SYS_HUB_STATS_PATTERN).subscribe((r) => console.log(r.hub, r.clients.length))
+ * ```
+ */
 export const SYS_HUB_STATS_PATTERN = '$SYS.HUB.*.STATS'
-/** After a request the hub answers again every second for this long, ms (a congested hub does not read the next request). */
+/**
+ * After a request the hub answers again every second for this long, ms (a congested hub does not read the next request).
+ * @example
+ * ```ts
+ * import { SYS_LEASE } from 'rxnet'
+ * console.log(SYS_LEASE) // 10000: ask again within 10 s to keep the answers coming
+ * ```
+ */
 export const SYS_LEASE = 10_000
-/** Most clients listed in one answer (the rest are counted in `omitted`). */
+/**
+ * Most clients listed in one answer (the rest are counted in `omitted`).
+ * @example
+ * ```ts
+ * import { MAX_SYS_CLIENTS } from 'rxnet'
+ * console.log(MAX_SYS_CLIENTS) // 256
+ * ```
+ */
 export const MAX_SYS_CLIENTS = 256
-/** Most subscriptions listed per client (the rest are counted in its `omittedSubscriptions`). */
+/**
+ * Most subscriptions listed per client (the rest are counted in its `omittedSubscriptions`).
+ * @example
+ * ```ts
+ * import { MAX_SYS_PATTERNS } from 'rxnet'
+ * console.log(MAX_SYS_PATTERNS) // 32
+ * ```
+ */
 export const MAX_SYS_PATTERNS = 32
 
 /** The topic a hub answers a stats request on. */
@@ -25,7 +62,14 @@ export function sysHubStatsTopic(hubId: string): string {
   return `$SYS.HUB.${hubId}.STATS`
 }
 
-/** One client of a hub, as its stats answer lists it. */
+/**
+ * One client of a hub, as its stats answer lists it.
+ * @example
+ * ```ts
+ * import type { HubStatsReply } from 'rxnet'
+ * const slow = (r: HubStatsReply) => r.clients.filter((c) => c.slow).map((c) => c.id)
+ * ```
+ */
 export interface HubClientInfo {
   id: string
   subscriptions: string[]
@@ -41,7 +85,14 @@ export interface HubClientInfo {
   bufferedBytes: number
 }
 
-/** What a hub answers on `$SYS.HUB.<id>.STATS`. */
+/**
+ * What a hub answers on `$SYS.HUB.<id>.STATS`.
+ * @example
+ * ```ts
+ * import { connectBus, SYS_HUB_STATS_PATTERN, type HubStatsReply } from 'rxnet'
+ * connectBus('/tmp/app.sock').messages$<HubStatsReply>(SYS_HUB_STATS_PATTERN).subscribe((r) => console.log(r.stats.published))
+ * ```
+ */
 export interface HubStatsReply {
   hub: string
   path: string

@@ -5,7 +5,14 @@
  */
 import type { LinkSnapshot, LinkState, MetricsSnapshot, WorkerSnapshot } from '../metrics/snapshot.js'
 
-/** One node of the topology graph. */
+/**
+ * One node of the topology graph.
+ * @example
+ * ```ts
+ * import type { View } from 'rxnet'
+ * const down = (v: View) => v.nodes.filter((n) => n.state === 'down').map((n) => n.id)
+ * ```
+ */
 export interface ViewNode {
   id: string
   transport: MetricsSnapshot['transport']
@@ -18,7 +25,14 @@ export interface ViewNode {
   trouble: Record<string, number>
 }
 
-/** One edge of the topology graph: a pair of nodes, as reported by either end (or both). */
+/**
+ * One edge of the topology graph: a pair of nodes, as reported by either end (or both).
+ * @example
+ * ```ts
+ * import type { View } from 'rxnet'
+ * const slowest = (v: View) => v.links.map((l) => Math.max(...Object.values(l.rtt)))
+ * ```
+ */
 export interface ViewLink {
   /** `a < b`. */
   a: string
@@ -34,7 +48,14 @@ export interface ViewLink {
   overflows: number
 }
 
-/** Everything the page shows at one moment. */
+/**
+ * Everything the page shows at one moment.
+ * @example
+ * ```ts
+ * const view = await (await fetch('http://127.0.0.1:8090/view.json')).json()
+ * console.log(view.nodes.length, 'nodes', view.links.length, 'links')
+ * ```
+ */
 export interface View {
   time: number
   title: string
@@ -57,6 +78,12 @@ function worst(a: LinkState, b: LinkState): LinkState {
  * Builds the view from the latest snapshot of each source. A node is drawn from its own snapshot
  * (its `state` as the observer sees it, `'up'` when unset) or, if only others report it, from
  * their links to it. `hidden` ids (the observer itself) are left out.
+ * @example
+ * ```ts
+ * import { buildView } from 'rxnet'
+ * const view = buildView(latestSnapshots, 'my mesh')
+ * console.log(view.links.filter((l) => l.state !== 'up'))
+ * ```
  */
 export function buildView(snapshots: readonly MetricsSnapshot[], title: string, hidden: ReadonlySet<string> = new Set(), now = Date.now()): View {
   const nodes = new Map<string, ViewNode>()

@@ -6,7 +6,14 @@
 import { type Observable, Subject, type Subscription, isObservable } from 'rxjs'
 import { type MetricsSnapshot, snapshotKey, withRates } from './snapshot.js'
 
-/** One source or several. */
+/**
+ * One source or several.
+ * @example
+ * ```ts
+ * import { meshMetrics, hubMetrics, type MetricsSources } from 'rxnet'
+ * const sources: MetricsSources = [meshMetrics(mesh), hubMetrics(hub)]
+ * ```
+ */
 export type MetricsSources = Observable<MetricsSnapshot> | Iterable<Observable<MetricsSnapshot>>
 
 /** The sources as a list. */

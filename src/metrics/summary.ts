@@ -7,18 +7,47 @@
 import { DecodeError } from '../errors.js'
 import type { LinkSnapshot, MetricsSnapshot } from './snapshot.js'
 
-/** Summary format version. */
+/**
+ * Summary format version.
+ * @example
+ * ```ts
+ * import { SUMMARY_VERSION } from 'rxnet'
+ * console.log(`summary format v${SUMMARY_VERSION}`)
+ * ```
+ */
 export const SUMMARY_VERSION = 1
-/** Most links one summary carries (the rest are left out; `links_omitted` says how many). */
+/**
+ * Most links one summary carries (the rest are left out; `links_omitted` says how many).
+ * @example
+ * ```ts
+ * import { MAX_SUMMARY_LINKS } from 'rxnet'
+ * console.log(MAX_SUMMARY_LINKS) // 256 links per summary at most
+ * ```
+ */
 export const MAX_SUMMARY_LINKS = 256
-/** Largest summary accepted or sent, bytes. */
+/**
+ * Largest summary accepted or sent, bytes.
+ * @example
+ * ```ts
+ * import { MAX_SUMMARY_BYTES } from 'rxnet'
+ * console.log(MAX_SUMMARY_BYTES) // 65536
+ * ```
+ */
 export const MAX_SUMMARY_BYTES = 64 * 1024
 
 const LINK_COUNTERS = ['messages_received', 'messages_sent', 'received_bytes', 'sent_bytes', 'dropped_messages', 'overflows'] as const
 const STATES = new Set(['up', 'suspect', 'down'])
 const KINDS = new Set(['peer', 'link', 'client'])
 
-/** Encodes `s` as a summary; links past the bound are left out and counted in `gauges.links_omitted`. */
+/**
+ * Encodes `s` as a summary; links past the bound are left out and counted in `gauges.links_omitted`.
+ * @example
+ * ```ts
+ * import { encodeSummary, decodeSummary } from 'rxnet'
+ * const bytes = encodeSummary(snapshot)
+ * console.log(decodeSummary(bytes).node === snapshot.node) // true
+ * ```
+ */
 export function encodeSummary(s: MetricsSnapshot): Uint8Array {
   const links = s.links.slice(0, MAX_SUMMARY_LINKS).map((l) => ({ kind: l.kind, from: l.from, to: l.to, state: l.state, rtt: l.rttSeconds, counters: l.counters, gauges: l.gauges }))
   const omitted = s.links.length - links.length
@@ -41,6 +70,11 @@ function isNumberRecord(v: unknown): v is Record<string, number> {
 /**
  * Decodes a summary received at `time` (the observer's clock, not the sender's). Throws
  * `ERR_DECODE` on anything that is not a well-formed summary of this version.
+ * @example
+ * ```ts
+ * import { decodeSummary } from 'rxnet'
+ * peer.source.subscribe((bytes) => console.log(decodeSummary(bytes).links.length))
+ * ```
  */
 export function decodeSummary(bytes: Uint8Array, time = Date.now()): MetricsSnapshot {
   if (bytes.length > MAX_SUMMARY_BYTES) throw new DecodeError('stats summary', new RangeError(`${bytes.length} bytes exceeds ${MAX_SUMMARY_BYTES}`))
