@@ -34,6 +34,8 @@ export interface DashboardOptions {
   interval?: number
   /** A node whose latest snapshot is older than this is no longer drawn, ms. @default 5000 */
   staleAfter?: number
+  /** A node reported down is drawn (as down) for this long, ms. @default 1500 (the mesh failure timeout) */
+  linger?: number
   /** Node ids not drawn (the observer's own). @default [] */
   hidden?: string[]
 }
@@ -45,7 +47,7 @@ export interface DashboardOptions {
  * console.log(DEFAULT_DASHBOARD_OPTIONS.host) // 127.0.0.1
  * ```
  */
-export const DEFAULT_DASHBOARD_OPTIONS = { port: 0, host: '127.0.0.1', title: 'rxnet', interval: 1000, staleAfter: 5000, hidden: [] as string[] }
+export const DEFAULT_DASHBOARD_OPTIONS = { port: 0, host: '127.0.0.1', title: 'rxnet', interval: 1000, staleAfter: 5000, linger: 1500, hidden: [] as string[] }
 
 /**
  * A running dashboard.
@@ -96,6 +98,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   checkInt('startDashboard: port', o.port, 0, 65535)
   checkInt('startDashboard: interval', o.interval)
   checkInt('startDashboard: staleAfter', o.staleAfter)
+  checkInt('startDashboard: linger', o.linger, 0)
   const page = readPage()
   // One subscription per source, shared by the view and the Prometheus exporter.
   const shared: Observable<MetricsSnapshot>[] = sourceList(options.sources).map((s) => s.pipe(share({ connector: () => new ReplaySubject<MetricsSnapshot>(1) })))
@@ -112,7 +115,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
   const view = (): View => {
     const now = Date.now()
     return buildView(
-      store.snapshots().filter((s) => now - s.time <= o.staleAfter),
+      store.snapshots().filter((s) => now - s.time <= (s.state === 'down' ? o.linger : o.staleAfter)),
       o.title,
       hidden,
       now,

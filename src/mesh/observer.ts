@@ -46,7 +46,7 @@ export class Observers {
       if (this.links.size === 0) this.stop()
     })
     link.start()
-    this.summaries ??= meshMetrics(this.mesh, { interval: SUMMARY_INTERVAL }).subscribe((s) => {
+    this.summaries ??= meshMetrics(this.mesh, { interval: SUMMARY_INTERVAL, linger: this.timing.failureTimeout }).subscribe((s) => {
       const bytes = encodeSummary({ ...s, counters: { ...s.counters, summaries_skipped: this.skipped } })
       for (const l of this.links) {
         if (l.writable) l.send(bytes)

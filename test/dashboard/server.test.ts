@@ -103,11 +103,15 @@ describe('startDashboard', () => {
     expect((await get(`${d.url}nope`)).status).toBe(404)
   })
 
-  it('a node whose snapshots stopped is no longer drawn (staleAfter); options are checked', async () => {
+  it('a node whose snapshots stopped is no longer drawn (staleAfter), a node down for longer than linger neither; options are checked', async () => {
     const old = { ...snap('gone', []), time: Date.now() - 60_000 }
-    const d = await startDashboard({ sources: [concat(of(old), NEVER), concat(of({ ...snap('here', []), time: Date.now() }), NEVER)] })
+    const now = Date.now()
+    const d = await startDashboard({
+      sources: [old, { ...snap('here', []), time: now }, { ...snap('quiet', []), time: now - 3000 }, { ...snap('died', []), time: now - 3000, state: 'down' as const }].map((x) => concat(of(x), NEVER)),
+    })
     cleanups.push(() => d.close())
-    expect(d.view().nodes.map((n) => n.id)).toEqual(['here'])
+    // 'gone' is past staleAfter (5 s); 'died' was reported down more than linger (1.5 s) ago.
+    expect(d.view().nodes.map((n) => n.id)).toEqual(['here', 'quiet'])
     await expect(startDashboard({ sources: [], prot: 1 } as never)).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
   })
 })
