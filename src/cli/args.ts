@@ -168,3 +168,24 @@ export const SECRET_ON_COMMAND_LINE = `a secret on the command line shows in ps;
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value)}\n`)
 }
+
+/**
+ * Resolves on the first SIGINT or SIGTERM (both listeners removed then): how a long-running
+ * subcommand waits to shut down cleanly.
+ * @example
+ * ```ts
+ * await untilSignal()
+ * await hub.close()
+ * ```
+ */
+export function untilSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = (): void => {
+      process.off('SIGINT', stop)
+      process.off('SIGTERM', stop)
+      resolve()
+    }
+    process.on('SIGINT', stop)
+    process.on('SIGTERM', stop)
+  })
+}

@@ -11,7 +11,7 @@ import { InvalidArgumentError } from '../errors.js'
 import { hubStats$ } from '../metrics/hub-stats.js'
 import { observeMesh } from '../metrics/observe.js'
 import type { MetricsSnapshot } from '../metrics/snapshot.js'
-import { intFlag, parseCommand, readSecret, SECRET_ON_COMMAND_LINE } from './args.js'
+import { intFlag, parseCommand, readSecret, SECRET_ON_COMMAND_LINE, untilSignal } from './args.js'
 
 const HELP = `usage: rxnet dashboard [--mesh NAME] [--bus PATH] [--port N] [--interface A] [--seed host:port ...] [--secret-file F]
 
@@ -64,15 +64,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const dashboard = await startDashboard({ sources, port, title: titles.join(' · ') })
   console.log(`dashboard: ${dashboard.url}`)
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      resolve()
-    }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
-  })
+  await untilSignal()
   await dashboard.close()
   await bus?.close()
   return 0

@@ -18,7 +18,7 @@ const peer = fileURLToPath(new URL('./bus.peer.ts', import.meta.url))
 const N = 200_000
 const SAMPLE_DEADLINE_MS = 30_000
 
-function startPeer(args: string[]): Promise<ChildProcess> {
+export function startPeer(args: string[]): Promise<ChildProcess> {
   const child = fork(peer, args, { cwd: root, execArgv: ['--import', 'tsx'], env: { ...process.env, N: String(N) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     child.once('message', (m) => (m === 'ready' ? resolve(child) : reject(new Error(`peer said ${String(m)}`))))
@@ -26,7 +26,7 @@ function startPeer(args: string[]): Promise<ChildProcess> {
   })
 }
 
-async function stopPeer(child: ChildProcess): Promise<void> {
+export async function stopPeer(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return
   const exited = new Promise((r) => child.once('exit', r))
   child.send('stop')
@@ -36,7 +36,7 @@ async function stopPeer(child: ChildProcess): Promise<void> {
 }
 
 /** One sample: says 'go', resolves with msg/s once `N` values arrived through `onValue`, in order. */
-function sample(child: ChildProcess, arm: (onValue: (v: { i: number }) => void) => () => void): Promise<number> {
+export function sample(child: ChildProcess, arm: (onValue: (v: { i: number }) => void) => () => void): Promise<number> {
   return new Promise((resolve, reject) => {
     let next = 0
     const t0 = performance.now()

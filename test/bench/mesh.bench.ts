@@ -26,7 +26,7 @@ const MAX_COUNT = 20_000_000
 const SAMPLE_TIMEOUT_MS = 30_000
 const root = fileURLToPath(new URL('../..', import.meta.url))
 
-function startSender(): Promise<ChildProcess> {
+export function startSender(): Promise<ChildProcess> {
   const child = fork(fileURLToPath(new URL('./mesh.peer.ts', import.meta.url)), [], { cwd: root, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     child.once('message', (m) => (m === 'ready' ? resolve(child) : reject(new Error(String(m)))))
@@ -67,8 +67,10 @@ async function tcpSample(child: ChildProcess, size: number): Promise<number> {
   }
 }
 
-async function meshSample(child: ChildProcess, size: number, secret?: string): Promise<number> {
+/** msg/s from the sender child to a mesh node here; `attach` runs once it listens (what it returns runs at the end). */
+export async function meshSample(child: ChildProcess, size: number, secret?: string, attach?: (mesh: Mesh, port: number) => Promise<() => void>, durationMs = DURATION_MS): Promise<number> {
   const mesh = createMesh({ name: 'bench', id: 'receiver', discovery: false, interface: '127.0.0.1', secret })
+  let detach = (): void => {}
   try {
     let count = 0
     let t0 = 0
@@ -84,12 +86,14 @@ async function meshSample(child: ChildProcess, size: number, secret?: string): P
       }),
     )
     const { port } = await mesh.listen(0, '127.0.0.1')
-    const sent = await ask(child, { cmd: 'mesh', size, port, durationMs: DURATION_MS, maxCount: MAX_COUNT, secret })
+    if (attach !== undefined) detach = await attach(mesh, port)
+    const sent = await ask(child, { cmd: 'mesh', size, port, durationMs, maxCount: MAX_COUNT, secret })
     target = sent
     if (count >= sent) finish()
     await Promise.race([finished, new Promise((_, reject) => setTimeout(() => reject(new Error(`mesh ${size}B: sent ${sent}, received ${count}`)), 10_000).unref())])
     return count / ((t1 - t0) / 1000)
   } finally {
+    detach()
     await mesh.close()
   }
 }
