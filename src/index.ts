@@ -179,6 +179,8 @@ export {
   serveMetrics,
   otelBridge,
   observeMesh,
+  reportClusterMetrics,
+  clusterView,
   encodeSummary,
   decodeSummary,
   SUMMARY_VERSION,
