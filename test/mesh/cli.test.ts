@@ -114,7 +114,8 @@ describe('mesh CLI and example', () => {
     for (const m of snapshot.members) expect(out).toContain(m.id)
     const shown = await demo
     expect(shown.code).toBe(0)
-    // The demo names the two observers in full: cut to 6 characters, both showed as "peers-".
-    expect(new Set([...shown.out.matchAll(/\+ (peers-cli-\d+) joined/g)].map((m) => m[1])).size).toBe(2)
+    // rxnet peers is an observer: the demo's nodes never count it as a member (they kept writing to 1 node).
+    expect(shown.out).not.toMatch(/peers-cli-\d+ joined/)
+    expect(shown.out).not.toMatch(/write to 2 nodes/)
   }, 30_000)
 })

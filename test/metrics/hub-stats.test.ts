@@ -64,6 +64,7 @@ describe('hub $SYS stats', () => {
     socket.pause()
     const publisher = connectBus(hub.path, { overflow: 'drop-oldest' })
     cleanups.push(() => publisher.close())
+    cleanups.push(() => socket.destroy()) // first: the hub uncongests and acknowledges what the publisher sent
     await publisher.flush()
     const slow = firstValueFrom(seen.pipe(filter((x) => x.links.some((l) => l.to === 'slowpoke' && l.info?.slow === true)), timeout(20_000)))
     const chunk = 'x'.repeat(16 * 1024)
