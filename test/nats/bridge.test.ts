@@ -1,37 +1,25 @@
 // Hubs bridged through NATS: local clients talk to their hub on its Unix socket; each hub forwards
 // its clients' messages to NATS and subscribes there to the union of its clients' patterns.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs'
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node'
+import { headers, type NatsConnection } from '@nats-io/transport-node'
 import { connectBus, startHub, type Bus, type BusMessage, type Hub } from 'rxnet'
 import { tmpSocket } from '../bus/helpers.js'
-import { NATS_SERVER, SKIP_REASON, startNats, type NatsCluster } from './harness.js'
+import { NATS_SERVER, SKIP_REASON, natsSuite } from './harness.js'
 
 describe.skipIf(NATS_SERVER === null)(`hubs bridged through NATS${NATS_SERVER === null ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
-  let nats: NatsCluster
-  const open: { close(): Promise<unknown> }[] = []
-  beforeAll(async () => {
-    nats = await startNats(1)
-  })
-  afterAll(() => nats?.close())
-  afterEach(async () => {
-    for (const o of open.splice(0).reverse()) await o.close()
-  })
+  const s = natsSuite(1)
   const hub = async (): Promise<Hub> => {
-    const h = await startHub({ path: tmpSocket(), nats: { servers: [nats.url] } })
-    open.push(h)
+    const h = await startHub({ path: tmpSocket(), nats: { servers: [s.url] } })
+    s.track(h)
     return h
   }
   const client = (h: Hub): Bus => {
     const b = connectBus(h.path, { minReconnectDelay: 10 })
-    open.push(b)
+    s.track(b)
     return b
   }
-  const plain = async (): Promise<NatsConnection> => {
-    const nc = await connect({ servers: nats.url })
-    open.push(nc)
-    return nc
-  }
+  const plain = (): Promise<NatsConnection> => s.plain()
   /** The client's SUB reached its hub and the hub's NATS SUB reached the server. */
   const subscribed = async (h: Hub, b: Bus): Promise<void> => {
     await b.flush()

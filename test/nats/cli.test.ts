@@ -1,12 +1,12 @@
 // rxnet hub --nats, rxnet tail / emit --nats, against a real nats-server.
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { firstValueFrom } from 'rxjs'
 import { connectBus, type BusMessage } from 'rxnet'
 import { run as tail } from '../../src/cli/tail.js'
 import { run as emit } from '../../src/cli/emit.js'
 import { run as hub } from '../../src/cli/hub.js'
 import { exited, spawnTs, tmpSocket } from '../bus/helpers.js'
-import { NATS_SERVER, SKIP_REASON, startNats, type NatsCluster } from './harness.js'
+import { NATS_SERVER, SKIP_REASON, natsSuite } from './harness.js'
 
 describe('rxnet --nats arguments', () => {
   it('--path with --nats, or a --nats that is not a nats:// URL, is ERR_INVALID_ARGUMENT', async () => {
@@ -17,21 +17,13 @@ describe('rxnet --nats arguments', () => {
 })
 
 describe.skipIf(NATS_SERVER === null)(`rxnet hub / tail / emit --nats${NATS_SERVER === null ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
-  let nats: NatsCluster
-  const open: { close(): Promise<unknown> }[] = []
-  beforeAll(async () => {
-    nats = await startNats(1)
-  })
-  afterAll(() => nats?.close())
-  afterEach(async () => {
-    vi.restoreAllMocks()
-    for (const o of open.splice(0).reverse()) await o.close()
-  })
-  const url = (): `nats://${string}` => nats.url as `nats://${string}`
+  const s = natsSuite(1)
+  afterEach(() => vi.restoreAllMocks())
+  const url = (): `nats://${string}` => s.url
 
   it('rxnet emit --nats publishes one JSON value; rxnet tail --nats --json prints what arrives', async () => {
     const b = connectBus(url())
-    open.push(b)
+    s.track(b)
     const got = firstValueFrom(b.messages$('cli.>'))
     await b.flush()
     expect(await emit(['cli.x', '{"a":1}', '--nats', url()])).toBe(0)
@@ -59,7 +51,8 @@ describe.skipIf(NATS_SERVER === null)(`rxnet hub / tail / emit --nats${NATS_SERV
       expect(child.output()).toContain(`bridged through NATS ${url()}`)
       const remote = connectBus(url())
       const local = connectBus(path)
-      open.push(remote, local)
+      s.track(remote)
+      s.track(local)
       const got = firstValueFrom(remote.envelopes$('from.hub'))
       await remote.flush()
       local.emit('from.hub', 'hello')

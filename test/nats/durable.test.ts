@@ -1,28 +1,20 @@
 // Durable topics on JetStream (a real nats-server with JetStream in a temp dir): history with
 // `from`, durable consumers that resume after a restart, and emits stored once even when they are
 // republished after the server went down mid-stream.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { lastValueFrom, take, toArray } from 'rxjs'
 import { connect } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { connectBus, type NatsBus, type NatsBusOptions } from 'rxnet'
-import { NATS_SERVER, SKIP_REASON, startNats, type NatsCluster } from './harness.js'
+import { NATS_SERVER, SKIP_REASON, natsSuite } from './harness.js'
 
 describe.skipIf(NATS_SERVER === null)(`durable topics (JetStream)${NATS_SERVER === null ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
-  let nats: NatsCluster
+  const s = natsSuite(1, { jetstream: true })
   let streamNo = 0
   let stream = ''
-  const open: { close(): Promise<unknown> }[] = []
-  beforeAll(async () => {
-    nats = await startNats(1, { jetstream: true })
-  })
-  afterAll(() => nats?.close())
-  afterEach(async () => {
-    for (const o of open.splice(0).reverse()) await o.close()
-  })
   const bus = (options: NatsBusOptions = {}): NatsBus => {
-    const b = connectBus(nats.url as `nats://${string}`, { durable: { stream, subjects: [`${stream.toLowerCase()}.>`] }, ...options })
-    open.push(b)
+    const b = connectBus(s.url, { durable: { stream, subjects: [`${stream.toLowerCase()}.>`] }, ...options })
+    s.track(b)
     return b
   }
   const fresh = (): string => {
@@ -78,12 +70,12 @@ describe.skipIf(NATS_SERVER === null)(`durable topics (JetStream)${NATS_SERVER =
     for (let n = 1; n <= N; n++) {
       if (!pub.writable) await pub.whenWritable()
       pub.emit(`${t}.k`, n)
-      if (n === N / 2) restarted = nats.servers[0]!.kill().then(() => nats.servers[0]!.start())
+      if (n === N / 2) restarted = s.nats.servers[0]!.kill().then(() => s.nats.servers[0]!.start())
     }
     await restarted
     await pub.flush({ timeout: 30_000 })
-    const nc = await connect({ servers: nats.url })
-    open.push(nc)
+    const nc = await connect({ servers: s.url })
+    s.track(nc)
     const info = await (await jetstreamManager(nc)).streams.info(stream)
     expect(info.state.messages).toBe(N)
     const sub = bus()
@@ -92,13 +84,13 @@ describe.skipIf(NATS_SERVER === null)(`durable topics (JetStream)${NATS_SERVER =
   })
 
   it('messages$ with from / consumer on a bus without durable topics errors with ERR_INVALID_ARGUMENT; a bad from too', async () => {
-    const plain = connectBus(nats.url as `nats://${string}`)
-    open.push(plain)
+    const plain = connectBus(s.url)
+    s.track(plain)
     await expect(lastValueFrom(plain.messages$('x', { from: 'start' }))).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
     fresh()
     const b = bus()
     await expect(lastValueFrom(b.messages$('x', { from: -3 }))).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
     await expect(lastValueFrom(b.messages$('x', { consumer: 'a b' }))).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
-    expect(() => connectBus(nats.url as `nats://${string}`, { durable: { stream: 'A', subjects: [] } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    expect(() => connectBus(s.url, { durable: { stream: 'A', subjects: [] } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
   })
 })

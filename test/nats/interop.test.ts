@@ -1,32 +1,20 @@
 // The bus on NATS and plain nats.js clients on the same server: payloads are plain JSON, rxnet's
 // metadata is in headers only, requests and replies are NATS requests and replies.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { firstValueFrom, lastValueFrom, of, take, toArray } from 'rxjs'
-import { connect, headers, type NatsConnection } from '@nats-io/transport-node'
+import { headers, type NatsConnection } from '@nats-io/transport-node'
 import { connectBus, type NatsBus } from 'rxnet'
 import { reply, request } from 'rxnet/operators'
-import { freePort, NATS_SERVER, SKIP_REASON, startNats, type NatsCluster } from './harness.js'
+import { freePort, NATS_SERVER, SKIP_REASON, natsSuite } from './harness.js'
 
 describe.skipIf(NATS_SERVER === null)(`bus on NATS with plain NATS clients${NATS_SERVER === null ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
-  let nats: NatsCluster
-  const open: { close(): Promise<unknown> }[] = []
-  beforeAll(async () => {
-    nats = await startNats(1)
-  })
-  afterAll(() => nats?.close())
-  afterEach(async () => {
-    for (const o of open.splice(0).reverse()) await o.close()
-  })
+  const s = natsSuite(1)
   const bus = (): NatsBus => {
-    const b = connectBus(nats.url as `nats://${string}`)
-    open.push(b)
+    const b = connectBus(s.url)
+    s.track(b)
     return b
   }
-  const plain = async (): Promise<NatsConnection> => {
-    const nc = await connect({ servers: nats.url })
-    open.push(nc)
-    return nc
-  }
+  const plain = (): Promise<NatsConnection> => s.plain()
 
   it('a plain nc.publish of JSON reaches messages$("log.*"), origin "" and seq 0', async () => {
     const b = bus()
