@@ -1,10 +1,12 @@
 /**
  * The cluster link handshake: one JSON line each way (`{ rxnet: 'link', v, token, id, pid }`),
- * read from a fresh socket with a deadline; what follows the line is put back for the framer.
+ * read from a fresh socket with a deadline by the shared handshake reader (src/handshake-reader.ts,
+ * also used by the mesh's); what follows the line is put back for the framer.
  * @module
  */
 import type net from 'node:net'
-import { AuthenticationError, HandshakeError, type RxnetError, VersionMismatchError } from '../errors.js'
+import { AuthenticationError, HandshakeError, VersionMismatchError } from '../errors.js'
+import { lineHandshake, readHandshake } from '../handshake-reader.js'
 
 /** Version of the link handshake. */
 export const LINK_PROTOCOL_VERSION = 1
@@ -42,40 +44,10 @@ export function parseHello(line: string, token: string): Hello {
   return hello
 }
 
-/** Reads one '\n'-terminated line from a fresh socket within `timeout` ms; puts back whatever followed it. */
+/**
+ * Reads the handshake line from a fresh socket within `timeout` ms (the shared
+ * {@link readHandshake} with a line decoder); what followed it is put back for the framer.
+ */
 export function readLine(socket: net.Socket, timeout = HANDSHAKE_TIMEOUT): Promise<string> {
-  return new Promise<string>((resolve, reject) => {
-    let buf: Buffer = Buffer.alloc(0)
-    const cleanup = (): void => {
-      clearTimeout(timer)
-      socket.off('data', onData)
-      socket.off('end', onEnd)
-      socket.off('close', onEnd)
-      socket.off('error', onError)
-    }
-    const fail = (e: RxnetError): void => {
-      cleanup()
-      reject(e)
-    }
-    const onData = (chunk: Buffer): void => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
-      const nl = buf.indexOf(0x0a)
-      if (nl < 0) {
-        if (buf.length > MAX_HANDSHAKE_BYTES) fail(new HandshakeError(`link handshake longer than ${MAX_HANDSHAKE_BYTES} bytes`))
-        return
-      }
-      if (nl > MAX_HANDSHAKE_BYTES) return fail(new HandshakeError(`link handshake longer than ${MAX_HANDSHAKE_BYTES} bytes`))
-      cleanup()
-      socket.pause()
-      if (nl + 1 < buf.length) socket.unshift(buf.subarray(nl + 1))
-      resolve(buf.subarray(0, nl).toString('utf8'))
-    }
-    const onEnd = (): void => fail(new HandshakeError('link closed during the handshake'))
-    const onError = (e: Error): void => fail(new HandshakeError(`link failed during the handshake: ${e.message}`, e))
-    const timer = setTimeout(() => fail(new HandshakeError(`link handshake not completed within ${timeout} ms`)), timeout)
-    socket.on('data', onData)
-    socket.on('end', onEnd)
-    socket.on('close', onEnd)
-    socket.on('error', onError)
-  })
+  return readHandshake(socket, { timeout, decoder: lineHandshake(MAX_HANDSHAKE_BYTES) })
 }

@@ -17,8 +17,9 @@
 import { Observable, catchError, share, throwError } from 'rxjs'
 import { socketChannel, type SocketChannel, type SocketChannelOptions } from '../socket.js'
 import { decodeWith, json, type Codec } from '../codec/index.js'
-import { DEFAULT_CONNECTION_CLOSE_TIMEOUT, type CloseOptions, type ConnectionStats, type WaitOptions } from '../connection.js'
-import { BufferOverflowError, ChannelAbortedError, DecodeError, EncodeError, FrameTooLongError, RxnetError, TimeoutError } from '../errors.js'
+import type { CloseOptions, ConnectionStats, WaitOptions } from '../connection.js'
+import { OPEN } from '../lifecycle.js'
+import { BufferOverflowError, DecodeError, EncodeError, FrameTooLongError, RxnetError } from '../errors.js'
 import { DEFAULT_MAX_LENGTH } from '../framing/decoder.js'
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW } from '../queue.js'
 import type { Link } from './types.js'
@@ -94,7 +95,6 @@ class LinkImpl implements Link {
   private ended = false
   /** The error this layer failed the link with (ERR_ENCODE, ERR_DECODE, ERR_BUFFER_OVERFLOW): what `source` and `closed` report. */
   private failure: RxnetError | undefined
-  private closing: Promise<void> | null = null
   /** Values of a batch frame not delivered because the last subscriber left mid-frame: the next one gets them first. */
   private held: unknown[] = []
 
@@ -116,7 +116,7 @@ class LinkImpl implements Link {
     const channel = this.batching ? { ...options, highWaterMark: this.highWaterMark + BATCH_SLACK } : options
     this.raw = socketChannel(socket, channel)
     this.stats = new LinkStats(this.raw)
-    this.closed = (this.raw.closed as Promise<unknown>).then((how) => this.failure ?? (how instanceof RxnetError ? how : undefined))
+    this.closed = this.raw.closed.then((how) => this.failure ?? how)
     this.source = new Observable<unknown>((subscriber) => {
       while (this.held.length > 0 && !subscriber.closed) {
         this.stats.messagesIn++
@@ -140,7 +140,7 @@ class LinkImpl implements Link {
   }
 
   send(value: unknown): void {
-    if (this.ended) {
+    if (this.ended || this.raw.state !== OPEN) {
       this.stats.droppedHere++
       return
     }
@@ -186,43 +186,21 @@ class LinkImpl implements Link {
     return this.raw.whenWritable(options)
   }
 
+  /** Flushes this tick's batch, then the socket channel's close-then-abort (`timeout`, `signal`). */
   close(options: CloseOptions = {}): Promise<void> {
-    this.closing ??= this.doClose(options)
-    return this.closing
+    this.flush()
+    this.ended = true
+    return this.raw.close(options)
   }
 
   abort(err?: unknown): void {
     this.ended = true
     this.dropPending()
-    this.failure ??= new ChannelAbortedError(err) // what source and closed report
-    this.raw.sink.error(err)
+    this.raw.abort(err) // ERR_ABORTED, cause: err (source and closed report the channel's error)
   }
 
   [Symbol.asyncDispose](): Promise<void> {
     return this.close()
-  }
-
-  private async doClose(options: CloseOptions): Promise<void> {
-    this.flush()
-    this.ended = true
-    const timeout = options.timeout ?? DEFAULT_CONNECTION_CLOSE_TIMEOUT
-    const { signal } = options
-    let timer: NodeJS.Timeout | undefined
-    let onAbort: (() => void) | undefined
-    const why = await Promise.race([
-      this.raw.close().then(() => null),
-      new Promise<unknown>((resolve) => {
-        timer = setTimeout(() => resolve(new TimeoutError(`graceful close of the link to ${this.id}`, timeout)), timeout)
-        if (signal === undefined) return
-        onAbort = (): void => resolve(signal.reason)
-        if (signal.aborted) onAbort()
-        else signal.addEventListener('abort', onAbort, { once: true })
-      }),
-    ])
-    clearTimeout(timer)
-    if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
-    if (why !== null) this.abort(why)
-    await this.closed
   }
 
   /** Writes the batch of this tick as one frame (a JSON array of the values' encodings). */
@@ -230,6 +208,7 @@ class LinkImpl implements Link {
     this.scheduled = false
     const pending = this.pending
     if (pending.length === 0) return
+    if (this.raw.state !== OPEN) return this.dropPending() // the connection failed meanwhile: counted as values
     this.pending = []
     this.stats.pendingBytes = 0
     this.writeBatch(pending)
@@ -254,11 +233,12 @@ class LinkImpl implements Link {
 
   /** Fails the link with a typed error of this layer: `source` errors with it, `closed` resolves with it. */
   private fail(error: RxnetError): void {
-    if (this.failure !== undefined) return
+    const { state } = this.raw
+    if (this.failure !== undefined || state.type === 'closed' || state.error !== undefined) return // it ended already, for its own reason
     this.failure = error
     this.ended = true
     this.dropPending()
-    this.raw.sink.error(error)
+    this.raw.abort(error)
   }
 
   private deliver(frame: Uint8Array, subscriber: { next(v: unknown): void; error(e: unknown): void }): void {
@@ -291,6 +271,6 @@ class LinkImpl implements Link {
 
   private failDecode(e: RxnetError, subscriber: { error(e: unknown): void }): void {
     this.fail(e instanceof RxnetError ? e : new DecodeError(this.codec.name, e))
-    subscriber.error(this.failure)
+    subscriber.error(this.failure ?? e)
   }
 }

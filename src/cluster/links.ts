@@ -20,10 +20,11 @@ import { DuplicateIdError, HandshakeError, NotRosteredError, PathTooLongError, R
 import { MAX_SOCKET_PATH } from '../bus/listen.js'
 import type { RosterEntry } from './ipc.js'
 import { listenAsync } from './serve.js'
+import { Backoff } from '../backoff.js'
 import { HANDSHAKE_TIMEOUT, helloLine, parseHello, readLine } from './handshake.js'
 import type { ClusterStats, Link } from './types.js'
 
-/** First redial delay after a link to a rostered process ended, ms; each failed attempt doubles it. */
+/** First redial delay after a link to a rostered process ended, ms (before jitter); each failed attempt doubles it. */
 export const INITIAL_REDIAL_DELAY = 100
 /** Longest redial delay, ms; a link that stayed up this long resets the backoff. */
 export const MAX_REDIAL_DELAY = 5_000
@@ -86,8 +87,8 @@ export class LinkManager {
   private readonly rosterChanged = new Subject<void>()
   private readonly pending = new Set<net.Socket>()
   private readonly added = new Subject<Link>()
-  /** Redial attempts in a row per far id, and the timer of the next one. */
-  private readonly attempts = new Map<number, number>()
+  /** Redial backoff per far id (the shared Backoff, jitter included), and the timer of the next attempt. */
+  private readonly backoffs = new Map<number, Backoff>()
   private readonly redials = new Map<number, NodeJS.Timeout>()
   private closing = false
   /** Refused handshakes and failed dials. */
@@ -205,9 +206,9 @@ export class LinkManager {
   /** Dials `id` again after a backoff, if it is still rostered as `pid`, not linked and not being dialled. */
   private scheduleRedial(id: number, pid: number): void {
     if (this.closing || id >= this.opts.id || this.redials.has(id) || this.entry(id, pid) === undefined) return
-    const attempt = this.attempts.get(id) ?? 0
-    this.attempts.set(id, attempt + 1)
-    const delay = Math.min(MAX_REDIAL_DELAY, INITIAL_REDIAL_DELAY * 2 ** attempt)
+    let backoff = this.backoffs.get(id)
+    if (backoff === undefined) this.backoffs.set(id, (backoff = new Backoff({ initialDelay: INITIAL_REDIAL_DELAY, maxDelay: MAX_REDIAL_DELAY })))
+    const delay = backoff.next()
     const timer = setTimeout(() => {
       this.redials.delete(id)
       const peer = this.entry(id, pid)
@@ -278,7 +279,7 @@ export class LinkManager {
     void link.closed.then(() => {
       if (this.live.get(id) !== link) return // replaced, or the manager closed
       this.live.delete(id)
-      if (Date.now() - since >= MAX_REDIAL_DELAY) this.attempts.delete(id)
+      if (Date.now() - since >= MAX_REDIAL_DELAY) this.backoffs.get(id)?.reset()
       this.scheduleRedial(id, pid)
     })
     this.added.next(link)
