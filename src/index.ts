@@ -79,6 +79,9 @@ export {
   ORIGIN_HEADER,
   SEQ_HEADER,
   DEFAULT_DUPLICATE_WINDOW,
+  type HubNatsOptions,
+  type NatsBridge,
+  DEFAULT_BRIDGE_HIGH_WATER_MARK,
 } from './bus/index.js'
 export {
   multicast,

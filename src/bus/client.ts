@@ -82,6 +82,18 @@ const DEDUPE_WINDOW = 4096
 export const MAX_SEQ_JUMP = 1 << 24
 
 /**
+ * The same bus on NATS: connects to the servers in `url` (`nats://host:port`, comma-separated for
+ * a cluster) through `@nats-io/transport-node` (an optional peer dependency, loaded on first use).
+ * See README "Scaling out" (`./nats/client.ts`).
+ * @example
+ * ```ts
+ * const bus = connectBus('nats://127.0.0.1:4222', { durable: { stream: 'EVENTS', subjects: ['orders.>'] } })
+ * bus.messages$('orders.>', { from: 'start' }).subscribe(console.log)
+ * bus.emit('orders.created', { id: 1 })
+ * ```
+ */
+export function connectBus(url: `nats://${string}` | `tls://${string}`, options?: NatsBusOptions): NatsBus
+/**
  * Connects to the hub at `path` (Unix socket or Windows named pipe). Returns at once; the client
  * connects, and reconnects after any failure, by itself. Before every attempt it checks that the
  * socket and its directories cannot be another user's (`ERR_UNSAFE_PATH`: thrown here if the
@@ -98,7 +110,6 @@ export const MAX_SEQ_JUMP = 1 << 24
  * await bus.close()
  * ```
  */
-export function connectBus(url: `nats://${string}` | `tls://${string}`, options?: NatsBusOptions): NatsBus
 export function connectBus(path: string, options?: BusOptions | NatsBusOptions): Bus
 export function connectBus(path: string, options: BusOptions | NatsBusOptions = {}): Bus {
   if (isNatsUrl(path)) return connectNatsBus(path, options) // the same Bus on NATS: ./nats/client.ts

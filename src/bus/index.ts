@@ -55,4 +55,6 @@ export {
   ORIGIN_HEADER,
   SEQ_HEADER,
   DEFAULT_DUPLICATE_WINDOW,
+  type HubNatsOptions,
 } from './nats/options.js'
+export { type NatsBridge, DEFAULT_BRIDGE_HIGH_WATER_MARK } from './nats/bridge.js'

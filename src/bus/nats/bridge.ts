@@ -16,7 +16,13 @@ import type { BusStats, BusStatus } from '../options.js'
 import { NatsBusImpl } from './client.js'
 import type { HubNatsOptions } from './options.js'
 
-/** Default outbox of a hub's NATS bridge, 32 MiB (oldest dropped, counted, beyond it). */
+/**
+ * Default outbox of a hub's NATS bridge, 32 MiB (oldest dropped, counted, beyond it).
+ * @example
+ * ```ts
+ * await startHub({ path: '/tmp/app.sock', nats: { servers: 'nats://127.0.0.1:4222', highWaterMark: 2 * DEFAULT_BRIDGE_HIGH_WATER_MARK } })
+ * ```
+ */
 export const DEFAULT_BRIDGE_HIGH_WATER_MARK = 32 * 1024 * 1024
 
 /**

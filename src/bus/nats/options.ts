@@ -134,6 +134,6 @@ export interface HubNatsOptions {
   servers: string | string[]
   /** Any `@nats-io/transport-node` connection option (auth, TLS, `name` ...). @default {} */
   options?: Record<string, unknown>
-  /** Bytes of forwarded messages held until NATS confirms them; the oldest are dropped (counted in `hub.nats.stats.dropped`) beyond. @default 32 MiB */
+  /** Bytes of forwarded messages held until NATS confirms them; the oldest are dropped (counted in `hub.nats.stats.dropped`) beyond. @default 32 MiB (`DEFAULT_BRIDGE_HIGH_WATER_MARK`) */
   highWaterMark?: number
 }
