@@ -1,24 +1,19 @@
 import fs from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connectBus, type Bus, type BusMessage } from 'rxnet'
-import { exited, fixture, spawnTs, tmpSocket, until } from './helpers.js'
+import { exited, fixture, spawnTs, tmpSocket, until, hubProcess } from './helpers.js'
 
 const open: { close(): unknown }[] = []
 afterEach(async () => {
   for (const o of open.splice(0).reverse()) await o.close()
 })
 
-async function hubProcess(path: string) {
-  const child = await spawnTs(fixture('hub-process.ts'), [path])
-  open.push({ close: () => child.kill('SIGKILL') })
-  return child
-}
 
 describe('a hub crash (SIGKILL, then a new hub on the same path)', () => {
   it('loses nothing: 2 emitter processes x N, 2 subscribers, every message exactly once and in order per sender', async () => {
     const path = tmpSocket()
     open.push({ close: () => fs.rmSync(`${path}.roster`, { force: true }) })
-    let hub = await hubProcess(path)
+    let hub = await hubProcess(path, (o) => open.push(o))
     // Subscribers come back slower than the emitters: what the emitters resend first must wait for them.
     const subs: Bus[] = [0, 1].map(() => connectBus(path, { minReconnectDelay: 300, maxReconnectDelay: 600 }))
     open.push(...subs)
@@ -41,7 +36,7 @@ describe('a hub crash (SIGKILL, then a new hub on the same path)', () => {
     hub.kill('SIGKILL')
     await exited(hub)
     expect(ids.every((id) => count(0, id) < N && count(1, id) < N)).toBe(true) // mid-stream
-    hub = await hubProcess(path)
+    hub = await hubProcess(path, (o) => open.push(o))
     // An emitter exits once its flush() is answered: the hub answers only when every copy of what
     // came before is out of its hands. A flush() by each subscriber then delivers all of it.
     expect(await Promise.all(emitters.map(exited))).toEqual([0, 0])

@@ -45,3 +45,10 @@ export function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode)
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)))
 }
+
+/** Starts fixtures/hub-process.ts on `path` (resolves once it is ready); `track` gets a closer that SIGKILLs it. */
+export async function hubProcess(path: string, track: (o: { close(): unknown }) => void): Promise<ChildProcess & { output: () => string }> {
+  const child = await spawnTs(fixture('hub-process.ts'), [path])
+  track({ close: () => child.kill('SIGKILL') })
+  return child
+}

@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connectBus, startHub, type Bus, type BusMessage } from 'rxnet'
 import { runScript } from '../unit/run-script.js'
-import { exited, fixture, spawnTs, tmpSocket, until } from './helpers.js'
+import { exited, fixture, spawnTs, tmpSocket, until, hubProcess } from './helpers.js'
 
 const open: { close(): unknown }[] = []
 afterEach(async () => {
@@ -12,11 +12,6 @@ function bus(path: string): Bus {
   const b = connectBus(path, { minReconnectDelay: 10, maxReconnectDelay: 50 })
   open.push(b)
   return b
-}
-async function hubProcess(path: string) {
-  const child = await spawnTs(fixture('hub-process.ts'), [path])
-  open.push({ close: () => child.kill('SIGKILL') })
-  return child
 }
 
 describe('bus across real processes', () => {
@@ -46,7 +41,7 @@ describe('bus across real processes', () => {
     const link = tmpSocket()
     fs.symlinkSync(path, link)
     open.push({ close: () => fs.rmSync(link, { force: true }) })
-    let hub = await hubProcess(path)
+    let hub = await hubProcess(path, (o) => open.push(o))
     const r = bus(path)
     const s = bus(link)
     const got: number[] = []
@@ -65,7 +60,7 @@ describe('bus across real processes', () => {
     for (; i < 250; i++) s.emit('r.b', i) // emitted while no hub is up
     expect(s.stats.buffered).toBeGreaterThanOrEqual(100)
     expect(fs.statSync(path).isSocket()).toBe(true) // the dead hub's stale socket
-    hub = await hubProcess(path)
+    hub = await hubProcess(path, (o) => open.push(o))
     await r.flush() // reconnected and re-registered 'r.>'
     fs.symlinkSync(path, link)
     await s.flush()
