@@ -9,8 +9,9 @@
 import { randomBytes } from 'node:crypto'
 import dgram from 'node:dgram'
 import { Observable, Subject, type Observer, type Subscriber } from 'rxjs'
-import { AbortError, BadDatagramError, ChannelAbortedError, ClosedError, ConnectionError, DatagramTooLargeError, EncodeError, InvalidArgumentError, RxnetError, TimeoutError } from '../errors.js'
+import { BadDatagramError, ChannelAbortedError, ClosedError, ConnectionError, DatagramTooLargeError, EncodeError, InvalidArgumentError, RxnetError, TimeoutError } from '../errors.js'
 import type { CloseOptions, WaitOptions } from '../connection.js'
+import { Waiters, waitFor } from '../wait.js'
 import { varintLength } from '../framing/varint.js'
 import { BoundedQueue } from '../queue.js'
 import { encodeBatch } from '../framing/encoder.js'
@@ -87,7 +88,7 @@ class MulticastChannelImpl implements MulticastChannel {
   private readonly sendersById = new Map<string, SenderEntry>()
   private idleWaiters: (() => void)[] = []
   /** whenWritable() callers, woken when the send buffer is under half its high-water mark. */
-  private writers: { resolve(): void; reject(e: unknown): void }[] = []
+  private readonly writers = new Waiters()
   /** Inbound messages that arrived while nobody subscribed (bounded by maxHeldMessages). */
   private held: MulticastMessage[] = []
   private resolveReady!: () => void
@@ -169,19 +170,7 @@ class MulticastChannelImpl implements MulticastChannel {
   whenWritable(options: WaitOptions = {}): Promise<void> {
     if (this.writable) return Promise.resolve()
     if (this.state !== 'open') return Promise.reject(this.terminal?.kind === 'error' ? this.terminal.error : new ClosedError('multicast channel'))
-    const { signal } = options
-    return new Promise<void>((resolve, reject) => {
-      const onAbort = (): void => done(() => reject(new AbortError(signal!.reason)))
-      const w = { resolve: () => done(resolve), reject: (e: unknown) => done(() => reject(e)) }
-      const done = (f: () => void): void => {
-        signal?.removeEventListener('abort', onAbort)
-        this.writers = this.writers.filter((x) => x !== w)
-        f()
-      }
-      if (signal?.aborted) return onAbort()
-      signal?.addEventListener('abort', onAbort, { once: true })
-      this.writers.push(w)
-    })
+    return this.writers.wait(options.signal)
   }
 
   /**
@@ -194,24 +183,11 @@ class MulticastChannelImpl implements MulticastChannel {
     this.state = 'closing'
     this.rejectWriters(new ClosedError('multicast channel'))
     const timeout = options.timeout ?? this.opts.closeTimeout
-    const { signal } = options
-    let timer: NodeJS.Timeout | undefined
-    let onAbort: (() => void) | undefined
-    const gaveUp = new Promise<unknown>((resolve) => {
-      timer = setTimeout(() => resolve(new TimeoutError('graceful close of the multicast channel', timeout)), timeout)
-      if (signal === undefined) return
-      onAbort = (): void => resolve(signal.reason)
-      if (signal.aborted) onAbort()
-      else signal.addEventListener('abort', onAbort, { once: true })
-    })
     // Resolves once the socket has really closed: close() releases every handle.
-    this.closing = Promise.race([this.drain().then(() => null), gaveUp]).then((why) => {
-      clearTimeout(timer)
-      if (onAbort !== undefined) signal?.removeEventListener('abort', onAbort)
-      if (why === null) this.finish({ kind: 'complete' })
-      else this.abort(why)
-      return this.closed.then(noop)
-    })
+    this.closing = waitFor(this.drain(), { timeout, signal: options.signal, onTimeout: () => new TimeoutError('graceful close of the multicast channel', timeout) }).then(
+      () => this.finish({ kind: 'complete' }),
+      (why: unknown) => this.abort(why),
+    ).then(() => this.closed.then(noop))
     return this.closing
   }
 
@@ -263,7 +239,7 @@ class MulticastChannelImpl implements MulticastChannel {
   private readonly afterSend = (err: Error | null): void => {
     this.inFlight--
     if (err) this.stats.sendErrors++
-    if (this.writers.length > 0 && this.writable) for (const w of [...this.writers]) w.resolve()
+    if (this.writers.size > 0 && this.writable) this.writers.resolveAll()
     if (this.queue.length > 0) {
       if (!this.scheduled) this.flush()
     } else if (this.inFlight === 0) {
@@ -425,7 +401,7 @@ class MulticastChannelImpl implements MulticastChannel {
   }
 
   private rejectWriters(e: unknown): void {
-    for (const w of [...this.writers]) w.reject(e)
+    this.writers.rejectAll(e)
   }
 
   private finish(t: Terminal): void {
