@@ -6,7 +6,7 @@ import { lastValueFrom, take, toArray } from 'rxjs'
 import { connect } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { connectBus, type NatsBus, type NatsBusOptions } from 'rxnet'
-import { NATS_SERVER, SKIP_REASON, natsSuite } from './harness.js'
+import { NATS_SERVER, SKIP_REASON, natsSuite, startNats } from './harness.js'
 
 describe.skipIf(NATS_SERVER === null)(`durable topics (JetStream)${NATS_SERVER === null ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
   const s = natsSuite(1, { jetstream: true })
@@ -92,5 +92,20 @@ describe.skipIf(NATS_SERVER === null)(`durable topics (JetStream)${NATS_SERVER =
     await expect(lastValueFrom(b.messages$('x', { from: -3 }))).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
     await expect(lastValueFrom(b.messages$('x', { consumer: 'a b' }))).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
     expect(() => connectBus(s.url, { durable: { stream: 'A', subjects: [] } })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+  })
+
+  it('on a server without JetStream a durable bus reports why on status$ and keeps trying (not closed)', async () => {
+    const plainServer = s.track(await startNats(1))
+    const b = s.track(connectBus(plainServer.url as `nats://${string}`, { durable: { stream: 'NOJS', subjects: ['nojs.>'] }, minReconnectDelay: 20, maxReconnectDelay: 50 }))
+    const statuses: string[] = []
+    const failedTwice = new Promise<void>((resolve) =>
+      b.status$.subscribe((st) => {
+        statuses.push(st.type === 'disconnected' ? `disconnected:${st.error?.code}` : st.type)
+        if (statuses.filter((x) => x === 'disconnected:ERR_CONNECTION').length === 2) resolve()
+      }),
+    )
+    await failedTwice
+    expect(statuses.slice(0, 4)).toEqual(['connecting', 'disconnected:ERR_CONNECTION', 'connecting', 'disconnected:ERR_CONNECTION'])
+    expect(statuses).not.toContain('closed')
   })
 })

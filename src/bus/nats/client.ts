@@ -180,12 +180,7 @@ export class NatsBusImpl implements NatsBus {
       nc = await connect({ maxReconnectAttempts: -1, ...this.natsOptions, servers: (this.natsOptions['servers'] as string[] | undefined) ?? this.servers, noEcho: !this.echo })
     } catch (e) {
       if (e instanceof RxnetError && e.code === 'ERR_MISSING_DEPENDENCY') return this.fail(e)
-      if (this.closed) return
-      this.lastError = new ConnectionError('no NATS server reachable', e)
-      this.status.next({ type: 'disconnected', error: this.lastError })
-      const base = Math.min(this.maxDelay, this.minDelay * 2 ** Math.min(attempt, 20))
-      this.timer = setTimeout(() => void this.start(attempt + 1), base / 2 + Math.random() * (base / 2))
-      return
+      return this.retry(attempt, new ConnectionError('no NATS server reachable', e))
     }
     if (this.closed) {
       await nc.close().catch(() => {})
@@ -195,13 +190,25 @@ export class NatsBusImpl implements NatsBus {
       if (this.durable !== undefined) this.js = await ensureStream(await loadJetStream(), nc, this.durable)
     } catch (e) {
       await nc.close().catch(() => {})
-      return this.fail(e instanceof RxnetError ? e : new ConnectionError(`durable stream ${this.durable!.stream}: ${(e as Error).message}`, e))
+      if (e instanceof RxnetError && e.code === 'ERR_MISSING_DEPENDENCY') return this.fail(e)
+      // JetStream not ready yet (a cluster still electing its leader, a server without JetStream):
+      // reported, and tried again like a connection.
+      return this.retry(attempt, new ConnectionError(`durable stream ${this.durable!.stream}: ${(e as Error).message}`, e))
     }
     this.nc = nc
     for (const interest of this.interests.values()) this.subscribeInterest(interest.pattern, interest)
     void this.watchStatus(nc)
     void nc.closed().then((e) => this.onClosed(nc, e))
     this.onUp(nc)
+  }
+
+  /** Reports why this attempt failed and tries again after a backoff (doubling, jittered). */
+  private retry(attempt: number, error: RxnetError): void {
+    if (this.closed) return
+    this.lastError = error
+    this.status.next({ type: 'disconnected', error })
+    const base = Math.min(this.maxDelay, this.minDelay * 2 ** Math.min(attempt, 20))
+    this.timer = setTimeout(() => void this.start(attempt + 1), base / 2 + Math.random() * (base / 2))
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
