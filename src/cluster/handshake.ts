@@ -8,8 +8,8 @@ import type net from 'node:net'
 import { AuthenticationError, HandshakeError, VersionMismatchError } from '../errors.js'
 import { lineHandshake, readHandshake } from '../handshake-reader.js'
 
-/** Version of the link handshake. */
-export const LINK_PROTOCOL_VERSION = 1
+/** Version of the link protocol (2: json links carry the values of one tick in one frame). */
+export const LINK_PROTOCOL_VERSION = 2
 /** Longest handshake line accepted, in bytes. */
 export const MAX_HANDSHAKE_BYTES = 1024
 /** How long a handshake may take, in ms. */

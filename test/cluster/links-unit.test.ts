@@ -35,7 +35,7 @@ async function fakePeer(dir: string, pid: number): Promise<{ path: string; relea
     sockets.add(socket)
     socket.once('close', onClosed)
     socket.on('error', () => {})
-    socket.once('data', () => void released.then(() => socket.write(JSON.stringify({ rxnet: 'link', v: 1, token, id: 1, pid }) + '\n')))
+    socket.once('data', () => void released.then(() => socket.write(JSON.stringify({ rxnet: 'link', v: 2, token, id: 1, pid }) + '\n')))
   })
   await new Promise<void>((resolve) => server.listen(file, resolve))
   cleanup.push(() => {
@@ -85,7 +85,7 @@ describe('LinkManager accepting side (worker: roster over IPC)', () => {
       const s = net.connect(manager.path)
       s.on('error', () => {})
       cleanup.push(() => void s.destroy())
-      s.write(JSON.stringify({ rxnet: 'link', v: 1, token, id: 2, pid }) + '\n')
+      s.write(JSON.stringify({ rxnet: 'link', v: 2, token, id: 2, pid }) + '\n')
       return s
     }
     const checked = vi.spyOn(manager as unknown as { whenRostered(id: number, pid: number, ms: number): Promise<void> }, 'whenRostered')

@@ -81,7 +81,7 @@ describe('cluster links', () => {
     const fake = net.connect(path.join(f.dir, sock))
     fake.on('error', () => {})
     // (With worker 2's own pid: the primary adopts only the pid its roster gives an id.)
-    fake.write(JSON.stringify({ rxnet: 'link', v: 1, token, id: 2, pid: w2 }) + '\n')
+    fake.write(JSON.stringify({ rxnet: 'link', v: 2, token, id: 2, pid: w2 }) + '\n')
     await new Promise((r) => fake.once('data', r)) // the primary's handshake answer
     fake.write(Buffer.alloc(10, 0xff)) // a varint that never ends
     const bad = await f.waitFor((r) => r.ev === 'link-error' && r.id === 0 && r.far === 2 && r.code === 'ERR_INVALID_LENGTH', 10_000, 'invalid length')
@@ -99,7 +99,7 @@ describe('cluster links', () => {
     const sock = readdirSync(f.dir).find((n) => n.startsWith('0-'))!
     const fake = net.connect(path.join(f.dir, sock))
     fake.on('error', () => {})
-    fake.write(JSON.stringify({ rxnet: 'link', v: 1, token, id: 2, pid: w2 + 100_000 }) + '\n')
+    fake.write(JSON.stringify({ rxnet: 'link', v: 2, token, id: 2, pid: w2 + 100_000 }) + '\n')
     const closed = new Promise((r) => fake.once('close', r))
     const refused = await f.waitFor((r) => r.ev === 'error' && r.id === 0, 10_000, 'refusal')
     expect(refused.code).toBe('ERR_NOT_ROSTERED')
