@@ -30,7 +30,7 @@ import { join } from 'node:path'
 import { setImmediate as tick } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { Uint8ArrayList } from 'uint8arraylist'
-import { clusterLinkKind, multicastKind } from './cluster-kinds.js'
+import { linkOver, multicastKind } from './cluster-kinds.js'
 import { codecs, connectBus, fromByteDuplex, fromDuplex, mapConnection, socketChannel, startHub, type Connection, type Duplex } from '../../src/index.js'
 
 /** A test (or a whole kind's row) that does not apply, and why. */
@@ -95,7 +95,7 @@ async function socketPair(server: net.Server, connect: () => net.Socket): Promis
   return [client, await accepted]
 }
 
-interface Endpoint {
+export interface Endpoint {
   server: net.Server
   connect(): net.Socket
   /** What the far-end fixture connects to. */
@@ -110,7 +110,7 @@ async function tcpEndpoint(): Promise<Endpoint> {
   return { server, connect: () => net.connect(port, '127.0.0.1'), target: String(port), close: () => new Promise((r) => server.close(() => r())) }
 }
 
-async function unixEndpoint(): Promise<Endpoint> {
+export async function unixEndpoint(): Promise<Endpoint> {
   const dir = mkdtempSync(join(tmpdir(), 'rxnet-conf-'))
   const path = join(dir, 's.sock')
   const server = net.createServer()
@@ -134,15 +134,30 @@ export async function until(cond: () => boolean, what: string, ms = 10_000): Pro
   }
 }
 
-function socketKind(name: string, endpoint: () => Promise<Endpoint>, farSideSeesAbort: ConnectionKind['farSideSeesAbort']): ConnectionKind<Uint8Array> {
+/**
+ * What a socket kind puts on its sockets: a socketChannel of bytes by default; a transport built on
+ * a socket (a cluster Link) brings its own wrapper and the far-end fixture's mode for it.
+ */
+export interface SocketOver<T> {
+  wrap(socket: net.Socket): Connection<T>
+  /** Extra arguments of fixtures/far-end.ts (its wrapper). */
+  farEnd: string[]
+  message(i: number): T
+  seqOf(value: T): number
+  refused: (() => unknown) | NotApplicable
+}
+
+const bytesOver: SocketOver<Uint8Array> = { wrap: (s) => socketChannel(s), farEnd: [], message: bytesMessage, seqOf: bytesSeq, refused: () => 'not bytes' }
+
+export function socketKind<T = Uint8Array>(name: string, endpoint: () => Promise<Endpoint>, farSideSeesAbort: ConnectionKind['farSideSeesAbort'], over: SocketOver<T> = bytesOver as unknown as SocketOver<T>): ConnectionKind<T> {
   return {
     name,
     farSideSeesAbort,
     async setup() {
       const ep = await endpoint()
       const [x, y] = await socketPair(ep.server, ep.connect)
-      const a = socketChannel(x)
-      const b = socketChannel(y)
+      const a = over.wrap(x)
+      const b = over.wrap(y)
       return {
         a,
         b,
@@ -157,20 +172,18 @@ function socketKind(name: string, endpoint: () => Promise<Endpoint>, farSideSees
     async crash() {
       const ep = await endpoint()
       const accepted = new Promise<net.Socket>((r) => ep.server.once('connection', r))
-      const child: ChildProcess = fork(FAR_END, [ep.target], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      const child: ChildProcess = fork(FAR_END, [ep.target, ...over.farEnd], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
       const exited = new Promise<void>((r) => child.once('exit', () => r()))
       await new Promise<void>((resolve, reject) => child.once('message', () => resolve()).once('exit', (code) => reject(new Error(`far end exited (${code})`))))
-      const a = socketChannel(await accepted)
+      const a = over.wrap(await accepted)
       return {
         a,
         async crashB() {
           // Leave data unread in the far end's kernel buffer, so its death is a reset, not a
           // clean end. Node reads ahead into the (paused) stream's buffer (up to ~80 KiB), so
           // wait until well more than that left this process.
-          const n = 512
-          for (let i = 0; i < n; i++) a.send(bytesMessage(i))
-          const framed = n * (1024 + 2)
-          await until(() => framed - a.stats.bufferedBytes >= 160 * 1024, 'the messages to leave')
+          for (let i = 0; i < 512; i++) a.send(over.message(i))
+          await until(() => a.stats.bytesOut - a.stats.bufferedBytes >= 160 * 1024, 'the messages to leave')
           child.kill('SIGKILL')
           await exited
         },
@@ -183,9 +196,9 @@ function socketKind(name: string, endpoint: () => Promise<Endpoint>, farSideSees
         },
       }
     },
-    message: bytesMessage,
-    seqOf: bytesSeq,
-    refused: () => 'not bytes',
+    message: over.message,
+    seqOf: over.seqOf,
+    refused: over.refused,
   }
 }
 
@@ -346,6 +359,6 @@ export const KINDS: ConnectionKind<any>[] = [
     refused: notApplicable('fromDuplex carries values as they are: no codec refuses one'),
   }),
   busTopicKind(),
-  clusterLinkKind(),
+  socketKind('cluster Link (json, Unix socket)', unixEndpoint, notApplicable('a Unix stream socket has no reset: the far side sees its end as a clean EOF'), linkOver),
   multicastKind(),
 ]
