@@ -29,6 +29,8 @@ import { ensureStream, readDurable, type DurableContext } from './durable.js'
 import { decodeBody, readMeta, readMessageMeta, seqHeaders, SenderFilter, ERROR_HEADER, ERROR_CODE_HEADER, MSG_ID_HEADER } from './wire.js'
 
 const KNOWN_KEYS = [...BUS_OPTION_KEYS, 'nats', 'durable']
+/** How long after a failed JetStream publish the unacked durable emits are published again, ms. */
+const RETRY_DELAY = 1000
 /** Requests awaiting a reply on this client (oldest forgotten beyond this). */
 const MAX_PENDING_REPLIES = 100_000
 
@@ -129,6 +131,7 @@ export class NatsBusImpl implements NatsBus {
   /** Why the last connection attempt failed (the cause of ERR_UNDELIVERED on close). */
   private lastError: RxnetError | null = null
   private timer: NodeJS.Timeout | null = null
+  private durableRetry: NodeJS.Timeout | null = null
   private closing: Promise<void> | null = null
   private closed = false
 
@@ -338,8 +341,8 @@ export class NatsBusImpl implements NatsBus {
           this.release()
         },
         // Not stored (a timeout while the stream elects a leader ...): the outbox keeps it and
-        // publishes it again with the same message id after the next reconnect.
-        () => {},
+        // publishes it again, with the same message id, after a reconnect or RETRY_DELAY.
+        () => this.retryDurable(),
       )
       return
     }
@@ -355,6 +358,22 @@ export class NatsBusImpl implements NatsBus {
     } catch {
       // Closed under us, or refused (a subject NATS does not accept): kept, sent again on reconnect.
     }
+  }
+
+  /** After a failed JetStream publish: once, RETRY_DELAY later, publish every unacked durable entry again (in order). */
+  private retryDurable(): void {
+    if (this.durableRetry !== null || this.closed) return
+    const gen = this.gen
+    this.durableRetry = setTimeout(() => {
+      this.durableRetry = null
+      // A reconnect in between has republished the outbox already.
+      if (!this.live || gen !== this.gen) return
+      const q = this.outbox
+      for (let i = q.head; i < q.items.length; i++) {
+        const e = q.items[i]!
+        if (e.durable && !e.acked) this.publish(e)
+      }
+    }, RETRY_DELAY)
   }
 
   /** Keeps one round trip in flight while the outbox holds core messages. */
@@ -632,6 +651,8 @@ export class NatsBusImpl implements NatsBus {
     this.live = false
     if (this.timer !== null) clearTimeout(this.timer)
     this.timer = null
+    if (this.durableRetry !== null) clearTimeout(this.durableRetry)
+    this.durableRetry = null
     const waiters = this.writableWaiters
     this.writableWaiters = []
     for (const w of waiters) w.reject(this.fatal ?? new ClosedError('bus'))

@@ -7,7 +7,7 @@
 import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import type { JetStreamClient, ConsumerMessages, JsMsg, DeliverPolicy } from '@nats-io/jetstream'
 import type { Codec } from '../../codec/index.js'
-import { InvalidArgumentError } from '../../errors.js'
+import { InvalidArgumentError, RxnetError } from '../../errors.js'
 import { SequenceWindow } from '../../multicast/window.js'
 import type { BusStats } from '../options.js'
 import { DEFAULT_DUPLICATE_WINDOW, type DurableOptions, type DurableReadOptions, type DurableStart } from './options.js'
@@ -15,6 +15,9 @@ import { decodeBody, readMeta, SenderFilter } from './wire.js'
 import { loadJetStream } from './load.js'
 
 type JetStreamModule = typeof import('@nats-io/jetstream')
+
+/** How long a reader waits before it tries again to set up its consumer, ms. */
+const RETRY_DELAY = 1000
 
 /** Sequence numbers per sender a durable consumer remembers (redeliveries may come late). */
 const DURABLE_WINDOW = 4096
@@ -134,7 +137,21 @@ export function readDurable(
     messages = await consumer.consume({ callback: onMessage })
     if (stopped) await messages.close()
   }
-  const running = run().catch((e: unknown) => {
+  // Bad arguments fail the subscriber; anything else (a JetStream API timeout while a cluster
+  // elects leaders, a stream not there yet) is tried again every RETRY_DELAY while subscribed.
+  const attempt = async (): Promise<void> => {
+    for (;;) {
+      try {
+        return await run()
+      } catch (e) {
+        if (stopped) return
+        if (e instanceof RxnetError) throw e
+        await new Promise((r) => setTimeout(r, RETRY_DELAY))
+        if (stopped) return
+      }
+    }
+  }
+  const running = attempt().catch((e: unknown) => {
     if (!stopped) error(e)
   })
   // Resolves once the consumer is stopped (also when it was still being set up).
