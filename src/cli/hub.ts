@@ -10,7 +10,7 @@ import { DEFAULT_BUS_PATH_HELP, defaultBusPath } from '../bus/listen.js'
 import { InvalidArgumentError } from '../errors.js'
 import { isNatsUrl } from '../bus/nats/options.js'
 import type { MulticastOptions } from '../multicast/index.js'
-import { parseCommand, readSecret, SECRET_ENV, SECRET_ON_COMMAND_LINE } from './args.js'
+import { parseCommand, readSecret, SECRET_ENV, SECRET_ON_COMMAND_LINE, untilSignal } from './args.js'
 
 const HELP = `usage: rxnet hub [--path P] [--multicast group:port] [--interface A] [--secret-file F] [--nats URL]
 
@@ -64,15 +64,7 @@ export async function run(args: string[]): Promise<number> {
     else console.error(`${e.type} ${e.client}`)
   })
   console.log(`hub ${hub.id} listening on ${path}${multicast ? `, bridged over ${multicast.group}:${multicast.port} on ${multicast.interface}` : ''}${nats !== undefined ? `, bridged through NATS ${nats}` : ''}`)
-  await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      resolve()
-    }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
-  })
+  await untilSignal()
   events.unsubscribe()
   await hub.close()
   console.error(`hub closed: ${JSON.stringify(hub.stats)}`)
