@@ -5,7 +5,8 @@ import { firstValueFrom, lastValueFrom, take, toArray } from 'rxjs'
 import { headers, type NatsConnection } from '@nats-io/transport-node'
 import { connectBus, startHub, type Bus, type BusMessage, type Hub } from 'rxnet'
 import { tmpSocket } from '../bus/helpers.js'
-import { NATS_SERVER, SKIP_REASON, natsSuite } from './harness.js'
+import { NATS_SERVER, SKIP_REASON } from './harness.js'
+import { natsSuite } from './suite.js'
 
 describe.skipIf(NATS_SERVER === null)(`hubs bridged through NATS${NATS_SERVER === null ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
   const s = natsSuite(1)

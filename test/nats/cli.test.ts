@@ -6,7 +6,8 @@ import { run as tail } from '../../src/cli/tail.js'
 import { run as emit } from '../../src/cli/emit.js'
 import { run as hub } from '../../src/cli/hub.js'
 import { exited, spawnTs, tmpSocket } from '../bus/helpers.js'
-import { NATS_SERVER, SKIP_REASON, natsSuite } from './harness.js'
+import { NATS_SERVER, SKIP_REASON } from './harness.js'
+import { natsSuite } from './suite.js'
 
 describe('rxnet --nats arguments', () => {
   it('--path with --nats, or a --nats that is not a nats:// URL, is ERR_INVALID_ARGUMENT', async () => {

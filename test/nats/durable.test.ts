@@ -6,7 +6,8 @@ import { lastValueFrom, take, toArray } from 'rxjs'
 import { connect } from '@nats-io/transport-node'
 import { jetstreamManager } from '@nats-io/jetstream'
 import { connectBus, type NatsBus, type NatsBusOptions } from 'rxnet'
-import { NATS_SERVER, SKIP_REASON, natsSuite, startNats } from './harness.js'
+import { NATS_SERVER, SKIP_REASON, startNats } from './harness.js'
+import { natsSuite } from './suite.js'
 
 describe.skipIf(NATS_SERVER === null)(`durable topics (JetStream)${NATS_SERVER === null ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
   const s = natsSuite(1, { jetstream: true })

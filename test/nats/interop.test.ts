@@ -5,7 +5,8 @@ import { firstValueFrom, lastValueFrom, of, take, toArray } from 'rxjs'
 import { headers, type NatsConnection } from '@nats-io/transport-node'
 import { connectBus, type NatsBus } from 'rxnet'
 import { reply, request } from 'rxnet/operators'
-import { freePort, NATS_SERVER, SKIP_REASON, natsSuite } from './harness.js'
+import { freePort, NATS_SERVER, SKIP_REASON } from './harness.js'
+import { natsSuite } from './suite.js'
 
 describe.skipIf(NATS_SERVER === null)(`bus on NATS with plain NATS clients${NATS_SERVER === null ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
   const s = natsSuite(1)
