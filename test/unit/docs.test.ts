@@ -8,7 +8,11 @@ import { root } from './run-script.js'
 
 const exec = promisify(execFile)
 
-/** The API docs as `npm run docs` builds them (typedoc.json), into a temp dir. */
+/**
+ * The API docs as `npm run docs` builds them (typedoc.json), into a temp dir. Without
+ * --treatWarningsAsErrors, so a warning fails only the first test (which is what that flag checks) and the
+ * pages are still there for the others.
+ */
 let out: string
 let build: { code: number; output: string }
 
@@ -16,7 +20,7 @@ beforeAll(async () => {
   out = mkdtempSync(join(tmpdir(), 'rxnet-docs-'))
   const typedoc = join(root, 'node_modules/typedoc/bin/typedoc')
   try {
-    const r = await exec(process.execPath, [typedoc, '--treatWarningsAsErrors', '--out', out], { cwd: root })
+    const r = await exec(process.execPath, [typedoc, '--out', out], { cwd: root })
     build = { code: 0, output: r.stdout + r.stderr }
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string }
