@@ -132,7 +132,12 @@ export default async function (ctx: BenchContext): Promise<void> {
         peers.durable,
         N_DURABLE,
         (onValue) => {
-          const sub = durableBus.messages$<{ i: number }>('bench.>', { from }).subscribe(onValue)
+          // A Date has ms precision: the previous sample's last messages may be in that ms; skip them.
+          let started = false
+          const sub = durableBus.messages$<{ i: number }>('bench.>', { from }).subscribe((v) => {
+            started ||= v.i === 0
+            if (started) onValue(v)
+          })
           return () => sub.unsubscribe()
         },
         async () => {},
