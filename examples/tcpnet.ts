@@ -11,7 +11,7 @@ const mesh = createMesh({ name: 'my-cluster', interface: '127.0.0.1' })
 
 // For every peer connection, pipe its messages to the terminal.
 mesh.peers$.subscribe((peer) => {
-  peer.source.subscribe((message) => process.stdout.write(message))
+  peer.source.subscribe({ next: (message) => process.stdout.write(message), error: (e) => console.error(`${peer.id} failed: ${e.code}`) })
 })
 
 // Every second, send a message to all other nodes.

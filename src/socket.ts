@@ -280,7 +280,9 @@ class SocketChannelImpl extends ConnectionKernel<Uint8Array> implements SocketCh
         continue
       }
       // Small payloads: one pass, copying frames into one batch until it is full or a large one comes.
-      const cap = Math.max(Math.min(batchBytes, q.bytes), first.length + varintLength(first.length))
+      // At most up to writeLimit in the socket: what the socket holds cannot be dropped, so under
+      // 'drop-oldest' it must leave room in highWaterMark for the newest messages.
+      const cap = Math.max(Math.min(batchBytes, q.bytes, this.writeLimit - sock.writableLength), first.length + varintLength(first.length))
       const pooled = this.pooling && cap > POOL_MIN && cap <= batchBytes
       const out = pooled ? takeBatch(batchBytes) : Buffer.allocUnsafe(cap)
       let o = 0

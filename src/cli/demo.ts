@@ -129,7 +129,8 @@ async function runNode(name: string, interval: number): Promise<number> {
   console.log(`id ${id}`)
   const members = (): string => [...mesh.members.keys()].join(', ') || 'none'
   mesh.peers$.subscribe((peer) => {
-    peer.source.subscribe((m) => console.log(Buffer.from(m).toString().trimEnd()))
+    // A failed link errors source; the leave line below says why.
+    peer.source.subscribe({ next: (m) => console.log(Buffer.from(m).toString().trimEnd()), error: () => {} })
   })
   mesh.events$.subscribe((e) => {
     if (e.type === 'join') console.log(`+ ${e.peer.id} joined   members: ${members()}`)

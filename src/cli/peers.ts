@@ -51,6 +51,8 @@ export async function run(args: string[]): Promise<number> {
   const iface = values.interface === 'all' ? undefined : values.interface
   const mesh = createMesh({ name, interface: iface, secret, seeds: values.seed, observer: true, id: `peers-cli-${process.pid}` })
   const rows = new Map<string, Row>()
+  // An observer reads (and discards) what members send it: a peer nobody reads from stops reading.
+  mesh.peers$.subscribe((peer) => peer.source.subscribe({ error: () => {} }))
   mesh.events$.subscribe((e) => {
     if (e.type === 'discovered') {
       const r = rows.get(e.id)

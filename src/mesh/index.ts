@@ -6,7 +6,7 @@
  * ```ts
  * import { peers$ } from 'rxnet'
  * peers$('my-cluster', { interface: '127.0.0.1' }).subscribe((peer) => {
- *   peer.source.subscribe((m) => console.log(`${peer.id}: ${Buffer.from(m).toString()}`))
+ *   peer.source.subscribe({ next: (m) => console.log(`${peer.id}: ${Buffer.from(m).toString()}`), error: (e) => console.log(peer.id, e.code) })
  *   peer.send('hello')
  * })
  * ```

@@ -80,7 +80,7 @@ export function createMesh(name: string): Mesh
  * import { createMesh } from 'rxnet'
  * const mesh = createMesh({ name: 'my-cluster', interface: '127.0.0.1' })
  * await mesh.listen()
- * mesh.peers$.subscribe((peer) => peer.source.subscribe((m) => console.log(peer.id, Buffer.from(m).toString())))
+ * mesh.peers$.subscribe((peer) => peer.source.subscribe({ next: (m) => console.log(peer.id, Buffer.from(m).toString()), error: (e) => console.log(peer.id, 'failed', e.code) }))
  * setInterval(() => mesh.broadcast(`hello from ${mesh.id}`), 1000).unref()
  * ```
  */
@@ -630,7 +630,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
         // Two links for one pair (first contact through different sources): keep the one the smaller id dialled.
         this.stats.tiebreaks++
         if (!existing.outbound && this.id > m.id) return
-        existing.fail(new ConnectionError('superseded by a newer link to the same peer'))
+        existing.terminate(new ConnectionError('superseded by a newer link to the same peer'))
       }
       this.establish(socket, m.id, t.port, true)
       established = true
@@ -734,13 +734,9 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     const server = this.server
     const serverClosed = server === undefined || !server.listening ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
     const discoveryClosed = this.discovery?.close() ?? Promise.resolve()
-    const peers = [...this.peers.values()]
-    const linksClosed = Promise.all([...peers.map((p) => p.close()), this.observers.close()])
-    let timer: NodeJS.Timeout | undefined
-    const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, 1000)))
-    await Promise.race([linksClosed, deadline])
-    clearTimeout(timer)
-    for (const p of peers) p.fail(new ClosedError('mesh'))
+    // Each link closes gracefully and aborts itself after its close timeout.
+    const linksClosed = Promise.all([...[...this.peers.values()].map((p) => p.close()), this.observers.close()])
+    await linksClosed
     for (const s of this.inbound) s.destroy()
     await Promise.all([linksClosed, serverClosed, discoveryClosed])
     if (server !== undefined) {

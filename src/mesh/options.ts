@@ -12,6 +12,7 @@ import { InvalidArgumentError, type RxnetError } from '../errors.js'
 import { DEFAULT_MAX_LENGTH } from '../framing/decoder.js'
 import { checkInt, checkKeys, checkOverflow, describeValue, withDefaults } from '../options.js'
 import { isLoopback } from './discovery.js'
+import { DEFAULT_MAX_HELD_MESSAGES } from '../lifecycle.js'
 import { DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, type OverflowPolicy } from '../queue.js'
 import type { LeaveReason, Peer } from './peer.js'
 
@@ -62,6 +63,8 @@ export interface MeshOptions {
   highWaterMark?: number
   /** What a full per-peer send buffer does with one more message. @default 'error' */
   overflow?: OverflowPolicy
+  /** Inbound messages a peer holds while nobody subscribes to its `source`; beyond it they are dropped and counted in `peer.stats.droppedIn`. @default 65536 */
+  maxHeldMessages?: number
   /** UDP port of mDNS (change only to isolate test meshes). @default 5353 */
   mdnsPort?: number
   /** Most nodes discovered over mDNS kept as dial targets; a new one beyond it replaces one that keeps failing, else it is refused (counted in `stats.targetsRefused`). @default 256 */
@@ -105,6 +108,7 @@ export const DEFAULT_MESH_OPTIONS = {
   maxLength: DEFAULT_MAX_LENGTH,
   highWaterMark: DEFAULT_HIGH_WATER_MARK,
   overflow: DEFAULT_OVERFLOW,
+  maxHeldMessages: DEFAULT_MAX_HELD_MESSAGES,
   mdnsPort: 5353,
   maxTargets: 256,
   maxDialFailures: 8,
@@ -272,6 +276,7 @@ const INT_OPTIONS = [
   'maxPendingHandshakes',
 ] as const
 
+
 /** @internal Validates `o` (typed `ERR_INVALID_ARGUMENT`) and merges the defaults. */
 export function resolveOptions(o: MeshOptions): Resolved {
   if (o === null || typeof o !== 'object') throw new InvalidArgumentError('createMesh takes a name or an options object')
@@ -281,6 +286,7 @@ export function resolveOptions(o: MeshOptions): Resolved {
   r.id = o.id ?? randomBytes(6).toString('hex')
   if (typeof r.id !== 'string' || r.id.length === 0 || Buffer.byteLength(r.id) > 48) throw new InvalidArgumentError('id must be a non-empty string of at most 48 bytes')
   for (const k of INT_OPTIONS) checkInt(k, r[k])
+  checkInt('maxHeldMessages', r.maxHeldMessages, 0)
   checkOverflow(r.overflow)
   for (const k of ['discovery', 'advertise', 'observer'] as const) if (typeof r[k] !== 'boolean') throw new InvalidArgumentError(`${k} must be true or false, got ${describeValue(r[k])}`)
   if (r.failureTimeout < 2 * r.heartbeatInterval) {

@@ -79,10 +79,13 @@ export async function meshSample(child: ChildProcess, size: number, secret?: str
     let finish!: () => void
     const finished = new Promise<void>((r) => (finish = r))
     mesh.peers$.subscribe((peer) =>
-      peer.source.subscribe(() => {
-        if (count++ === 0) t0 = performance.now()
-        t1 = performance.now()
-        if (count === target) finish()
+      peer.source.subscribe({
+        next: () => {
+          if (count++ === 0) t0 = performance.now()
+          t1 = performance.now()
+          if (count === target) finish()
+        },
+        error: () => {},
       }),
     )
     const { port } = await mesh.listen(0, '127.0.0.1')
@@ -148,7 +151,7 @@ async function fanoutRows(ctx: BenchContext, child: ChildProcess): Promise<void>
   try {
     for (let i = 0; i < 8; i++) {
       const m = createMesh({ name: 'bench', id: `r${i}`, discovery: false, interface: '127.0.0.1' })
-      m.peers$.subscribe((p) => p.source.subscribe())
+      m.peers$.subscribe((p) => p.source.subscribe({ error: () => {} }))
       receivers.push(m)
     }
     const ports = await Promise.all(receivers.map(async (m) => (await m.listen(0, '127.0.0.1')).port))
@@ -234,7 +237,7 @@ async function memoryRows(ctx: BenchContext): Promise<void> {
   const rss = (): number => (gc(), gc(), process.memoryUsage().rss)
   // Memory per idle peer: this process holds one mesh; one child process holds 150 nodes seeded to it.
   const hub = createMesh({ name: 'bench-mem', id: 'hub', discovery: false, interface: '127.0.0.1' })
-  hub.peers$.subscribe((p) => p.source.subscribe())
+  hub.peers$.subscribe((p) => p.source.subscribe({ error: () => {} }))
   const { port } = await hub.listen(0, '127.0.0.1')
   const live = (): number => {
     gc()

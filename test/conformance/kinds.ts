@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url'
 import { Uint8ArrayList } from 'uint8arraylist'
 import { linkOver, multicastKind } from './cluster-kinds.js'
 import { codecs, connectBus, fromByteDuplex, fromDuplex, mapConnection, socketChannel, startHub, type Connection, type Duplex } from '../../src/index.js'
+import { meshPeerKind } from '../mesh/conformance.js'
 
 /** A test (or a whole kind's row) that does not apply, and why. */
 export interface NotApplicable {
@@ -361,4 +362,6 @@ export const KINDS: ConnectionKind<any>[] = [
   busTopicKind(),
   socketKind('cluster Link (json, Unix socket)', unixEndpoint, notApplicable('a Unix stream socket has no reset: the far side sees its end as a clean EOF'), linkOver),
   multicastKind(),
+  { name: 'mesh Peer', ...meshPeerKind(), message: bytesMessage, seqOf: bytesSeq, refused: () => 42, farSideSeesAbort: true },
+  { name: 'mesh Peer (TLS-PSK)', ...meshPeerKind('sesame'), message: bytesMessage, seqOf: bytesSeq, refused: () => 42, farSideSeesAbort: true },
 ]
