@@ -23,8 +23,8 @@ const N = 200_000
 const N_DURABLE = 50_000
 const SAMPLE_DEADLINE_MS = 60_000
 
-function startPeer(args: string[], n = N): Promise<ChildProcess> {
-  const child = fork(peer, args, { cwd: root, execArgv: ['--import', 'tsx'], env: { ...process.env, N: String(n) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+function startPeer(args: string[], n = N, topic = 'bench.data'): Promise<ChildProcess> {
+  const child = fork(peer, args, { cwd: root, execArgv: ['--import', 'tsx'], env: { ...process.env, N: String(n), TOPIC: topic }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     child.once('message', (m) => (m === 'ready' ? resolve(child) : reject(new Error(`peer said ${String(m)}`))))
     child.once('exit', (code) => reject(new Error(`peer exited with ${code}`)))
@@ -83,12 +83,12 @@ export default async function (ctx: BenchContext): Promise<void> {
   const url = nats.url as `nats://${string}`
   const path = `${os.tmpdir()}/rxnet-bench-${randomBytes(4).toString('hex')}.sock`
   const hubProc = await startPeer(['hub', path])
-  const durable = { stream: 'BENCH', subjects: ['bench.>'] }
+  const durable = { stream: 'BENCH', subjects: ['durable.>'] }
   const peers = {
     raw: await startPeer(['raw', url]),
     nats: await startPeer(['bus', url]),
     local: await startPeer(['bus', path]),
-    durable: await startPeer(['bus', url, JSON.stringify({ durable })], N_DURABLE),
+    durable: await startPeer(['bus', url, JSON.stringify({ durable })], N_DURABLE, 'durable.data'),
   }
   const rawNc = await connect({ servers: url })
   const natsBus = connectBus(url)
@@ -134,7 +134,7 @@ export default async function (ctx: BenchContext): Promise<void> {
         (onValue) => {
           // A Date has ms precision: the previous sample's last messages may be in that ms; skip them.
           let started = false
-          const sub = durableBus.messages$<{ i: number }>('bench.>', { from }).subscribe((v) => {
+          const sub = durableBus.messages$<{ i: number }>('durable.>', { from }).subscribe((v) => {
             started ||= v.i === 0
             if (started) onValue(v)
           })

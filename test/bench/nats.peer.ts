@@ -10,6 +10,8 @@ const [mode, target, extra] = process.argv.slice(2)
 const N = Number(process.env.N)
 const pad = 'x'.repeat(78) // {"i":123456,"pad":"xxx…"} is ~100 bytes of JSON
 const send = process.send!.bind(process)
+// The durable case publishes apart from the others (its stream must not store their messages).
+const topic = process.env.TOPIC ?? 'bench.data'
 
 if (mode === 'hub') {
   const hub = await startHub({ path: target! })
@@ -42,7 +44,7 @@ if (mode === 'hub') {
     if (m === 'go') {
       try {
         for (let i = 0; i < N; i++) {
-          bus.emit('bench.data', { i, pad })
+          bus.emit(topic, { i, pad })
           if (!bus.writable) await bus.whenWritable()
         }
       } catch (e) {
