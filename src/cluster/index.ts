@@ -19,6 +19,7 @@ export {
   type ServeOptions,
   type ServeInfo,
   type Link,
+  type ClusterEvent,
   type WorkerEvent,
   type WorkerStatus,
   type IpcMessage,

@@ -10,7 +10,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { createServer as createNetServer } from 'node:net'
 import type net from 'node:net'
-import { EMPTY, type Observable } from 'rxjs'
+import { EMPTY, map, merge, type Observable } from 'rxjs'
 import { resolveCodec } from '../codec/index.js'
 import { checkInt, checkKeys, checkOverflow, withDefaults } from '../options.js'
 import { AbortError, ClosedError, InvalidArgumentError, TimeoutError, type RxnetError } from '../errors.js'
@@ -33,6 +33,7 @@ import {
   type RestartOptions,
   type ServeInfo,
   type ServeOptions,
+  type ClusterEvent,
   type WorkerEvent,
   type WorkerStatus,
 } from './types.js'
@@ -66,6 +67,7 @@ class ClusterNodeImpl implements ClusterNode {
   readonly id: number
   readonly size: number
   readonly links$: Observable<Link>
+  readonly events$: Observable<ClusterEvent>
   readonly workers$: Observable<WorkerEvent>
   readonly ipc$: Observable<IpcMessage>
   readonly errors$: Observable<RxnetError>
@@ -154,6 +156,7 @@ class ClusterNodeImpl implements ClusterNode {
       this.teardown.push(() => roster.unsubscribe(), () => shutdown.unsubscribe(), () => conns.unsubscribe())
       this.ready = this.links.listen().then(() => this.toPrimary({ [TAG]: 'links', id: this.id, pid: process.pid, path: linkPath }))
     }
+    this.events$ = merge(this.workers$, this.errors$.pipe(map((error): ClusterEvent => ({ type: 'error', error }))))
     if (this.isPrimary && this.ownsDir) {
       // Even when the primary dies of an uncaught error, its socket directory goes (SIGKILL aside).
       const removeDir = (): void => rmSync(this.dir, { recursive: true, force: true })

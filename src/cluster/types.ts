@@ -196,6 +196,21 @@ export type WorkerEvent =
   | { type: 'gave-up'; id: number; error: CrashLoopError }
 
 /**
+ * Everything that happens to a {@link ClusterNode}, as {@link ClusterNode.events$} emits it: the
+ * worker lifecycle ({@link WorkerEvent}, primary only) and `{ type: 'error' }` for a non-fatal
+ * link problem (a refused link handshake, a failed dial). `workers$` and `errors$` are filtered
+ * views of it.
+ * @example
+ * ```ts
+ * node.events$.subscribe((e) => {
+ *   if (e.type === 'error') console.warn('link problem:', e.error.code)
+ *   else if (e.type === 'gave-up') console.error(e.error.code) // ERR_CRASH_LOOP
+ * })
+ * ```
+ */
+export type ClusterEvent = WorkerEvent | { type: 'error'; error: RxnetError }
+
+/**
  * State of one worker slot, as {@link ClusterNode.status} reports it.
  * @example
  * ```ts
@@ -254,11 +269,13 @@ export interface ClusterNode {
   readonly size: number
   /** Every link to another process: the live ones first, then new ones as they open. */
   readonly links$: Observable<Link>
-  /** Primary: worker lifecycle events from now on. Workers: completes at once. */
+  /** Everything that happens to this node from now on, one union: the worker lifecycle (primary) and link errors (the common name for every long-lived object's lifecycle stream). */
+  readonly events$: Observable<ClusterEvent>
+  /** Primary: worker lifecycle events from now on (`events$` without the errors). Workers: completes at once. */
   readonly workers$: Observable<WorkerEvent>
   /** Messages received over cluster IPC (internal rxnet messages are filtered out). */
   readonly ipc$: Observable<IpcMessage>
-  /** Non-fatal problems: refused link handshakes, failed dials. */
+  /** Non-fatal problems: refused link handshakes, failed dials (the `error` events of `events$`). */
   readonly errors$: Observable<RxnetError>
   /** Link counters of this process. */
   readonly stats: ClusterStats

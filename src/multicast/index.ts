@@ -27,6 +27,7 @@ export {
   type MulticastStats,
   type SenderInfo,
   type DatagramRejection,
+  type MulticastEvent,
   type DatagramRejectReason,
   DEFAULT_MULTICAST_OPTIONS,
   DEFAULT_MULTICAST_GROUP,

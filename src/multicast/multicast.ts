@@ -8,7 +8,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import dgram from 'node:dgram'
-import { Observable, Subject, type Observer, type Subscriber } from 'rxjs'
+import { Observable, Subject, filter, map, type Observer, type Subscriber } from 'rxjs'
 import { BadDatagramError, ChannelAbortedError, ClosedError, ConnectionError, DatagramTooLargeError, EncodeError, InvalidArgumentError, RxnetError, TimeoutError } from '../errors.js'
 import type { CloseOptions, WaitOptions } from '../connection.js'
 import { Waiters, waitFor } from '../wait.js'
@@ -21,6 +21,7 @@ import {
   resolveOptions,
   type DatagramRejectReason,
   type DatagramRejection,
+  type MulticastEvent,
   type MulticastChannel,
   type MulticastMessage,
   type MulticastOptions,
@@ -64,6 +65,7 @@ class MulticastChannelImpl implements MulticastChannel {
   readonly sink: Observer<Uint8Array>
   readonly stats: Stats
   readonly stats$: Observable<MulticastStats>
+  readonly events$: Observable<MulticastEvent>
   readonly rejected$: Observable<DatagramRejection>
   readonly maxMessageSize: number
   readonly ready: Promise<void>
@@ -83,7 +85,7 @@ class MulticastChannelImpl implements MulticastChannel {
   private readonly room: number
   private readonly queue: BoundedQueue<Uint8Array>
   private readonly subject = new Subject<MulticastMessage>()
-  private readonly rejects = new Subject<DatagramRejection>()
+  private readonly events = new Subject<MulticastEvent>()
   private readonly statsSubscribers = new Set<Subscriber<MulticastStats>>()
   private readonly sendersById = new Map<string, SenderEntry>()
   private idleWaiters: (() => void)[] = []
@@ -119,7 +121,11 @@ class MulticastChannelImpl implements MulticastChannel {
       complete: () => void this.close(),
     }
     this.stats$ = new Observable<MulticastStats>((subscriber) => this.subscribeStats(subscriber))
-    this.rejected$ = this.rejects.asObservable()
+    this.events$ = this.events.asObservable()
+    this.rejected$ = this.events$.pipe(
+      filter((e) => e.type === 'rejected'),
+      map(({ type: _, ...rejection }): DatagramRejection => rejection),
+    )
 
     this.socket = dgram.createSocket({
       type: 'udp4',
@@ -351,10 +357,10 @@ class MulticastChannelImpl implements MulticastChannel {
 
   private reject(reason: DatagramRejectReason, rinfo: dgram.RemoteInfo, senderId?: string, seq?: number): void {
     if (reason !== 'duplicate' && reason !== 'replayed') this.stats.bad++
-    if (!this.rejects.observed) return
+    if (!this.events.observed) return
     const who = `${rinfo.address}:${rinfo.port}${senderId !== undefined ? ` sender ${senderId}` : ''}${seq !== undefined ? ` seq ${seq}` : ''}`
     const error = new BadDatagramError(`${reason} datagram (${rinfo.size} bytes) from ${who}`)
-    this.rejects.next({ reason, from: { address: rinfo.address, port: rinfo.port }, error })
+    this.events.next({ type: 'rejected', reason, from: { address: rinfo.address, port: rinfo.port }, error })
   }
 
   private readonly onError = (err: Error): void => {
@@ -436,7 +442,7 @@ class MulticastChannelImpl implements MulticastChannel {
       this.rejectReady(new ConnectionError('multicast channel closed before it was ready'))
       this.subject.complete()
     }
-    this.rejects.complete()
+    this.events.complete()
     const snapshot = this.stats.snapshot()
     for (const s of [...this.statsSubscribers]) {
       s.next(snapshot)

@@ -198,6 +198,19 @@ export interface DatagramRejection {
 }
 
 /**
+ * Everything that happens to a {@link MulticastChannel}, as {@link MulticastChannel.events$}
+ * emits it (one union, the same name as the mesh's, the hub's and the bus client's): today a
+ * rejected datagram, `{ type: 'rejected', reason, from, error }`. `rejected$` is its filtered view.
+ * @example
+ * ```ts
+ * mc.events$.subscribe((e) => {
+ *   if (e.type === 'rejected') console.warn(e.reason, e.from.address, e.error.code)
+ * })
+ * ```
+ */
+export type MulticastEvent = { readonly type: 'rejected' } & DatagramRejection
+
+/**
  * Counters of a {@link MulticastChannel}. `messages*` / `bytes*` count messages, `datagrams*` datagrams.
  * @example
  * ```ts
@@ -268,7 +281,9 @@ export interface MulticastChannel extends Connection<MulticastMessage, Uint8Arra
   readonly stats: MulticastStats
   /** Snapshots of `stats`: one on subscribe, then every `statsInterval` ms; completes on close. */
   readonly stats$: Observable<MulticastStats>
-  /** Every dropped datagram except own echoes (hot); completes on close. */
+  /** Everything that happens to this channel, one union (hot; completes on close): the common lifecycle stream name. */
+  readonly events$: Observable<MulticastEvent>
+  /** Every dropped datagram except own echoes (hot; the `rejected` events of `events$`); completes on close. */
   readonly rejected$: Observable<DatagramRejection>
   /** Largest message `send` accepts (`maxDatagram` minus framing). */
   readonly maxMessageSize: number

@@ -104,6 +104,9 @@ describe('cluster links', () => {
     const refused = await f.waitFor((r) => r.ev === 'error' && r.id === 0, 10_000, 'refusal')
     expect(refused.code).toBe('ERR_NOT_ROSTERED')
     expect(refused.linksRefused).toBe(1)
+    // events$ is the one union: the same refusal as { type: 'error' }, next to the worker lifecycle
+    await f.waitFor((r) => r.ev === 'event' && r.id === 0 && r.type === 'error' && r.code === 'ERR_NOT_ROSTERED', 10_000, 'refusal on events$')
+    expect(f.reports.some((r) => r.ev === 'event' && r.id === 0 && r.type === 'online')).toBe(true)
     await closed
     expect(fake.bytesRead).toBe(0) // no handshake answer: nothing was adopted
     expect(f.reports.filter((r) => r.ev === 'link-closed' && r.id === 0 && r.far === 2)).toEqual([])

@@ -2,7 +2,7 @@
 // own-echo drop, gap counting with injected loss, limits, lifecycle.
 import { afterEach, describe, expect, it } from 'vitest'
 import { firstValueFrom, of, take, toArray } from 'rxjs'
-import { DEFAULT_MULTICAST_OPTIONS, isRxnetError, type DatagramRejection } from 'rxnet'
+import { DEFAULT_MULTICAST_OPTIONS, isRxnetError, type DatagramRejection, type MulticastEvent } from 'rxnet'
 import { HEADER_BYTES, encodeDatagram, parseHeader } from '../../src/multicast/datagram.js'
 import { Resources, collect, freshGroup, str, text, until } from './helpers.js'
 
@@ -140,6 +140,8 @@ describe('multicast on loopback', () => {
     const got = collect(b)
     const rejected: DatagramRejection[] = []
     b.rejected$.subscribe((r) => rejected.push(r))
+    const events: MulticastEvent[] = []
+    b.events$.subscribe((e) => events.push(e))
     for (let i = 0; i < 3; i++) {
       a.send(text(`m${i}`))
       await until(() => raw.received.length === i + 1)
@@ -149,6 +151,8 @@ describe('multicast on loopback', () => {
     expect(got.map((m) => str(m.data))).toEqual(['m0', 'm1', 'm2'])
     expect(rejected.map((r) => r.reason)).toEqual(['duplicate', 'duplicate', 'duplicate'])
     expect(rejected[0]!.error.code).toBe('ERR_BAD_DATAGRAM')
+    // events$ (the common lifecycle stream) carries the same rejections as one union; rejected$ is its view
+    expect(events).toEqual(rejected.map((r) => ({ type: 'rejected', ...r })))
     expect(b.senders()).toEqual([expect.objectContaining({ senderId: a.id, datagrams: 3, duplicates: 3, gaps: 0 })])
   })
 
