@@ -10,6 +10,7 @@ import net from 'node:net'
 import { randomBytes } from 'node:crypto'
 import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
+import { backoffDelay } from '../backoff.js'
 import { waitIn, type Waiter } from '../channel.js'
 import { BoundedQueue, DEFAULT_OVERFLOW } from '../queue.js'
 import { checkKeys, checkOverflow } from '../options.js'
@@ -537,9 +538,10 @@ class BusImpl implements Bus {
     if (this.closed) return
     this.lastError = error ?? new ConnectionError(`the hub at ${this.path} closed the connection`)
     this.status.next({ type: 'disconnected', error })
-    const base = Math.min(this.maxDelay, this.minDelay * 2 ** Math.min(this.attempt, 20))
+    // Uniform in [50%, 100%] of minDelay 2^attempt capped at maxDelay (the shared default jitter).
+    const delay = backoffDelay(this.attempt, { initialDelay: this.minDelay, maxDelay: this.maxDelay })
     this.attempt++
-    this.timer = setTimeout(() => this.connect(), base / 2 + Math.random() * (base / 2))
+    this.timer = setTimeout(() => this.connect(), delay)
   }
 
   // ---- closing -----------------------------------------------------------------------------

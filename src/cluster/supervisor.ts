@@ -10,6 +10,7 @@ import type net from 'node:net'
 import { Subject } from 'rxjs'
 import { AbortError, ClosedError, CrashLoopError, TimeoutError } from '../errors.js'
 import { Balancer } from './balancer.js'
+import { backoffDelay } from '../backoff.js'
 import { rmSync } from 'node:fs'
 import { TAG, isControl, type Control, type RosterEntry } from './ipc.js'
 import { linkSocketPath } from './links.js'
@@ -311,7 +312,7 @@ export class Supervisor {
       return
     }
     const attempt = slot.exits.length
-    const delay = Math.min(r.maxDelay, r.initialDelay * 2 ** (attempt - 1))
+    const delay = backoffDelay(attempt - 1, { initialDelay: r.initialDelay, maxDelay: r.maxDelay, jitter: 0 })
     slot.state = 'restarting'
     this.events.next({ type: 'restarting', id: slot.id, delay, attempt })
     slot.timer = setTimeout(() => {

@@ -31,6 +31,8 @@ import {
 } from '../errors.js'
 import { Discovery, isLoopback, isWildcard, reachableThrough } from './discovery.js'
 import { readHandshake, whenConnected } from './connection.js'
+import { backoffDelay } from '../backoff.js'
+import { waitFor } from '../wait.js'
 import { encodeHandshake, type HandshakeKind, type HandshakeMessage, PROTOCOL_VERSION, type RefuseReason } from './handshake.js'
 import { Observers } from './observer.js'
 import { createLink, type LeaveReason, type MeshPeer, type Peer } from './peer.js'
@@ -199,13 +201,10 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     }
     const signal = options.signal
     if (signal === undefined) return this.listening
-    return new Promise<MeshAddress>((resolve, reject) => {
-      const onAbort = (): void => {
-        reject(new AbortError(signal.reason))
-        void this.close()
-      }
-      signal.addEventListener('abort', onAbort, { once: true })
-      this.listening!.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+    // An aborted listen closes the mesh (it rejects ERR_ABORTED either way).
+    return waitFor(this.listening, { signal }).catch((e: unknown) => {
+      if (signal.aborted) void this.close()
+      throw e
     })
   }
 
@@ -778,7 +777,8 @@ function jitter(ms: number, random = Math.random): number {
  * ±50%, never above `max` (the jitter is applied before the cap, so `maxReconnectDelay` holds).
  */
 export function backoff(attempt: number, base: number, max: number, random = Math.random): number {
-  return Math.min(max, jitter(base * 2 ** Math.min(attempt, 20), random))
+  // The shared backoffDelay: 1.5 base 2^attempt less up to 2/3 of it is base 2^attempt ±50%; capped after the jitter.
+  return Math.min(max, backoffDelay(attempt, { initialDelay: base * 1.5, maxDelay: Infinity, jitter: 2 / 3, random: () => 1 - random() }))
 }
 
 function normalize(a: string | undefined): string {
