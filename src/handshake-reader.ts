@@ -45,6 +45,8 @@ export interface ReadHandshakeOptions<T> {
   signal?: AbortSignal
   /** The message format. @default frameHandshake(maxBytes) */
   decoder?: HandshakeDecoder<T>
+  /** Builds the error a deadline miss rejects with. @default ERR_HANDSHAKE (`cause`: ERR_TIMEOUT) */
+  onTimeout?: () => RxnetError
   /** Builds the error for a socket that failed or closed before the message was complete. @default ERR_HANDSHAKE */
   lost?: (message: string, cause?: unknown) => RxnetError
 }
@@ -117,7 +119,7 @@ export function readHandshake<T = Uint8Array>(socket: Duplex, options: ReadHands
       socket.on('close', onClose)
       return done
     },
-    { timeout, signal: options.signal, onTimeout: () => new HandshakeError(`no handshake within ${timeout} ms`, new TimeoutError('handshake', timeout)) },
+    { timeout, signal: options.signal, onTimeout: options.onTimeout ?? (() => new HandshakeError(`no handshake within ${timeout} ms`, new TimeoutError('handshake', timeout))) },
   )
 }
 

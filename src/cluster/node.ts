@@ -13,12 +13,13 @@ import type net from 'node:net'
 import { EMPTY, map, merge, type Observable } from 'rxjs'
 import { resolveCodec } from '../codec/index.js'
 import { checkInt, checkKeys, checkOverflow, withDefaults } from '../options.js'
-import { AbortError, ClosedError, InvalidArgumentError, TimeoutError, type RxnetError } from '../errors.js'
+import { AbortError, ClosedError, InvalidArgumentError, type RxnetError } from '../errors.js'
 import { TAG, controlMessages, ipcMessages, type Control } from './ipc.js'
 import { LinkManager, linkSocketPath, removeStaleLinkSockets } from './links.js'
 import { ServedServer, listenAsync, serveKey } from './serve.js'
 import { listenRoundRobin, roundRobinAvailable, type RoundRobinHandle } from './balancer.js'
 import { ENV, Supervisor } from './supervisor.js'
+import { deadline } from '../wait.js'
 import {
   CLUSTER_OPTION_KEYS,
   DEFAULT_CLUSTER_OPTIONS,
@@ -234,29 +235,17 @@ class ClusterNodeImpl implements ClusterNode {
 
   /** Worker: asks the primary to serve `key` and waits for its answer (it comes once the primary serves it too). */
   private askPrimary(key: string, distribution: 'round-robin' | 'shared', signal?: AbortSignal): Promise<[Control, unknown]> {
-    return new Promise((resolve, reject) => {
-      const cleanup = (): void => {
-        subs.forEach((s) => s.unsubscribe())
-        clearTimeout(timer)
-        signal?.removeEventListener('abort', onAbort)
-      }
-      const onReply = ([m, h]: [Control & { key: string }, unknown]): void => {
-        if (m.key !== key) return
-        cleanup()
-        resolve([m, h])
-      }
-      const subs = [controlMessages(process as never, 'handle').subscribe(onReply), controlMessages(process as never, 'rr').subscribe(onReply)]
-      const onAbort = (): void => {
-        cleanup()
-        reject(new AbortError(signal?.reason))
-      }
-      const timer = setTimeout(() => {
-        cleanup()
-        reject(new TimeoutError(`serve(): the primary to serve ${key} (it must call serve() with the same port and host)`, this.readyTimeout))
-      }, this.readyTimeout)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      this.toPrimary({ [TAG]: 'serve', key, distribution })
-    })
+    return deadline<[Control, unknown]>(
+      ({ resolve }) => {
+        const onReply = ([m, h]: [Control & { key: string }, unknown]): void => {
+          if (m.key === key) resolve([m, h])
+        }
+        const subs = [controlMessages(process as never, 'handle').subscribe(onReply), controlMessages(process as never, 'rr').subscribe(onReply)]
+        this.toPrimary({ [TAG]: 'serve', key, distribution })
+        return () => subs.forEach((s) => s.unsubscribe())
+      },
+      { signal, timeout: this.readyTimeout, what: `serve(): the primary to serve ${key} (it must call serve() with the same port and host)` },
+    )
   }
 
   reload(options: { signal?: AbortSignal } = {}): Promise<void> {

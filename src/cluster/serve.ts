@@ -6,7 +6,7 @@
 import http from 'node:http'
 import net from 'node:net'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { AbortError } from '../errors.js'
+import { deadline } from '../wait.js'
 
 const NetServerClose = net.Server.prototype.close
 
@@ -17,31 +17,19 @@ export function serveKey(port: number, host: string | undefined): string {
 
 /** Listens `server` with node:net `listen(...args)` and resolves once it is listening. */
 export function listenAsync(server: net.Server, arg: unknown, signal?: AbortSignal): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(new AbortError(signal.reason))
-    const cleanup = (): void => {
-      server.off('error', onError)
-      server.off('listening', onListening)
-      signal?.removeEventListener('abort', onAbort)
-    }
-    const onError = (e: Error): void => {
-      cleanup()
-      reject(e)
-    }
-    const onListening = (): void => {
-      cleanup()
-      resolve()
-    }
-    const onAbort = (): void => {
-      cleanup()
-      server.close()
-      reject(new AbortError(signal?.reason))
-    }
-    server.on('error', onError)
-    server.on('listening', onListening)
-    signal?.addEventListener('abort', onAbort, { once: true })
-    server.listen(arg as net.ListenOptions)
-  })
+  return deadline<void>(
+    ({ resolve, reject }) => {
+      server.on('error', reject)
+      server.on('listening', resolve)
+      server.listen(arg as net.ListenOptions)
+      return () => {
+        server.off('error', reject)
+        server.off('listening', resolve)
+        if (signal?.aborted) server.close() // settled by the abort: stop listening
+      }
+    },
+    { signal },
+  )
 }
 
 type HttpLike = net.Server & { closeIdleConnections?: () => void }

@@ -8,9 +8,10 @@
 import nodeCluster, { type Worker } from 'node:cluster'
 import type net from 'node:net'
 import { Subject } from 'rxjs'
-import { AbortError, ClosedError, CrashLoopError, TimeoutError } from '../errors.js'
+import { AbortError, ClosedError, CrashLoopError } from '../errors.js'
 import { Balancer } from './balancer.js'
 import { backoffDelay } from '../backoff.js'
+import { deadline } from '../wait.js'
 import { rmSync } from 'node:fs'
 import { TAG, isControl, type Control, type RosterEntry } from './ipc.js'
 import { linkSocketPath } from './links.js'
@@ -104,23 +105,19 @@ export class Supervisor {
     for (const slot of this.slots.values()) {
       if (slot.current?.served.has(key)) return Promise.resolve(slot.current.served.get(key)!)
     }
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted) return reject(new AbortError(signal.reason))
-      if (this.stopping) return reject(new ClosedError('cluster'))
-      const settle = (f: () => void): void => {
-        sub.unsubscribe()
-        signal?.removeEventListener('abort', onAbort)
-        f()
-      }
-      const onAbort = (): void => settle(() => reject(new AbortError(signal?.reason)))
-      const sub = this.events.subscribe({
-        next: (e) => {
-          if (e.type === 'listening' && this.keyOf(e.id, key)) settle(() => resolve(e.address))
-        },
-        complete: () => settle(() => reject(new ClosedError('cluster'))),
-      })
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
+    return deadline<net.AddressInfo | string | null>(
+      ({ resolve, reject }) => {
+        if (this.stopping) return reject(new ClosedError('cluster'))
+        const sub = this.events.subscribe({
+          next: (e) => {
+            if (e.type === 'listening' && this.keyOf(e.id, key)) resolve(e.address)
+          },
+          complete: () => reject(new ClosedError('cluster')),
+        })
+        return () => sub.unsubscribe()
+      },
+      { signal },
+    )
   }
 
   status(): WorkerStatus[] {
@@ -371,27 +368,21 @@ export class Supervisor {
   /** Resolves when `proc` has linked up and serves every key in `keys`; rejects if it exits first, on timeout or abort. */
   private whenReady(proc: Proc, keys: Iterable<string>, signal?: AbortSignal): Promise<void> {
     const wanted = [...keys]
-    return new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(new AbortError(signal.reason))
-      const settle = (f: () => void): void => {
-        clearTimeout(timer)
-        subs.forEach((s) => s.unsubscribe())
-        signal?.removeEventListener('abort', onAbort)
-        f()
-      }
-      const check = (): void => {
-        if (proc.entry !== null && wanted.every((k) => proc.served.has(k))) settle(resolve)
-      }
-      const onAbort = (): void => settle(() => reject(new AbortError(signal?.reason)))
-      const subs = [
-        this.progress.subscribe((p) => p === proc && check()),
-        this.events.subscribe((e) => {
-          if (e.type === 'exit' && e.pid === proc.pid) settle(() => reject(new ClosedError(`worker ${proc.id} (pid ${proc.pid}, exited with code ${e.code}, signal ${e.signal} before serving)`)))
-        }),
-      ]
-      const timer = setTimeout(() => settle(() => reject(new TimeoutError(`worker ${proc.id} to serve during reload`, this.opts.readyTimeout))), this.opts.readyTimeout)
-      signal?.addEventListener('abort', onAbort, { once: true })
-      check()
-    })
+    return deadline<void>(
+      ({ resolve, reject }) => {
+        const check = (): void => {
+          if (proc.entry !== null && wanted.every((k) => proc.served.has(k))) resolve()
+        }
+        const subs = [
+          this.progress.subscribe((p) => p === proc && check()),
+          this.events.subscribe((e) => {
+            if (e.type === 'exit' && e.pid === proc.pid) reject(new ClosedError(`worker ${proc.id} (pid ${proc.pid}, exited with code ${e.code}, signal ${e.signal} before serving)`))
+          }),
+        ]
+        check()
+        return () => subs.forEach((s) => s.unsubscribe())
+      },
+      { signal, timeout: this.opts.readyTimeout, what: `worker ${proc.id} to serve during reload` },
+    )
   }
 }

@@ -8,6 +8,8 @@ import type net from 'node:net'
 import tls from 'node:tls'
 import { AuthenticationError, ConnectionError, type RxnetError, TimeoutError } from '../errors.js'
 import { HandshakeDecoder, type HandshakeMessage } from './handshake.js'
+import { readHandshake as readSocketHandshake } from '../handshake-reader.js'
+import { deadline } from '../wait.js'
 
 /** Builds the error for a socket that failed or closed before the handshake completed. */
 export type LostError = (message: string, cause?: unknown) => RxnetError
@@ -19,24 +21,22 @@ export type LostError = (message: string, cause?: unknown) => RxnetError
 export function whenConnected(socket: net.Socket, what: string, timeoutMs: number): Promise<void> {
   const secure = socket instanceof tls.TLSSocket
   const event = secure ? 'secureConnect' : 'connect'
-  return new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => done(new ConnectionError(`connect to ${what} timed out`, new TimeoutError('connect', timeoutMs))), timeoutMs)
-    const done = (e?: RxnetError): void => {
-      clearTimeout(timer)
-      socket.off(event, onConnect)
-      socket.off('error', onError)
-      socket.off('close', onClose)
-      if (e === undefined) resolve()
-      else reject(e)
-    }
-    const onConnect = (): void => done()
-    const onError = (e: Error): void =>
-      done(secure && !socket.connecting ? new AuthenticationError(`TLS handshake with ${what} failed: ${e.message}`, e) : new ConnectionError(`dial ${what}: ${e.message}`, e))
-    const onClose = (): void => done(new ConnectionError(`${what} closed the connection`))
-    socket.once(event, onConnect)
-    socket.on('error', onError)
-    socket.on('close', onClose)
-  })
+  return deadline<void>(
+    ({ resolve, reject }) => {
+      const onError = (e: Error): void =>
+        reject(secure && !socket.connecting ? new AuthenticationError(`TLS handshake with ${what} failed: ${e.message}`, e) : new ConnectionError(`dial ${what}: ${e.message}`, e))
+      const onClose = (): void => reject(new ConnectionError(`${what} closed the connection`))
+      socket.once(event, resolve)
+      socket.on('error', onError)
+      socket.on('close', onClose)
+      return () => {
+        socket.off(event, resolve)
+        socket.off('error', onError)
+        socket.off('close', onClose)
+      }
+    },
+    { timeout: timeoutMs, onTimeout: () => new ConnectionError(`connect to ${what} timed out`, new TimeoutError('connect', timeoutMs)) },
+  )
 }
 
 /**
@@ -45,42 +45,6 @@ export function whenConnected(socket: net.Socket, what: string, timeoutMs: numbe
  * On success the socket is paused and every byte after the handshake is unshifted back onto it.
  */
 export function readHandshake(socket: net.Socket, timeoutMs: number, lost: LostError): Promise<HandshakeMessage> {
-  return new Promise<HandshakeMessage>((resolve, reject) => {
-    const decoder = new HandshakeDecoder()
-    // Silence is a timeout (ERR_TIMEOUT), not a malformed handshake.
-    const timer = setTimeout(() => done(new TimeoutError('handshake', timeoutMs)), timeoutMs)
-    const done = (e: unknown, message?: HandshakeMessage, rest?: Buffer): void => {
-      clearTimeout(timer)
-      socket.off('data', onData)
-      socket.off('end', onEnd)
-      socket.off('error', onError)
-      socket.off('close', onClose)
-      socket.pause()
-      if (e !== undefined) return reject(e)
-      if (rest !== undefined && rest.length > 0) socket.unshift(rest)
-      resolve(message!)
-    }
-    const onData = (chunk: Buffer): void => {
-      let r
-      try {
-        r = decoder.push(chunk)
-      } catch (e) {
-        return done(e)
-      }
-      if (r !== null) done(undefined, r.message, r.rest)
-    }
-    const onEnd = (): void => {
-      try {
-        decoder.end()
-      } catch (e) {
-        done(e)
-      }
-    }
-    const onError = (e: Error): void => done(lost(`connection failed during the handshake: ${e.message}`, e))
-    const onClose = (): void => done(lost('connection closed during the handshake'))
-    socket.on('data', onData)
-    socket.on('end', onEnd)
-    socket.on('error', onError)
-    socket.on('close', onClose)
-  })
+  // The shared reader with the mesh's own decoder; silence is a timeout (ERR_TIMEOUT), not a malformed handshake.
+  return readSocketHandshake(socket, { timeout: timeoutMs, decoder: new HandshakeDecoder(), lost, onTimeout: () => new TimeoutError('handshake', timeoutMs) })
 }

@@ -88,7 +88,8 @@ class MulticastChannelImpl implements MulticastChannel {
   private readonly events = new Subject<MulticastEvent>()
   private readonly statsSubscribers = new Set<Subscriber<MulticastStats>>()
   private readonly sendersById = new Map<string, SenderEntry>()
-  private idleWaiters: (() => void)[] = []
+  /** Callers of drain(), woken once the send buffer is empty (or the channel ended). */
+  private readonly idle = new Waiters()
   /** whenWritable() callers, woken when the send buffer is under half its high-water mark. */
   private readonly writers = new Waiters()
   /** Inbound messages that arrived while nobody subscribed (bounded by maxHeldMessages). */
@@ -239,7 +240,7 @@ class MulticastChannelImpl implements MulticastChannel {
       this.inFlight++
       this.socket.send(datagram, port, group, this.afterSend)
     }
-    if (q.head >= q.items.length && this.inFlight === 0) this.wakeIdle()
+    if (q.head >= q.items.length && this.inFlight === 0) this.idle.resolveAll()
   }
 
   private readonly afterSend = (err: Error | null): void => {
@@ -249,7 +250,7 @@ class MulticastChannelImpl implements MulticastChannel {
     if (this.queue.length > 0) {
       if (!this.scheduled) this.flush()
     } else if (this.inFlight === 0) {
-      this.wakeIdle()
+      this.idle.resolveAll()
     }
   }
 
@@ -267,16 +268,9 @@ class MulticastChannelImpl implements MulticastChannel {
   /** Resolves once the send buffer is empty and every datagram went to the socket (or the channel ended). */
   private drain(): Promise<void> {
     if (this.terminal !== null) return Promise.resolve()
-    return new Promise((resolve) => {
-      this.idleWaiters.push(resolve)
-      if (this.bound && this.queue.length === 0 && this.inFlight === 0) this.wakeIdle()
-    })
-  }
-
-  private wakeIdle(): void {
-    const w = this.idleWaiters
-    this.idleWaiters = []
-    for (const resolve of w) resolve()
+    const idle = this.idle.wait()
+    if (this.bound && this.queue.length === 0 && this.inFlight === 0) this.idle.resolveAll()
+    return idle
   }
 
   // ---- inbound
@@ -297,7 +291,7 @@ class MulticastChannelImpl implements MulticastChannel {
     this.bound = true
     this.resolveReady()
     if (this.queue.length > 0) this.flush()
-    else if (this.idleWaiters.length > 0) this.wakeIdle()
+    else this.idle.resolveAll()
   }
 
   private readonly onMessage = (buf: Buffer, rinfo: dgram.RemoteInfo): void => {
@@ -417,7 +411,7 @@ class MulticastChannelImpl implements MulticastChannel {
     this.opts.signal?.removeEventListener('abort', this.onAbort)
     this.stats.droppedAfterClose += this.queue.length // never sent: counted as dropped
     this.queue.clear()
-    this.wakeIdle()
+    this.idle.resolveAll()
     this.rejectWriters(t.kind === 'error' ? t.error : new ClosedError('multicast channel'))
     if (this.bound) {
       try {
