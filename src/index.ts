@@ -133,6 +133,11 @@ export {
   DEFAULT_PEERS_OPTIONS,
   PSK_CIPHERS,
   SERVICE_TYPE,
+  CAPABILITIES,
+  PEER_SUMMARY_INTERVAL,
+  MAX_PEER_SUMMARY_BYTES,
+  MAX_PEER_SUMMARIES,
+  type SummaryStats,
 } from './mesh/index.js'
 export {
   RxnetError,

@@ -31,22 +31,29 @@ export const CONTROL_TYPES = {
   empty: { type: 3, body: 0 },
   /** The sender closes cleanly (do not redial at once); its end of the stream follows. */
   goodbye: { type: 4, body: 0 },
+  /**
+   * The sender's stats summary (`src/metrics/summary.ts` encoding, at most
+   * `MAX_PEER_SUMMARY_BYTES`). Sent only to a peer whose handshake announced
+   * `CAPABILITIES.summaries`; a body that does not decode is counted and ignored, never fails the link.
+   */
+  summary: { type: 5, body: 'any' },
 } as const satisfies Record<string, { type: number; body: number | 'any' }>
 
 /** Name of a control message. */
 export type ControlName = keyof typeof CONTROL_TYPES
 
 /** A decoded control message. */
-export type ControlMessage = { kind: 'ping' | 'pong'; time: number } | { kind: 'empty' } | { kind: 'goodbye' }
+export type ControlMessage = { kind: 'ping' | 'pong'; time: number } | { kind: 'empty' } | { kind: 'goodbye' } | { kind: 'summary'; body: Uint8Array }
 
 const BY_TYPE = new Map<number, ControlName>(Object.entries(CONTROL_TYPES).map(([name, d]) => [d.type, name as ControlName]))
 
 /** Encodes the body frame of a control message (send {@link CONTROL_MARKER} before it). */
 export function encodeControl(m: ControlMessage): Uint8Array {
   const d: { type: number; body: number | 'any' } = CONTROL_TYPES[m.kind]
-  const out = new Uint8Array(1 + (d.body === 'any' ? 0 : d.body))
+  const out = new Uint8Array(1 + (m.kind === 'summary' ? m.body.length : d.body === 'any' ? 0 : d.body))
   out[0] = d.type
   if (m.kind === 'ping' || m.kind === 'pong') new DataView(out.buffer).setFloat64(1, m.time)
+  else if (m.kind === 'summary') out.set(m.body, 1)
   return out
 }
 
@@ -57,16 +64,25 @@ export function decodeControl(frame: Uint8Array): ControlMessage {
   const body = CONTROL_TYPES[kind].body as number | 'any'
   if (body !== 'any' && frame.length !== 1 + body) throw new ProtocolError(`malformed ${kind}: ${frame.length - 1} body bytes, expected ${body}`)
   if (kind === 'ping' || kind === 'pong') return { kind, time: new DataView(frame.buffer, frame.byteOffset, frame.byteLength).getFloat64(1) }
+  if (kind === 'summary') return { kind, body: frame.subarray(1) }
   return { kind }
 }
 
 /** The bytes of one whole control message as it goes on the wire (marker frame + body frame), for a direct socket write. */
 export function controlWire(m: ControlMessage): Uint8Array {
   const body = encodeControl(m)
-  const out = new Uint8Array(2 + body.length) // body < 128 bytes: one-byte varint
+  const length: number[] = [] // unsigned varint, as it-length-prefixed writes it
+  for (let n = body.length; ; n >>>= 7) {
+    if (n < 0x80) {
+      length.push(n)
+      break
+    }
+    length.push((n & 0x7f) | 0x80)
+  }
+  const out = new Uint8Array(1 + length.length + body.length)
   out[0] = 0
-  out[1] = body.length
-  out.set(body, 2)
+  out.set(length, 1)
+  out.set(body, 1 + length.length)
   return out
 }
 

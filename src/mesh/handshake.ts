@@ -12,6 +12,10 @@
  * length  u16      body length, at most MAX_HANDSHAKE_BODY (checked on the declared value)
  * body    nameLen u8, name (UTF-8), idLen u8, id (UTF-8), port u16, reason u8
  * ```
+ *
+ * The last byte is the refuse reason in a `refuse` and a capability bitfield ({@link CAPABILITIES})
+ * in the other kinds: a build without capabilities writes 0 there and ignores it when it reads,
+ * so a flag never reaches a node that cannot use it.
  * @module
  */
 import { HandshakeError } from '../errors.js'
@@ -40,6 +44,19 @@ export const MAGIC = Buffer.from('RXNM', 'latin1')
 export const MAX_HANDSHAKE_BODY = 520
 const HEADER = 8
 
+/**
+ * Capability flags a node announces in its `hello` / `welcome` / `observe` (the reason byte).
+ * @example
+ * ```ts
+ * import { CAPABILITIES } from 'rxnet'
+ * console.log(CAPABILITIES.summaries) // 1: this node accepts stats summaries from its peers
+ * ```
+ */
+export const CAPABILITIES = {
+  /** Accepts the `summary` control message (a peer's stats summary, src/mesh/summaries.ts). */
+  summaries: 1,
+} as const
+
 /** What a handshake message says. */
 export type HandshakeKind = 'hello' | 'welcome' | 'refuse' | 'observe'
 /** Why an acceptor refused a connection (sent in `refuse`). */
@@ -58,10 +75,12 @@ export interface HandshakeMessage {
   /** Port the sender listens on (0 when unknown). */
   port: number
   reason: RefuseReason
+  /** Capability bitfield ({@link CAPABILITIES}); 0 in a `refuse` and from a build without capabilities. */
+  flags: number
 }
 
 /** Encodes one handshake message. Throws {@link HandshakeError} if a field does not fit. */
-export function encodeHandshake(m: Omit<HandshakeMessage, 'version' | 'reason'> & { version?: number; reason?: RefuseReason }): Buffer {
+export function encodeHandshake(m: Omit<HandshakeMessage, 'version' | 'reason' | 'flags'> & { version?: number; reason?: RefuseReason; flags?: number }): Buffer {
   const name = Buffer.from(m.name, 'utf8')
   const id = Buffer.from(m.id, 'utf8')
   if (name.length > 255 || id.length > 255) throw new HandshakeError('mesh name and node id must each fit in 255 bytes')
@@ -78,7 +97,7 @@ export function encodeHandshake(m: Omit<HandshakeMessage, 'version' | 'reason'> 
   o += id.copy(out, o)
   out.writeUInt16BE(m.port & 0xffff, o)
   o += 2
-  out[o] = Math.max(0, REASONS.indexOf(m.reason ?? 'none'))
+  out[o] = m.kind === 'refuse' ? Math.max(0, REASONS.indexOf(m.reason ?? 'none')) : (m.flags ?? 0) & 0xff
   return out
 }
 
@@ -140,8 +159,9 @@ function decodeBody(buf: Buffer, length: number): HandshakeMessage {
   const name = text(take(take(1)[0]!))
   const id = text(take(take(1)[0]!))
   const port = take(2).readUInt16BE(0)
-  const reason = REASONS[take(1)[0]!] ?? 'malformed'
+  const last = take(1)[0]!
+  const reason = kind === 'refuse' ? (REASONS[last] ?? 'malformed') : 'none'
   if (o !== end) throw new HandshakeError('malformed handshake body (trailing bytes)')
   if (kind !== 'refuse' && id.length === 0) throw new HandshakeError('handshake without a node id')
-  return { kind, version, name, id, port, reason }
+  return { kind, version, name, id, port, reason, flags: kind === 'refuse' ? 0 : last }
 }

@@ -22,7 +22,8 @@ export { createMesh } from './mesh.js'
 export { parseSeed, DEFAULT_MESH_OPTIONS, PSK_CIPHERS, type Mesh, type MeshOptions, type MeshAddress, type MeshEvent, type MeshStats } from './options.js'
 export type { Peer, LeaveReason } from './peer.js'
 export { SERVICE_TYPE } from './discovery.js'
-export { PROTOCOL_VERSION, MAX_HANDSHAKE_BODY } from './handshake.js'
+export { PROTOCOL_VERSION, MAX_HANDSHAKE_BODY, CAPABILITIES } from './handshake.js'
+export { PEER_SUMMARY_INTERVAL, MAX_PEER_SUMMARY_BYTES, MAX_PEER_SUMMARIES, type SummaryStats } from './summaries.js'
 
 /**
  * Options of {@link peers$}: {@link MeshOptions} without `name`, plus where to listen.

@@ -33,8 +33,9 @@ import { Discovery, isLoopback, isWildcard, reachableThrough } from './discovery
 import { readHandshake, whenConnected } from './connection.js'
 import { backoffDelay } from '../backoff.js'
 import { waitFor } from '../wait.js'
-import { encodeHandshake, type HandshakeKind, type HandshakeMessage, PROTOCOL_VERSION, type RefuseReason } from './handshake.js'
+import { CAPABILITIES, encodeHandshake, type HandshakeKind, type HandshakeMessage, PROTOCOL_VERSION, type RefuseReason } from './handshake.js'
 import { Observers } from './observer.js'
+import { PeerSummaries } from './summaries.js'
 import { createLink, type LeaveReason, type MeshPeer, type Peer } from './peer.js'
 import { type Mesh, type MeshAddress, type MeshEvent, type MeshOptions, type MeshStats, parseSeed, PSK_CIPHERS, PSK_IDENTITY, type Resolved, resolveOptions } from './options.js'
 
@@ -133,6 +134,8 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
   private readonly psk: Buffer | undefined
   /** Connections of observers: welcomed, sent summaries, never members. */
   private readonly observers: Observers
+  /** Stats summaries to and from peers (summaries.ts). */
+  private readonly summaries: PeerSummaries
 
   constructor(private readonly o: Resolved) {
     this.id = o.id
@@ -162,6 +165,9 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
         return self.targets.size
       },
       targetsRefused: 0,
+      get summaries() {
+        return self.summaries.stats
+      },
       targetsExpired: 0,
       get ignoredAnswers() {
         return self.discovery?.ignored ?? 0
@@ -178,7 +184,8 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     this.members$ = this.membersSubject.asObservable()
     this.events$ = this.eventsSubject.asObservable()
     this.errors$ = this.errorsSubject.asObservable()
-    this.observers = new Observers(this, o)
+    this.summaries = new PeerSummaries(this, o.failureTimeout)
+    this.observers = new Observers(this, o, this.summaries)
   }
 
   get members(): ReadonlyMap<string, Peer<In, Out>> {
@@ -364,7 +371,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       pending.abort()
     }
     socket.write(this.handshake('welcome'))
-    this.establish(socket, m.id, m.port, false)
+    this.establish(socket, m.id, m.port, false, m.flags)
   }
 
   /**
@@ -391,7 +398,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       }
       this.pendingOut.get(m.id)?.abort() // ours is stuck: take theirs
       socket.write(this.handshake('welcome'))
-      this.establish(socket, m.id, m.port, false)
+      this.establish(socket, m.id, m.port, false, m.flags)
     })
   }
 
@@ -435,7 +442,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
   }
 
   private handshake(kind: HandshakeKind, reason?: RefuseReason): Buffer {
-    return encodeHandshake({ kind, name: this.name, id: this.id, port: this.bound?.port ?? 0, reason })
+    return encodeHandshake({ kind, name: this.name, id: this.id, port: this.bound?.port ?? 0, reason, flags: this.o.observer ? 0 : CAPABILITIES.summaries })
   }
 
   // ---------------------------------------------------------------- dial path
@@ -631,7 +638,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
         if (!existing.outbound && this.id > m.id) return
         existing.terminate(new ConnectionError('superseded by a newer link to the same peer'))
       }
-      this.establish(socket, m.id, t.port, true)
+      this.establish(socket, m.id, t.port, true, m.flags)
       established = true
     } catch (e) {
       if (!aborted) throw e
@@ -656,7 +663,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
 
   // ---------------------------------------------------------------- establish / leave
 
-  private establish(socket: net.Socket, id: string, port: number, outbound: boolean): void {
+  private establish(socket: net.Socket, id: string, port: number, outbound: boolean, flags: number): void {
     this.handshaking.delete(socket)
     this.pendingIn.delete(rawOf(socket))
     const address = normalize(socket.remoteAddress)
@@ -664,6 +671,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     this.peers.set(id, peer)
     if (port > 0 && ![...this.targets.values()].some((t) => t.id === id)) this.addTarget(`peer:${id}`, 'learned', [address], port, id)
     void peer.left.then((reason) => this.onLeave(peer, reason))
+    this.summaries.attach(peer, flags)
     this.publishMembers()
     this.eventsSubject.next({ type: 'join', peer })
     this.joined.next(peer)
@@ -735,6 +743,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     const discoveryClosed = this.discovery?.close() ?? Promise.resolve()
     // Each link closes gracefully and aborts itself after its close timeout.
     const linksClosed = Promise.all([...[...this.peers.values()].map((p) => p.close()), this.observers.close()])
+    this.summaries.close()
     await linksClosed
     for (const s of this.inbound) s.destroy()
     await Promise.all([linksClosed, serverClosed, discoveryClosed])

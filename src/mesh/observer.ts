@@ -2,8 +2,9 @@
  * Observers of a mesh node: connections that said `observe` instead of `hello` in the handshake.
  * They are not members (not in `members$`, not counted, never dialled back); each gets a heartbeat
  * link like a peer and, every {@link SUMMARY_INTERVAL} ms, this node's stats summary
- * (`src/metrics/summary.ts`) as a message. A slow observer misses summaries (counted), it never
- * holds up the node.
+ * (`src/metrics/summary.ts`) as a message, followed by the latest summary this node holds of each
+ * of its peers (summaries.ts; each keeps its origin's `node` and `at`: the observer keeps the
+ * newest per node). A slow observer misses summaries (counted), it never holds up the node.
  * @module
  */
 import type net from 'node:net'
@@ -13,6 +14,7 @@ import { meshMetrics } from '../metrics/sources.js'
 import { encodeSummary } from '../metrics/summary.js'
 import type { Mesh } from './options.js'
 import { createLink, type LinkOptions, type MeshPeer } from './peer.js'
+import type { PeerSummaries } from './summaries.js'
 
 /** Time between two summaries sent to each observer, ms. */
 export const SUMMARY_INTERVAL = 1000
@@ -29,6 +31,7 @@ export class Observers {
   constructor(
     private readonly mesh: Mesh<any, any>,
     private readonly timing: LinkOptions,
+    private readonly peers: PeerSummaries,
   ) {}
 
   /** Whether one more observer is welcome. */
@@ -47,10 +50,13 @@ export class Observers {
     })
     link.start()
     this.summaries ??= meshMetrics(this.mesh, { interval: SUMMARY_INTERVAL, linger: this.timing.failureTimeout }).subscribe((s) => {
-      const bytes = encodeSummary({ ...s, counters: { ...s.counters, summaries_skipped: this.skipped } })
+      const all = [encodeSummary({ ...s, counters: { ...s.counters, summaries_skipped: this.skipped } })]
+      for (const held of this.peers.latest()) all.push(encodeSummary(held.snapshot))
       for (const l of this.links) {
-        if (l.writable) l.send(bytes)
-        else this.skipped++
+        for (const bytes of all) {
+          if (l.writable) l.send(bytes)
+          else this.skipped++
+        }
       }
     })
   }

@@ -3,6 +3,7 @@
  * its events and counters. The state machine that implements them is in `mesh.ts`.
  * @module
  */
+import type { SummaryStats } from './summaries.js'
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
 import type tls from 'node:tls'
@@ -194,6 +195,8 @@ export interface MeshStats {
   readonly targets: number
   /** Discovered nodes not kept because `maxTargets` was reached. */
   targetsRefused: number
+  /** Stats summaries exchanged with peers: sent, received, garbage (ignored), dropped (src/mesh/summaries.ts). */
+  readonly summaries: SummaryStats
   /** Discovered nodes forgotten: TTL ran out, goodbye, or `maxDialFailures` failed dials in a row. */
   targetsExpired: number
   /** mDNS answers ignored because they came from an address the interface does not reach. */

@@ -124,6 +124,8 @@ export class MeshPeer<In, Out> extends ConnectionKernel<In, Out> implements Peer
   rtt = Number.NaN
   /** Set when the far side said goodbye: do not redial at once. */
   saidGoodbye = false
+  /** Called with the body of each `summary` control message (src/mesh/summaries.ts). */
+  onSummary: ((body: Uint8Array) => void) | undefined
   private readonly isRaw: boolean
   private readonly timer: NodeJS.Timeout
   private readonly demux: ControlDemux
@@ -267,6 +269,16 @@ export class MeshPeer<In, Out> extends ConnectionKernel<In, Out> implements Peer
     else this.stats.droppedHere++
   }
 
+  /**
+   * Sends a stats summary as a control message, like an empty message (never split, never past
+   * the high-water mark); false when it could not go (the caller counts it).
+   */
+  sendSummary(body: Uint8Array): boolean {
+    if (this.state !== OPEN) return false
+    const m: ControlMessage = { kind: 'summary', body }
+    return this.writeControl(m) || (this.timing.overflow !== 'drop-oldest' && this.queueControl(m))
+  }
+
   /** Writes a control message to the socket if the channel has nothing queued (order holds); false otherwise. */
   private writeControl(m: ControlMessage): boolean {
     if (this.controlInFlight || this.socket.destroyed || this.channel.state !== OPEN || this.channel.stats.bufferedBytes !== this.socket.writableLength) return false
@@ -333,6 +345,9 @@ export class MeshPeer<In, Out> extends ConnectionKernel<In, Out> implements Peer
         if (this.state !== OPEN) void this.channel.close()
         // Answer now, unless messages wait for a subscriber (then when one comes: onObserved).
         else if (this.subscribers.length > 0 || this.holding === 0) void this.close()
+        return
+      case 'summary':
+        this.onSummary?.(m.body)
         return
     }
   }

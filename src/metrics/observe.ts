@@ -1,7 +1,8 @@
 /**
- * Watching a mesh from outside: {@link observeMesh} dials every node as an observer (the
+ * Watching a mesh from outside: {@link observeMesh} dials the nodes it finds as an observer (the
  * handshake says `observe`: it is never one of their members) and emits the stats summary each
- * node sends, so one observer sees every node and every link between them.
+ * node sends, plus the summaries each node holds of its peers (tagged `via`), newest per node:
+ * an observer that reaches one node of a full mesh sees every node and every link between them.
  * @module
  */
 import { Observable } from 'rxjs'
@@ -23,6 +24,9 @@ export type ObserveMeshOptions = Pick<MeshOptions, 'id' | 'interface' | 'seeds' 
   /** Called with each summary that did not decode (it is skipped). @default ignore */
   onBadSummary?: (error: unknown, from: string) => void
 }
+
+/** Most distinct nodes one observer tracks (summaries of more are skipped, reported to `onBadSummary`). */
+const MAX_OBSERVED_NODES = 1024
 
 const KEYS = ['id', 'interface', 'seeds', 'discovery', 'secret', 'tls', 'heartbeatInterval', 'failureTimeout', 'handshakeTimeout', 'connectTimeout', 'mdnsPort', 'onBadSummary']
 
@@ -49,17 +53,26 @@ export function observeMesh(name: string, options: ObserveMeshOptions = {}): Obs
       subscriber.error(e)
       return
     }
+    /** Newest origin time seen per node (relayed summaries arrive through several nodes). */
+    const newest = new Map<string, number>()
     const watch = (peer: Peer<Uint8Array, Uint8Array>): void => {
       let last: MetricsSnapshot | undefined
       peer.source.subscribe({
         next: (bytes) => {
+          let s: MetricsSnapshot
           try {
-            last = { ...decodeSummary(bytes), state: 'up' }
+            s = { ...decodeSummary(bytes), state: 'up' }
           } catch (e) {
             onBadSummary?.(e, peer.id)
             return
           }
-          subscriber.next(last)
+          if (s.node !== peer.id) s.via = peer.id
+          const at = s.sentAt ?? s.time
+          if ((newest.get(s.node) ?? -Infinity) >= at) return // an older or the same summary through another node
+          if (newest.size >= MAX_OBSERVED_NODES && !newest.has(s.node)) return onBadSummary?.(new RangeError(`more than ${MAX_OBSERVED_NODES} nodes`), peer.id)
+          newest.set(s.node, at)
+          if (s.via === undefined) last = s
+          subscriber.next(s)
         },
         error: () => gone(),
         complete: () => gone(),

@@ -62,6 +62,10 @@ export interface LinkSnapshot {
   info?: Record<string, string | number | boolean | string[]>
   /** Per-second rates of `counters`, set by {@link withRates}. */
   rates?: Record<string, number>
+  /** On a decoded summary: when the origin took it, by the origin's clock (the key to keep the newest per node). */
+  sentAt?: number
+  /** Set by `observeMesh` on a summary that a node it reaches forwarded for one of that node's peers: that node's id. */
+  via?: string
 }
 
 /**
@@ -106,6 +110,10 @@ export interface MetricsSnapshot {
   state?: LinkState
   /** Per-second rates of `counters`, set by {@link withRates}. */
   rates?: Record<string, number>
+  /** On a decoded summary: when the origin took it, by the origin's clock (the key to keep the newest per node). */
+  sentAt?: number
+  /** Set by `observeMesh` on a summary that a node it reaches forwarded for one of that node's peers: that node's id. */
+  via?: string
 }
 
 /** The key that identifies the same source across snapshots. */

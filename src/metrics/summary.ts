@@ -1,7 +1,8 @@
 /**
  * The stats summary a mesh node sends to its observers: a compact, bounded encoding of one
  * {@link MetricsSnapshot} (JSON; at most {@link MAX_SUMMARY_LINKS} links and
- * {@link MAX_SUMMARY_BYTES} bytes; no rates: the observer derives them). Pure encoder / decoder.
+ * {@link MAX_SUMMARY_BYTES} bytes; no rates: the observer derives them; `at`: the origin's clock
+ * when taken, decoded as `sentAt`). Pure encoder / decoder.
  * @module
  */
 import { DecodeError } from '../errors.js'
@@ -52,7 +53,7 @@ export function encodeSummary(s: MetricsSnapshot): Uint8Array {
   const links = s.links.slice(0, MAX_SUMMARY_LINKS).map((l) => ({ kind: l.kind, from: l.from, to: l.to, state: l.state, rtt: l.rttSeconds, counters: l.counters, gauges: l.gauges }))
   const omitted = s.links.length - links.length
   const gauges = omitted > 0 ? { ...s.gauges, links_omitted: omitted } : s.gauges
-  const body = { v: SUMMARY_VERSION, transport: s.transport, node: s.node, name: s.name, counters: s.counters, gauges, links, ...(s.workers === undefined ? {} : { workers: s.workers }) }
+  const body = { v: SUMMARY_VERSION, transport: s.transport, node: s.node, name: s.name, at: s.sentAt ?? s.time, counters: s.counters, gauges, links, ...(s.workers === undefined ? {} : { workers: s.workers }) }
   let bytes = Buffer.from(JSON.stringify(body))
   // Too big (long ids): drop links from the end until it fits.
   while (bytes.length > MAX_SUMMARY_BYTES && body.links.length > 0) {
@@ -98,5 +99,10 @@ export function decodeSummary(bytes: Uint8Array, time = Date.now()): MetricsSnap
     if (l.rtt !== undefined) snap.rttSeconds = l.rtt as number
     return snap
   })
-  return { transport: 'mesh', node: b.node as string, name: b.name as string, time, counters: b.counters as Record<string, number>, gauges: b.gauges as Record<string, number>, links }
+  const out: MetricsSnapshot = { transport: 'mesh', node: b.node as string, name: b.name as string, time, counters: b.counters as Record<string, number>, gauges: b.gauges as Record<string, number>, links }
+  if (b.at !== undefined) {
+    if (typeof b.at !== 'number' || !Number.isFinite(b.at)) bad('time')
+    out.sentAt = b.at as number
+  }
+  return out
 }

@@ -6,13 +6,21 @@ import { CONTROL_TYPES, ControlDemux, controlWire, decodeControl, encodeControl,
 
 describe('mesh control messages', () => {
   it('round-trip every registered type; the wire form is marker frame + body frame', () => {
-    const all: ControlMessage[] = [{ kind: 'ping', time: 12.5 }, { kind: 'pong', time: 1e9 }, { kind: 'empty' }, { kind: 'goodbye' }]
+    const all: ControlMessage[] = [{ kind: 'ping', time: 12.5 }, { kind: 'pong', time: 1e9 }, { kind: 'empty' }, { kind: 'goodbye' }, { kind: 'summary', body: Uint8Array.of(123, 125) }]
     expect(all.map((m) => m.kind).sort()).toEqual(Object.keys(CONTROL_TYPES).sort())
     for (const m of all) {
       const body = encodeControl(m)
       expect(decodeControl(body)).toEqual(m)
       expect([...controlWire(m)]).toEqual([0, body.length, ...body])
     }
+  })
+
+  it('a summary of any size goes with a varint length (a 300-byte body takes two length bytes)', () => {
+    const body = new Uint8Array(300).fill(7)
+    const wire = controlWire({ kind: 'summary', body })
+    expect([...wire.subarray(0, 4)]).toEqual([0, 301 & 0x7f | 0x80, 301 >> 7, 5])
+    expect(wire.length).toBe(3 + 301)
+    expect(decodeControl(wire.subarray(3))).toEqual({ kind: 'summary', body })
   })
 
   it('an unknown type or a wrong body length is ERR_PROTOCOL; garbage never throws anything else (fast-check)', () => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { encodeHandshake, HandshakeDecoder, MAX_HANDSHAKE_BODY, type HandshakeMessage } from '../../src/mesh/handshake.js'
 import { HandshakeError } from '../../src/errors.js'
 
-const msg: HandshakeMessage = { kind: 'hello', version: 1, name: 'my-cluster', id: 'a6c953a8c1f1', port: 40123, reason: 'none' }
+const msg: HandshakeMessage = { kind: 'hello', version: 1, name: 'my-cluster', id: 'a6c953a8c1f1', port: 40123, reason: 'none', flags: 1 }
 
 describe('mesh handshake encoder / decoder', () => {
   it('round-trips when split at every byte boundary, and hands back the bytes that follow', () => {
@@ -20,10 +20,18 @@ describe('mesh handshake encoder / decoder', () => {
   it('round-trips any name, id, port and kind (fast-check)', () => {
     fc.assert(
       fc.property(fc.string({ maxLength: 60 }), fc.string({ minLength: 1, maxLength: 48 }), fc.integer({ min: 0, max: 65535 }), fc.constantFrom('hello', 'welcome', 'refuse' as const), (name, id, port, kind) => {
-        const m = { kind, version: 1, name, id, port, reason: 'none' as const }
+        const m = { kind, version: 1, name, id, port, reason: 'none' as const, flags: 0 }
         expect(new HandshakeDecoder().push(encodeHandshake(m))?.message).toEqual(m)
       }),
     )
+  })
+
+  it('the last byte is capability flags outside a refuse: a build without them writes 0 and ignores them', () => {
+    const hello = encodeHandshake({ kind: 'hello', name: 'm', id: 'x', port: 1, flags: 1 })
+    expect(hello[hello.length - 1]).toBe(1)
+    expect(new HandshakeDecoder().push(hello)?.message).toMatchObject({ reason: 'none', flags: 1 })
+    const refuse = encodeHandshake({ kind: 'refuse', name: 'm', id: 'x', port: 1, reason: 'tiebreak', flags: 1 })
+    expect(new HandshakeDecoder().push(refuse)?.message).toMatchObject({ reason: 'tiebreak', flags: 0 })
   })
 
   it('garbage never throws anything but HandshakeError (fast-check)', () => {
