@@ -26,7 +26,7 @@
  */
 import { Observable, type Observer } from 'rxjs'
 import type { RxnetError } from './errors.js'
-import { deadline, type Settle, type Waiters } from './wait.js'
+import type { Waiters } from './wait.js'
 
 /**
  * A bidirectional message connection: `source` in, `sink` out.
@@ -150,23 +150,6 @@ export function mapChannel<In, Out, In2, Out2>(
 }
 
 export type { RxnetError }
-
-/** @internal A waiter of a `whenWritable()` (the {@link Settle} of a {@link deadline}). */
-export type Waiter = Settle<void>
-
-/**
- * @internal Registers a waiter in `list`; with a `signal`, an abort removes it and rejects with
- * `ERR_ABORTED`. Kept for the bus client; new code uses {@link Waiters}.
- */
-export function waitIn(list: Waiter[], signal: AbortSignal | undefined): Promise<void> {
-  return deadline<void>((waiter) => {
-    list.push(waiter)
-    return () => {
-      const i = list.indexOf(waiter)
-      if (i >= 0) list.splice(i, 1)
-    }
-  }, { signal })
-}
 
 /**
  * @internal Marks channels whose `source` holds messages while nobody subscribes (socketChannel,

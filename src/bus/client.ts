@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto'
 import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { backoffDelay } from '../backoff.js'
-import { waitIn, type Waiter } from '../channel.js'
+import { deadline, Waiters, type Settle } from '../wait.js'
 import { BoundedQueue, DEFAULT_OVERFLOW } from '../queue.js'
 import { checkKeys, checkOverflow } from '../options.js'
 import { decodeWith, encodeWith, json, resolveCodec, type Codec } from '../codec/index.js'
@@ -150,8 +150,8 @@ class BusImpl implements Bus {
   /** Per sender: which of its recent sequence numbers were delivered (late arrivals over multicast are still new). */
   private readonly seen = new Map<string, SequenceWindow>()
   private readonly topics = new Map<string, Uint8Array>()
-  private readonly pings = new Map<number, Waiter>()
-  private writableWaiters: Waiter[] = []
+  private readonly pings = new Map<number, Settle<void>>()
+  private readonly writableWaiters = new Waiters()
   private ch: SocketChannel | null = null
   /** A connection attempt not yet verified and wrapped in a channel. */
   private pending: net.Socket | null = null
@@ -328,7 +328,7 @@ class BusImpl implements Bus {
     if (signal?.aborted) return Promise.reject(new AbortError(signal.reason))
     if (this.closed) return Promise.reject(new ClosedError('bus'))
     if (this.writable) return Promise.resolve()
-    return waitIn(this.writableWaiters, signal)
+    return this.writableWaiters.wait(signal)
   }
 
   flush(options: { signal?: AbortSignal; timeout?: number } = {}): Promise<void> {
@@ -343,16 +343,14 @@ class BusImpl implements Bus {
     if (signal?.aborted) return Promise.reject(new AbortError(signal.reason))
     if (this.closed) return Promise.reject(new ClosedError('bus'))
     const id = ++this.pingId
-    const waiters: Waiter[] = []
-    const p = waitIn(waiters, signal)
-    const w = waiters[0]!
-    this.pings.set(id, w)
-    const timer = timeout === undefined ? undefined : setTimeout(() => w.reject(this.flushTimeout(timeout)), timeout)
-    if (this.ch !== null) this.ch.send(encodePing(id))
-    return p.finally(() => {
-      clearTimeout(timer)
-      this.pings.delete(id)
-    })
+    return deadline<void>(
+      (settle) => {
+        this.pings.set(id, settle)
+        if (this.ch !== null) this.ch.send(encodePing(id))
+        return () => this.pings.delete(id)
+      },
+      { signal, timeout, onTimeout: () => this.flushTimeout(timeout!) },
+    )
   }
 
   // ---- connection --------------------------------------------------------------------------
@@ -519,11 +517,7 @@ class BusImpl implements Bus {
     const q = this.outbox
     while (q.length > 0 && q.items[q.head]!.seq <= seq) q.shift()
     this.stats.buffered = q.length
-    if (this.writableWaiters.length > 0 && this.writable) {
-      const waiters = this.writableWaiters
-      this.writableWaiters = []
-      for (const w of waiters) w.resolve()
-    }
+    if (this.writableWaiters.size > 0 && this.writable) this.writableWaiters.resolveAll()
   }
 
   private onDown(ch: SocketChannel, error: RxnetError | null): void {
@@ -575,9 +569,8 @@ class BusImpl implements Bus {
     const ch = this.ch
     this.ch = null
     this.welcomed = false
-    const waiters = [...this.pings.values(), ...this.writableWaiters]
-    this.writableWaiters = []
-    for (const w of waiters) w.reject(new ClosedError('bus'))
+    for (const w of [...this.pings.values()]) w.reject(new ClosedError('bus'))
+    this.writableWaiters.rejectAll(new ClosedError('bus'))
     const completers = [...this.interests.values()].flatMap((i) => [...i.listeners.values()])
     for (const complete of completers) complete()
     this.interests.clear()

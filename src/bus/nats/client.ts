@@ -12,11 +12,12 @@ import { randomBytes } from 'node:crypto'
 import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs'
 import type { MsgHdrs, NatsConnection, Msg, Subscription as NatsSubscription } from '@nats-io/transport-node'
 import type { JetStreamClient } from '@nats-io/jetstream'
-import { waitIn, type Waiter } from '../../channel.js'
+import { backoffDelay } from '../../backoff.js'
+import { deadline, Waiters } from '../../wait.js'
 import { BoundedQueue, DEFAULT_OVERFLOW } from '../../queue.js'
 import { checkKeys, checkOverflow } from '../../options.js'
 import { decodeWith, encodeWith, resolveCodec, type Codec } from '../../codec/index.js'
-import { AbortError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError, TimeoutError, UndeliveredError } from '../../errors.js'
+import { AbortError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError, UndeliveredError } from '../../errors.js'
 
 const noop = (): void => {}
 import { isReply, isRequest } from '../../rpc.js'
@@ -126,7 +127,7 @@ export class NatsBusImpl implements NatsBus {
   /** Core entries up to here were confirmed by the last round trip. */
   private confirmed = 0
   private changed: { promise: Promise<void>; resolve: () => void }
-  private writableWaiters: Waiter[] = []
+  private readonly writableWaiters = new Waiters()
   private fatal: RxnetError | null = null
   /** Why the last connection attempt failed (the cause of ERR_UNDELIVERED on close). */
   private lastError: RxnetError | null = null
@@ -210,8 +211,9 @@ export class NatsBusImpl implements NatsBus {
     if (this.closed) return
     this.lastError = error
     this.status.next({ type: 'disconnected', error })
-    const base = Math.min(this.maxDelay, this.minDelay * 2 ** Math.min(attempt, 20))
-    this.timer = setTimeout(() => void this.start(attempt + 1), base / 2 + Math.random() * (base / 2))
+    // Uniform in [50%, 100%] of minDelay 2^attempt capped at maxDelay (the shared default jitter).
+    const delay = backoffDelay(attempt, { initialDelay: this.minDelay, maxDelay: this.maxDelay })
+    this.timer = setTimeout(() => void this.start(attempt + 1), delay)
   }
 
   private async watchStatus(nc: NatsConnection): Promise<void> {
@@ -406,11 +408,7 @@ export class NatsBusImpl implements NatsBus {
       q.shift()
     }
     this.stats.buffered = q.length
-    if (this.writableWaiters.length > 0 && this.writable) {
-      const waiters = this.writableWaiters
-      this.writableWaiters = []
-      for (const w of waiters) w.resolve()
-    }
+    if (this.writableWaiters.size > 0 && this.writable) this.writableWaiters.resolveAll()
     this.notify()
   }
 
@@ -419,23 +417,21 @@ export class NatsBusImpl implements NatsBus {
     if (signal?.aborted) return Promise.reject(new AbortError(signal.reason))
     if (this.closed) return Promise.reject(this.fatal ?? new ClosedError('bus'))
     if (this.writable) return Promise.resolve()
-    return waitIn(this.writableWaiters, signal)
+    return this.writableWaiters.wait(signal)
   }
 
   flush(options: { signal?: AbortSignal; timeout?: number } = {}): Promise<void> {
     const { signal, timeout } = options
     if (signal?.aborted) return Promise.reject(new AbortError(signal.reason))
     if (this.closed) return Promise.reject(this.fatal ?? new ClosedError('bus'))
-    const waiters: Waiter[] = []
-    const p = waitIn(waiters, signal)
-    const w = waiters[0]!
     let done = false
-    const timer = timeout === undefined ? undefined : setTimeout(() => w.reject(new TimeoutError('bus flush', timeout)), timeout)
-    this.flushed(this.seq, () => done).then(w.resolve, w.reject)
-    return p.finally(() => {
-      done = true
-      clearTimeout(timer)
-    })
+    return deadline<void>(
+      ({ resolve, reject }) => {
+        this.flushed(this.seq, () => done).then(resolve, reject)
+        return () => (done = true)
+      },
+      { signal, timeout, what: 'bus flush' },
+    )
   }
 
   /** Resolves once a round trip on a live connection is done and nothing up to `target` is left in the outbox. */
@@ -653,9 +649,7 @@ export class NatsBusImpl implements NatsBus {
     this.timer = null
     if (this.durableRetry !== null) clearTimeout(this.durableRetry)
     this.durableRetry = null
-    const waiters = this.writableWaiters
-    this.writableWaiters = []
-    for (const w of waiters) w.reject(this.fatal ?? new ClosedError('bus'))
+    this.writableWaiters.rejectAll(this.fatal ?? new ClosedError('bus'))
     // Subscribers complete first: their teardowns stop the durable consumers (and unsubscribe).
     const listeners = [...this.readers, ...[...this.interests.values()].flatMap((i) => [...i.listeners.values()])]
     this.readers.clear()
