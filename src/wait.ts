@@ -24,6 +24,8 @@ export interface DeadlineOptions {
   what?: string
   /** Builds the error a timeout rejects with (instead of `TimeoutError(what, timeout)`). */
   onTimeout?: () => unknown
+  /** The timeout does not keep the process alive (`timer.unref()`). @default false */
+  unref?: boolean
 }
 
 /** Settles a {@link deadline} promise from its executor. */
@@ -70,6 +72,7 @@ export function deadline<T>(start: (settle: Settle<T>) => (() => void) | void, o
     signal?.addEventListener('abort', onAbort, { once: true })
     if (timeout !== undefined) {
       timer = setTimeout(() => settle.reject(options.onTimeout?.() ?? new TimeoutError(options.what ?? 'operation', timeout)), timeout)
+      if (options.unref === true) timer.unref()
     }
     try {
       cleanup = start(settle)

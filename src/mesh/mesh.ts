@@ -381,10 +381,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
    */
   private afterOwnDial(socket: net.Socket, m: HandshakeMessage, pending: PendingDial): void {
     socket.on('error', noop) // a reset while held is seen as 'destroyed' below
-    let timer: NodeJS.Timeout | undefined
-    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.o.handshakeTimeout >> 1).unref()))
-    void Promise.race([pending.settled, waited]).then(() => {
-      clearTimeout(timer)
+    void waitFor(pending.settled, { timeout: this.o.handshakeTimeout >> 1, unref: true }).catch(noop).then(() => {
       socket.off('error', noop)
       if (socket.destroyed) {
         this.handshaking.delete(socket)

@@ -2,7 +2,7 @@ import { getEventListeners } from 'node:events'
 import net from 'node:net'
 import { PassThrough } from 'node:stream'
 import { afterEach, describe, expect, it } from 'vitest'
-import { Backoff, backoffDelay, ConnectionError, deadline, delay, frameHandshake, lineHandshake, readHandshake, waitFor, Waiters } from 'rxnet'
+import { Backoff, backoffDelay, ConnectionError, deadline, delay, frameHandshake, lineHandshake, readHandshake, TimeoutError, waitFor, Waiters } from 'rxnet'
 import { encodeFrame } from '../../src/framing/encoder.js'
 import { encodeVarint } from '../../src/framing/varint.js'
 
@@ -50,6 +50,20 @@ describe('deadline / waitFor / delay', () => {
     const d = delay(60_000, { signal: ac.signal })
     ac.abort()
     await expect(d).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+  })
+
+  it('unref: true leaves the timeout out of what keeps the process alive', async () => {
+    const timers = (): number => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length
+    const before = timers()
+    const ac = new AbortController()
+    const held = deadline<void>(() => {}, { timeout: 60_000, signal: ac.signal })
+    expect(timers()).toBe(before + 1)
+    const unrefd = waitFor(new Promise<void>(() => {}), { timeout: 60_000, signal: ac.signal, unref: true })
+    expect(timers()).toBe(before + 1)
+    ac.abort()
+    await expect(held).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+    await expect(unrefd).rejects.toMatchObject({ code: 'ERR_ABORTED' })
+    expect(timers()).toBe(before)
   })
 
   it('Waiters: resolveAll / rejectAll settle everyone; an aborted waiter leaves the list', async () => {
@@ -148,6 +162,8 @@ describe('readHandshake', () => {
     const [, silent] = await pair()
     await expect(readHandshake(silent, { timeout: 20 })).rejects.toMatchObject({ code: 'ERR_HANDSHAKE', cause: { code: 'ERR_TIMEOUT' } })
     expect(silent.listenerCount('data')).toBe(0)
+    // onTimeout builds the deadline's error (the mesh keeps ERR_TIMEOUT for silence)
+    await expect(readHandshake(silent, { timeout: 20, onTimeout: () => new TimeoutError('handshake', 20) })).rejects.toMatchObject({ code: 'ERR_TIMEOUT' })
     const [w3, r3] = await pair()
     w3.end(Buffer.from([5, 1, 2]))
     await expect(readHandshake(r3, { timeout: 5000 })).rejects.toMatchObject({ code: 'ERR_HANDSHAKE' })

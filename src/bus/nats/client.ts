@@ -13,7 +13,7 @@ import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs'
 import type { MsgHdrs, NatsConnection, Msg, Subscription as NatsSubscription } from '@nats-io/transport-node'
 import type { JetStreamClient } from '@nats-io/jetstream'
 import { backoffDelay } from '../../backoff.js'
-import { deadline, Waiters } from '../../wait.js'
+import { deadline, waitFor, Waiters } from '../../wait.js'
 import { BoundedQueue, DEFAULT_OVERFLOW } from '../../queue.js'
 import { checkKeys, checkOverflow } from '../../options.js'
 import { decodeWith, encodeWith, resolveCodec, type Codec } from '../../codec/index.js'
@@ -661,11 +661,11 @@ export class NatsBusImpl implements NatsBus {
     this.notify()
     this.nc = null
     this.js = null
-    await Promise.race([Promise.all(this.stopping), new Promise((r) => setTimeout(r, this.closeTimeout).unref())])
+    await waitFor(Promise.all(this.stopping), { timeout: this.closeTimeout, unref: true }).catch(noop)
     // One round trip before the connection goes: the server has then processed this client's acks
     // and unsubscribes (a durable consumer's deliveries stop here, not when the server notices the
     // closed socket, which could be after another client's next publish).
-    if (nc !== null && live) await Promise.race([nc.flush().catch(() => {}), new Promise((r) => setTimeout(r, this.closeTimeout).unref())])
+    if (nc !== null && live) await waitFor(nc.flush(), { timeout: this.closeTimeout, unref: true }).catch(noop)
     this.status.next({ type: 'closed' })
     this.status.complete()
     this.events.complete()
