@@ -1,16 +1,19 @@
 /**
  * `rxnet peers <name>`: a live table of a mesh's members (id, address, port, RTT, state). It watches
- * the mesh as an observer: it browses and dials every node but is never a member of theirs.
+ * the mesh as an observer: it browses and dials every node but is never a member of theirs. Nodes
+ * it does not reach itself show as `reported` (via the node whose peer summary named them).
  * @module
  */
 import { createMesh } from '../mesh/index.js'
+import { decodeSummary } from '../metrics/summary.js'
 import type { Peer } from '../mesh/peer.js'
 import { parseCommand, positiveIntFlag, printJson, readSecret, SECRET_ENV, SECRET_ON_COMMAND_LINE } from './args.js'
 
 const HELP = `usage: rxnet peers <name> [--interface 127.0.0.1] [--secret-file F] [--seed host:port ...] [--once MS] [--json]
 
 Shows the members of mesh <name>: id, address, port, heartbeat RTT and state
-(discovered / connected / left). Redraws every second until Ctrl-C; with --once MS it
+(discovered / connected / left, or reported: not reached, known from a peer's
+stats summary). Redraws every second until Ctrl-C; with --once MS it
 prints one table after MS milliseconds and exits. --interface defaults to 127.0.0.1 (this machine).
 
   --secret-file F  file holding the mesh's shared secret (TLS-PSK); or set ${SECRET_ENV}
@@ -20,10 +23,15 @@ interface Row {
   id: string
   address: string
   port: number
-  state: 'discovered' | 'connected' | 'left'
+  state: 'discovered' | 'connected' | 'left' | 'reported'
   peer?: Peer
   note?: string
+  /** A reported row: when the last summary naming it arrived (Date.now()). */
+  seen?: number
 }
+
+/** A reported node not named again for this long leaves the table, ms. */
+const REPORTED_STALE = 5000
 
 /** Runs `rxnet peers`; resolves to the exit code. */
 export async function run(args: string[]): Promise<number> {
@@ -49,10 +57,22 @@ export async function run(args: string[]): Promise<number> {
   const secret = readSecret(values['secret-file'])
   const name = positionals[0]!
   const iface = values.interface === 'all' ? undefined : values.interface
-  const mesh = createMesh({ name, interface: iface, secret, seeds: values.seed, observer: true, id: `peers-cli-${process.pid}` })
+  const mesh = createMesh({ name, interface: iface, secret, seeds: values.seed, observer: true, codec: 'raw', id: `peers-cli-${process.pid}` })
   const rows = new Map<string, Row>()
-  // An observer reads (and discards) what members send it: a peer nobody reads from stops reading.
-  mesh.peers$.subscribe((peer) => peer.source.subscribe({ error: () => {} }))
+  // Members send an observer their stats summaries, with the latest of each of their peers: the nodes
+  // this observer does not reach itself are listed as reported (read everything: a peer nobody reads from stops reading).
+  const reported = (via: string, bytes: Uint8Array): void => {
+    let node: string
+    try {
+      node = decodeSummary(bytes).node
+    } catch {
+      return
+    }
+    const r = rows.get(node)
+    if (node === via || (r !== undefined && r.state === 'connected')) return
+    rows.set(node, { id: node, address: r?.address ?? '', port: r?.port ?? 0, state: 'reported', note: `via ${via}`, seen: Date.now() })
+  }
+  mesh.peers$.subscribe((peer) => peer.source.subscribe({ next: (bytes) => reported(peer.id, bytes), error: () => {} }))
   mesh.events$.subscribe((e) => {
     if (e.type === 'discovered') {
       const r = rows.get(e.id)
@@ -71,6 +91,7 @@ export async function run(args: string[]): Promise<number> {
   await mesh.listen(0, iface)
   const tty = process.stdout.isTTY === true && once === undefined && !values.json
   const draw = (): void => {
+    for (const [id, r] of rows) if (r.state === 'reported' && Date.now() - r.seen! > REPORTED_STALE) rows.delete(id)
     if (values.json) return printJson(snapshot(name, [...rows.values()]))
     const table = render(name, [...rows.values()])
     if (tty) process.stdout.write(`\x1b[H\x1b[2J${table}\n`)

@@ -1,5 +1,5 @@
 import net from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { ReplaySubject, filter, firstValueFrom, timeout } from 'rxjs'
 import { createMesh, observeMesh, type Mesh, type MetricsSnapshot } from 'rxnet'
 import { encodeHandshake, HandshakeDecoder } from '../../src/mesh/handshake.js'
@@ -103,6 +103,27 @@ describe('peer stats summaries', () => {
     for (const m of nodes) expect(m.members.size).toBe(2)
     expect(b.mesh.stats.summaries.sent).toBeGreaterThan(0)
     expect(a.mesh.stats.summaries.received).toBeGreaterThan(0)
+  })
+
+  it('rxnet peers seeded with one node lists the two it does not reach as reported, via that node', async () => {
+    const a = await node('sum-cli', 'a')
+    const b = await node('sum-cli', 'b', [a.seed])
+    const c = await node('sum-cli', 'c', [a.seed, b.seed])
+    await Promise.all([a, b, c].map(({ mesh }) => firstValueFrom(mesh.members$.pipe(filter((ms) => ms.size === 2), timeout(10_000)))))
+    await until('a to hold both peers\u2019 summaries', () => a.mesh.stats.summaries.received >= 2)
+    const out: string[] = []
+    const write = vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => (out.push(String(chunk)), true))
+    cleanups.push(() => write.mockRestore())
+    const { run } = await import('../../src/cli/peers.js')
+    expect(await run(['sum-cli', '--seed', a.seed, '--once', '2500', '--json'])).toBe(0)
+    write.mockRestore()
+    const table = JSON.parse(out.join('').trim().split('\n').pop()!) as { members: { id: string; state: string; note: string | null }[] }
+    expect(table.members.map((m) => [m.id, m.state, m.note])).toEqual([
+      ['a', 'connected', null],
+      ['b', 'reported', 'via a'],
+      ['c', 'reported', 'via a'],
+    ])
+    for (const { mesh } of [a, b, c]) expect(mesh.members.size).toBe(2)
   })
 
   it('a garbage summary frame is counted and ignored: the link stays', async () => {
