@@ -11,7 +11,7 @@ import { Subject } from 'rxjs'
 import { AbortError, ClosedError, CrashLoopError } from '../errors.js'
 import { Balancer } from './balancer.js'
 import { backoffDelay } from '../backoff.js'
-import { deadline } from '../wait.js'
+import { deadline, waitFor } from '../wait.js'
 import { rmSync } from 'node:fs'
 import { TAG, isControl, type Control, type RosterEntry } from './ipc.js'
 import { linkSocketPath } from './links.js'
@@ -329,9 +329,10 @@ export class Supervisor {
     // Before it announced its links the worker may not listen for 'shutdown' yet: a signal always lands.
     if (proc.entry !== null && proc.worker.isConnected()) proc.worker.send({ [TAG]: 'shutdown' } satisfies Control, undefined, () => {})
     else proc.worker.process.kill('SIGTERM')
-    const timer = setTimeout(() => proc.worker.process.kill('SIGKILL'), this.opts.shutdownTimeout + 2_000)
-    await proc.exited
-    clearTimeout(timer)
+    await waitFor(proc.exited, { timeout: this.opts.shutdownTimeout + 2_000 }).catch(() => {
+      proc.worker.process.kill('SIGKILL') // still alive after the shutdown timeout
+      return proc.exited
+    })
   }
 
   private async doReload(signal?: AbortSignal): Promise<void> {

@@ -9,6 +9,7 @@ import os from 'node:os'
 import { Bonjour } from 'bonjour-service'
 import { Subject } from 'rxjs'
 import { ConnectionError, type RxnetError } from '../errors.js'
+import { waitFor } from '../wait.js'
 
 /**
  * DNS-SD service type of rxnet mesh nodes (`_rxnet._tcp`), with TXT records `mesh=<name>` and `id=<node id>`.
@@ -201,22 +202,17 @@ export class Discovery {
 
   /** Sends goodbyes, stops browsing, closes the mDNS socket. Idempotent. */
   close(): Promise<void> {
-    this.closed ??= new Promise<void>((resolve) => {
-      clearTimeout(this.queryTimer)
-      this.mdns.removeListener('response', this.onResponse)
-      const guard = setTimeout(finish, 1000)
-      let done = false
-      const bonjour = this.bonjour
-      function finish(): void {
-        if (done) return
-        done = true
-        clearTimeout(guard)
-        bonjour.destroy(() => resolve())
-      }
-      this.bonjour.unpublishAll(finish)
-      this.events.complete()
-      this.errors.complete()
-    })
+    if (this.closed !== undefined) return this.closed
+    clearTimeout(this.queryTimer)
+    this.mdns.removeListener('response', this.onResponse)
+    const bonjour = this.bonjour
+    // Goodbyes get at most 1 s, then the socket goes either way.
+    const unpublished = new Promise<void>((resolve) => bonjour.unpublishAll(() => resolve()))
+    this.events.complete()
+    this.errors.complete()
+    this.closed = waitFor(unpublished, { timeout: 1000 })
+      .catch(() => {}) // timed out: go on
+      .then(() => new Promise<void>((resolve) => bonjour.destroy(() => resolve())))
     return this.closed
   }
 }

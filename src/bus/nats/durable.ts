@@ -13,6 +13,7 @@ import type { BusStats } from '../options.js'
 import { DEFAULT_DUPLICATE_WINDOW, type DurableOptions, type DurableReadOptions, type DurableStart } from './options.js'
 import { decodeBody, readMeta, SenderFilter } from './wire.js'
 import { loadJetStream } from './load.js'
+import { delay } from '../../wait.js'
 
 type JetStreamModule = typeof import('@nats-io/jetstream')
 
@@ -146,7 +147,7 @@ export function readDurable(
       } catch (e) {
         if (stopped) return
         if (e instanceof RxnetError) throw e
-        await new Promise((r) => setTimeout(r, RETRY_DELAY))
+        await delay(RETRY_DELAY)
         if (stopped) return
       }
     }
