@@ -153,8 +153,13 @@ async function runNode(name: string, interval: number): Promise<number> {
     for (const s of STOP_SIGNALS) process.off(s, onStop)
     process.off('message', onStop)
     process.off('disconnect', onStop)
+    // Lines written while closing may still be in the pipe when the parent is gone: a late EPIPE must
+    // not crash the exiting process, so a no-op listener takes over from onStop.
     process.stdout.off('error', onStop)
+    process.stdout.on('error', ignoreError)
     if (process.connected) process.disconnect()
   }
   return 0
 }
+
+function ignoreError(): void {}
