@@ -37,6 +37,12 @@ describe('README.md', () => {
     expect(ci.filter((l) => l !== '' && !l.startsWith('#')).at(-1)).toBe(command)
   })
 
+  it('links every docs page (the reference material lives there) and says how to build the API docs', () => {
+    const linked = [...readme.matchAll(/\]\((docs\/[^)#\s]+\.md)\)/g)].map((m) => m[1]!)
+    expect(docs.filter((d) => !linked.includes(d))).toEqual([])
+    expect(readme).toContain('npm run docs')
+  })
+
   it('every relative link of README.md and docs/*.md leads to a file of the repository', () => {
     const broken = ['README.md', ...docs].flatMap((file) =>
       [...read(file).matchAll(/\]\(([^)\s#]+)(?:#[^)]*)?\)/g)]

@@ -29,7 +29,7 @@ const TMP = /\/tmp\//g // tmp-ok: the prefix rewritten to the snippet's own dir
 const NATS_URL = 'nats://127.0.0.1:4222'
 
 /** README.md and every docs/*.md, in that order. */
-const files = [...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)]
+const files = ['README.md', ...readdirSync(join(root, 'docs')).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)]
 
 interface Run {
   code: number | null
