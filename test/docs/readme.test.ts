@@ -6,6 +6,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
+import { METRICS } from '../../src/index.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const read = (p: string) => readFileSync(join(root, p), 'utf8')
@@ -52,5 +53,13 @@ describe('README.md', () => {
         .map((target) => `${file}: ${target}`),
     )
     expect(broken).toEqual([])
+  })
+})
+
+describe('docs/observability.md', () => {
+  it('its metric names table is src/metrics/names.ts: one row per metric, with its type, level, snapshot key and OpenTelemetry name', () => {
+    const rows = [...read('docs/observability.md').matchAll(/^\| `(rxnet_\w+)` \| (\w+) \| (\w+) \| `(\w+)` \| `([\w.]+)` \(([^)]*)\) \|/gm)].map((m) => m.slice(1, 7).join(' '))
+    const expected = METRICS.map((m) => [m.prometheus, m.type, m.level, m.stem === 'rttSeconds' ? 'rtt_seconds' : m.stem, m.otel, m.unit].join(' '))
+    expect(rows).toEqual(expected)
   })
 })
