@@ -301,3 +301,10 @@ export class MissingDependencyError extends RxnetError {
     this.dependency = dependency
   }
 }
+
+/** `rxnet dashboard --cluster` (or `watchCluster`) found no running cluster primary serving its view. */
+export class ClusterNotRunningError extends RxnetError {
+  constructor(detail: string) {
+    super('ERR_NO_CLUSTER', `no cluster running: ${detail} (start its primary with cluster({ metricsSocket: true }))`)
+  }
+}

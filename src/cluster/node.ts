@@ -20,6 +20,8 @@ import { ServedServer, listenAsync, serveKey } from './serve.js'
 import { listenRoundRobin, roundRobinAvailable, type RoundRobinHandle } from './balancer.js'
 import { ENV, Supervisor } from './supervisor.js'
 import { deadline } from '../wait.js'
+import { reportClusterMetrics } from '../metrics/cluster.js'
+import { serveClusterView, type ClusterViewServer } from '../metrics/cluster-socket.js'
 import {
   CLUSTER_OPTION_KEYS,
   DEFAULT_CLUSTER_OPTIONS,
@@ -88,6 +90,8 @@ class ClusterNodeImpl implements ClusterNode {
   private readonly ready: Promise<void>
   private closing: Promise<void> | null = null
   private readonly teardown: (() => void)[] = []
+  /** Primary with metricsSocket: the cluster view server once it listens. */
+  private viewServer: Promise<ClusterViewServer | undefined> = Promise.resolve(undefined)
 
   constructor(options: ClusterOptions) {
     checkKeys('cluster()', options, CLUSTER_OPTION_KEYS)
@@ -166,7 +170,21 @@ class ClusterNodeImpl implements ClusterNode {
     }
     // A failure to start links is reported, not thrown out of a constructor.
     this.ready.catch((e: RxnetError) => this.links.errors.next(e))
+    if (o.metricsSocket === true) this.startMetricsSocket()
     if (o.handleSignals) this.installSignals()
+  }
+
+  /** metricsSocket: the primary serves the view, each worker reports its snapshots; a failure is reported on errors$. */
+  private startMetricsSocket(): void {
+    if (!this.isPrimary) {
+      const report = reportClusterMetrics(this)
+      this.teardown.push(() => report.unsubscribe())
+      return
+    }
+    this.viewServer = serveClusterView(this).catch((e: RxnetError) => {
+      this.links.errors.next(e)
+      return undefined
+    })
   }
 
   ipcSend(to: number, data: unknown): boolean {
@@ -288,6 +306,7 @@ class ClusterNodeImpl implements ClusterNode {
     else await Promise.all(drains)
     await this.ready.catch(() => {})
     await this.links.close()
+    await (await this.viewServer)?.close()
     for (const t of this.teardown.splice(0)) t()
     if (this.isPrimary && this.ownsDir) rmSync(this.dir, { recursive: true, force: true })
   }

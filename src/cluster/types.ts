@@ -71,11 +71,18 @@ export interface ClusterOptions {
   handleSignals?: boolean
   /** Arguments for the workers' script (node:cluster `setupPrimary({ args })`). @default process.argv.slice(2) */
   args?: string[]
+  /**
+   * The primary serves the cluster view (its snapshots and every worker's, which then report theirs
+   * over IPC every second) on a 0600 Unix socket in this user's private directory, for
+   * `rxnet dashboard --cluster` and `watchCluster()`; removed on close. Off by default: it adds a
+   * socket file and a report per worker per second that most clusters never read. @default false
+   */
+  metricsSocket?: boolean
 }
 
 /** Every option name {@link cluster} knows (anything else is refused with `ERR_INVALID_ARGUMENT`). */
 export const CLUSTER_OPTION_KEYS: readonly (keyof ClusterOptions)[] = [
-  'workers', 'restart', 'codec', 'highWaterMark', 'overflow', 'maxLength', 'shutdownTimeout', 'readyTimeout', 'socketDir', 'handleSignals', 'args',
+  'workers', 'restart', 'codec', 'highWaterMark', 'overflow', 'maxLength', 'shutdownTimeout', 'readyTimeout', 'socketDir', 'handleSignals', 'args', 'metricsSocket',
 ]
 
 /**
@@ -94,6 +101,7 @@ export const DEFAULT_CLUSTER_OPTIONS = {
   shutdownTimeout: 10_000,
   readyTimeout: 30_000,
   handleSignals: true,
+  metricsSocket: false,
 } as const
 
 /**

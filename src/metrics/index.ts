@@ -14,3 +14,4 @@ export { encodeSummary, decodeSummary, SUMMARY_VERSION, MAX_SUMMARY_LINKS, MAX_S
 export { hubStats$ } from './hub-stats.js'
 export { SYS_HUB_STATS_REQUEST, SYS_HUB_STATS_PATTERN, SYS_LEASE, MAX_SYS_CLIENTS, MAX_SYS_PATTERNS, type HubStatsReply, type HubClientInfo } from '../bus/sys.js'
 export { reportClusterMetrics, clusterView } from './cluster.js'
+export { serveClusterView, watchCluster, findCluster, clusterSocketPath, clusterSocketDirectory, type ClusterViewServer } from './cluster-socket.js'
