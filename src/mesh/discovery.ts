@@ -212,7 +212,8 @@ export class Discovery {
     this.errors.complete()
     this.closed = waitFor(unpublished, { timeout: 1000 })
       .catch(() => {}) // timed out: go on
-      .then(() => new Promise<void>((resolve) => bonjour.destroy(() => resolve())))
+      .then(() => waitFor(new Promise<void>((resolve) => bonjour.destroy(() => resolve())), { timeout: 1000 })) // bounded too: close() must end
+      .catch(() => {})
     return this.closed
   }
 }

@@ -316,17 +316,19 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     let refusal: RxnetError | undefined
     if (iface !== undefined && isLoopback(iface) && !isLoopback(remote)) refusal = new ForeignAddressError(remote, iface)
     else if (this.pendingIn.size >= this.o.maxPendingHandshakes) refusal = new LimitError('mesh handshakes in progress', this.o.maxPendingHandshakes)
+    // Every accepted socket, refused ones included, is destroyed by shutdown() if it is still open
+    // then: server.close() waits for all of them, and a refused far side may never hang up.
+    this.inbound.add(socket)
+    socket.once('close', () => {
+      this.inbound.delete(socket)
+      this.pendingIn.delete(socket)
+    })
     if (refusal !== undefined) {
       this.refusedRaw.add(socket)
       this.refuse(socket, refusal, undefined)
       return
     }
     this.pendingIn.add(socket)
-    this.inbound.add(socket)
-    socket.once('close', () => {
-      this.inbound.delete(socket)
-      this.pendingIn.delete(socket)
-    })
   }
 
   private readonly onTlsClientError = (e: Error & { code?: string }, socket: tls.TLSSocket): void => {
