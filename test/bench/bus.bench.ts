@@ -9,17 +9,15 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import os from 'node:os'
-import { fileURLToPath } from 'node:url'
 import { connectBus, startHub } from 'rxnet'
-import { median, type BenchContext } from './harness.js'
+import { median, root, script, type BenchContext } from './harness.js'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const peer = fileURLToPath(new URL('./bus.peer.ts', import.meta.url))
+const peer = script(import.meta.url, './bus.peer')
 const N = 200_000
 const SAMPLE_DEADLINE_MS = 30_000
 
 export function startPeer(args: string[]): Promise<ChildProcess> {
-  const child = fork(peer, args, { cwd: root, execArgv: ['--import', 'tsx'], env: { ...process.env, N: String(N) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(peer.file, args, { cwd: root, execArgv: peer.execArgv, env: { ...process.env, N: String(N) }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     child.once('message', (m) => (m === 'ready' ? resolve(child) : reject(new Error(`peer said ${String(m)}`))))
     child.once('exit', (code) => reject(new Error(`peer exited with ${code}`)))

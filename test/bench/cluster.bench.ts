@@ -7,16 +7,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
-import { fileURLToPath } from 'node:url'
-import { median, type BenchContext } from './harness.js'
+import { median, root, script, type BenchContext } from './harness.js'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
 /** The body http-bench.ts answers with. */
 const BODY = 'hello world\n'
-const fixture = (name: string): string => fileURLToPath(new URL(`../cluster/fixtures/${name}`, import.meta.url))
 
 function start(file: string, env: Record<string, string>): { child: ChildProcess; lines: AsyncIterable<Record<string, unknown>> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', fixture(file)], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
+  const fixture = script(import.meta.url, `../cluster/fixtures/${file}`)
+  const child = spawn(process.execPath, [...fixture.execArgv, fixture.file], { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
   async function* lines(): AsyncIterable<Record<string, unknown>> {
     let buf = ''
     for await (const chunk of child.stdout!) {
@@ -93,7 +91,7 @@ export default async function (ctx: BenchContext): Promise<void> {
   const runs = 5
   // --- links vs process.send
   const N = 200_000
-  const msg = start('bench-app.ts', { N: String(N), RUNS: String(runs) })
+  const msg = start('bench-app', { N: String(N), RUNS: String(runs) })
   const rates = new Map<string, number[]>()
   for await (const r of msg.lines) {
     const kind = r.kind as string
@@ -113,7 +111,7 @@ export default async function (ctx: BenchContext): Promise<void> {
   const ms = 2_000
   const servers: Record<string, { child: ChildProcess; port: number }> = {}
   for (const mode of ['bare', 'rxnet']) {
-    const s = start('http-bench.ts', { MODE: mode })
+    const s = start('http-bench', { MODE: mode })
     for await (const r of s.lines) {
       servers[mode] = { child: s.child, port: r.port as number }
       break

@@ -11,11 +11,10 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
-import { fileURLToPath } from 'node:url'
 import * as lp from 'it-length-prefixed'
 import { codecs, socketChannel } from '../../src/index.js'
 import { decode } from '../../operators/index.js'
-import { median, type BenchContext } from './harness.js'
+import { median, root, script, type BenchContext } from './harness.js'
 import { jsonObject, type Impl, type SendCommand } from './framing.peer.js'
 
 const DURATION_MS = Number(process.env.RXNET_BENCH_MS ?? 400)
@@ -112,8 +111,8 @@ class Rig {
   static async start(): Promise<Rig> {
     const server = net.createServer()
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
-    const peer = fileURLToPath(new URL('./framing.peer.ts', import.meta.url))
-    const child = fork(peer, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    const peer = script(import.meta.url, './framing.peer')
+    const child = fork(peer.file, [], { cwd: root, execArgv: peer.execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     return new Rig(server, child, (server.address() as net.AddressInfo).port)
   }
 

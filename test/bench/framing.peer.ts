@@ -1,5 +1,5 @@
 /**
- * The sending process of the framing bench (forked by framing.bench.ts with `--import tsx`).
+ * The sending process of the framing bench (forked by framing.bench.ts: compiled, or under tsx with `npm run bench:tsx`).
  * On each IPC command it connects to the given loopback port, sends `size`-byte messages with the
  * given implementation until `maxCount` messages or `durationMs` have passed, ends the
  * connection, and answers `{ sent }`.

@@ -4,6 +4,25 @@
  * prints them as a table on stdout (and to `--json file`); progress goes to stderr live.
  * Ratios are always against a baseline measured in the same run.
  */
+import { fileURLToPath } from 'node:url'
+
+/** Whether the benchmarks run as tsc's output (`npm run bench`) rather than as TypeScript under tsx (`npm run bench:tsx`). */
+export const compiled = import.meta.url.endsWith('.js')
+
+/** The repository's root (the working directory of every child process). */
+export const root = fileURLToPath(new URL(compiled ? '../../..' : '../..', import.meta.url))
+
+/**
+ * A script to run in a child process, given relative to `from` (a bench file's `import.meta.url`)
+ * without its extension, and the node flags it needs: the compiled `.js` as is, the `.ts` under tsx.
+ * @example
+ * const { file, execArgv } = script(import.meta.url, './mesh.peer')
+ * fork(file, [], { cwd: root, execArgv })
+ */
+export function script(from: string, path: string): { file: string; execArgv: string[] } {
+  const js = from.endsWith('.js')
+  return { file: fileURLToPath(new URL(path + (js ? '.js' : '.ts'), from)), execArgv: js ? [] : ['--import', 'tsx'] }
+}
 export interface BenchRow {
   /** Bench file, e.g. `framing`. */
   suite: string

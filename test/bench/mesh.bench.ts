@@ -13,21 +13,20 @@
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import net from 'node:net'
-import { fileURLToPath } from 'node:url'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { createMesh, type Mesh } from '../../src/index.js'
-import { median, type BenchContext } from './harness.js'
+import { median, root, script, type BenchContext } from './harness.js'
 import type { PeerCommand } from './mesh.peer.js'
 import { baselineReceiver } from './framing.bench.js'
 
 const DURATION_MS = Number(process.env.RXNET_BENCH_MS ?? 400)
 const MAX_COUNT = 20_000_000
 const SAMPLE_TIMEOUT_MS = 30_000
-const root = fileURLToPath(new URL('../..', import.meta.url))
 
 export function startSender(): Promise<ChildProcess> {
-  const child = fork(fileURLToPath(new URL('./mesh.peer.ts', import.meta.url)), [], { cwd: root, execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const { file, execArgv } = script(import.meta.url, './mesh.peer')
+  const child = fork(file, [], { cwd: root, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     child.once('message', (m) => (m === 'ready' ? resolve(child) : reject(new Error(String(m)))))
     child.once('exit', (code) => reject(new Error(`sender exited with ${code}`)))
@@ -174,7 +173,8 @@ async function fanoutRows(ctx: BenchContext, child: ChildProcess): Promise<void>
 
 /** A mesh node process for the discovery / failure / memory rows. */
 function meshProcess(env: Record<string, string>): ChildProcess {
-  return fork(fileURLToPath(new URL('../mesh/fixtures/node.ts', import.meta.url)), [], { cwd: root, execArgv: ['--import', 'tsx'], env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const { file, execArgv } = script(import.meta.url, '../mesh/fixtures/node')
+  return fork(file, [], { cwd: root, execArgv, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
 }
 
 function waitMessage(child: ChildProcess, pred: (m: Record<string, unknown>) => boolean, ms: number): Promise<Record<string, unknown>> {

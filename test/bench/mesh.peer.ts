@@ -1,5 +1,5 @@
 /**
- * The sending process of the mesh bench (forked by mesh.bench.ts with `--import tsx`). IPC commands:
+ * The sending process of the mesh bench (forked by mesh.bench.ts: compiled, or under tsx with `npm run bench:tsx`). IPC commands:
  * - `tcp`: hand-written batched framed sender on a plain socket (the baseline), until `maxCount`
  *   messages or `durationMs`; answers `{ sent }`.
  * - `mesh`: a mesh node (seeded to the bench's node, optional `secret`) sending with

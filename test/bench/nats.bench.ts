@@ -11,20 +11,18 @@
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import os from 'node:os'
-import { fileURLToPath } from 'node:url'
 import { connect } from '@nats-io/transport-node'
 import { connectBus } from 'rxnet'
-import { median, type BenchContext } from './harness.js'
+import { median, root, script, type BenchContext } from './harness.js'
 import { NATS_SERVER, startNats } from '../nats/harness.js'
 
-const root = fileURLToPath(new URL('../..', import.meta.url))
-const peer = fileURLToPath(new URL('./nats.peer.ts', import.meta.url))
+const peer = script(import.meta.url, './nats.peer')
 const N = 200_000
 const N_DURABLE = 50_000
 const SAMPLE_DEADLINE_MS = 60_000
 
 function startPeer(args: string[], n = N, topic = 'bench.data'): Promise<ChildProcess> {
-  const child = fork(peer, args, { cwd: root, execArgv: ['--import', 'tsx'], env: { ...process.env, N: String(n), TOPIC: topic }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(peer.file, args, { cwd: root, execArgv: peer.execArgv, env: { ...process.env, N: String(n), TOPIC: topic }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return new Promise((resolve, reject) => {
     child.once('message', (m) => (m === 'ready' ? resolve(child) : reject(new Error(`peer said ${String(m)}`))))
     child.once('exit', (code) => reject(new Error(`peer exited with ${code}`)))

@@ -1,5 +1,6 @@
 /**
- * `npm run bench [-- suite ...] [--runs N] [--json file]`: runs every `test/bench/*.bench.ts` (or
+ * `npm run bench [-- suite ...] [--runs N] [--json file]` (tsc-compiled by build.mjs; `npm run bench:tsx`
+ * runs the sources under tsx): runs every `test/bench/*.bench.ts` (or
  * the named suites), prints progress to stderr and a table of medians to stdout; with `--json
  * file`, also writes `[{ suite, case, value, unit, baseline, ratio, target, met, samples }]`.
  * Loopback only; every load loop is bounded in count and time.
@@ -8,7 +9,7 @@ import { readdirSync, writeFileSync } from 'node:fs'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import os from 'node:os'
 import { checkInt } from '../../src/options.js'
-import { createContext, type BenchFn, type BenchRow } from './harness.js'
+import { compiled, createContext, type BenchFn, type BenchRow } from './harness.js'
 
 const dir = fileURLToPath(new URL('.', import.meta.url))
 const args = process.argv.slice(2)
@@ -24,13 +25,15 @@ const runs = Number(option('--runs') ?? 5)
 const jsonFile = option('--json')
 checkInt('--runs', runs)
 const wanted = new Set(args)
-const files = readdirSync(dir).filter((f) => f.endsWith('.bench.ts')).sort()
-const unknown = [...wanted].filter((w) => !files.includes(`${w}.bench.ts`))
-if (unknown.length > 0) throw new Error(`unknown suite(s): ${unknown.join(', ')} (have: ${files.map((f) => f.replace(/\.bench\.ts$/, '')).join(', ')})`)
+const suffix = compiled ? '.bench.js' : '.bench.ts'
+const files = readdirSync(dir).filter((f) => f.endsWith(suffix)).sort()
+const suiteOf = (file: string): string => file.slice(0, -suffix.length)
+const unknown = [...wanted].filter((w) => !files.includes(w + suffix))
+if (unknown.length > 0) throw new Error(`unknown suite(s): ${unknown.join(', ')} (have: ${files.map(suiteOf).join(', ')})`)
 
 const rows: BenchRow[] = []
 for (const file of files) {
-  const suite = file.replace(/\.bench\.ts$/, '')
+  const suite = suiteOf(file)
   if (wanted.size > 0 && !wanted.has(suite)) continue
   process.stderr.write(`\n== ${suite}\n`)
   const mod = (await import(pathToFileURL(dir + file).href)) as { default: BenchFn }
@@ -44,7 +47,7 @@ const table = [
 ]
 const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)))
 const line = (row: string[]): string => row.map((cell, c) => (c === 2 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ').trimEnd()
-process.stdout.write(`\nnode ${process.version}, ${os.cpus().length} cpus, ${runs} runs per case (median)\n`)
+process.stdout.write(`\nnode ${process.version}, ${os.cpus().length} cpus, ${runs} runs per case (median), ${compiled ? 'tsc-compiled' : 'TypeScript under tsx'}\n`)
 process.stdout.write([line(table[0]!), line(widths.map((w) => '-'.repeat(w))), ...table.slice(1).map(line)].join('\n') + '\n')
 
 if (jsonFile !== undefined) {
