@@ -38,8 +38,16 @@ const PLAIN: Meta = { origin: '', seq: 0, noResponders: false, error: undefined 
  * publish only calls `encode()` on it).
  */
 export function seqHeaders(origin: string, seq: number): MsgHdrs {
-  const bytes = Buffer.from(`NATS/1.0\r\n${ORIGIN_HEADER}: ${origin}\r\n${SEQ_HEADER}: ${seq}\r\n\r\n`, 'latin1')
-  return { encode: () => bytes } as unknown as MsgHdrs
+  return new EncodedHeaders(Buffer.from(`NATS/1.0\r\n${ORIGIN_HEADER}: ${origin}\r\n${SEQ_HEADER}: ${seq}\r\n\r\n`, 'latin1')) as unknown as MsgHdrs
+}
+
+/** A header block already encoded: one small object per message, no closure (emit's hot path). */
+class EncodedHeaders {
+  constructor(private readonly bytes: Uint8Array) {}
+
+  encode(): Uint8Array {
+    return this.bytes
+  }
 }
 
 const ORIGIN_LINE = `\r\n${ORIGIN_HEADER}: `
