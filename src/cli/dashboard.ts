@@ -77,9 +77,10 @@ export async function run(args: string[]): Promise<number> {
     sources.push(hubStats$(bus))
     titles.push(`hub ${values.bus}`)
   }
+  const stopped = untilSignal() // before the URL is printed: whoever waits for it may stop us at once
   const dashboard = await startDashboard({ sources, port, title: titles.join(' · ') })
   console.log(`dashboard: ${dashboard.url}`)
-  await untilSignal()
+  await stopped
   await dashboard.close()
   await bus?.close()
   return 0

@@ -54,6 +54,8 @@ export async function run(args: string[]): Promise<number> {
   const nats = values.nats
   if (nats !== undefined && !isNatsUrl(nats)) throw new InvalidArgumentError(`--nats wants nats://host:port (comma-separated for several), got "${nats}"`)
   if (multicast !== undefined && multicast.secret === undefined) console.error(`warning: bridging without --secret-file (or ${SECRET_ENV}): the group is unsealed, so every process that can reach ${multicast.group}:${multicast.port} on ${multicast.interface} can read every message and inject its own`)
+  // Listening for the stop signals before saying 'listening': whoever waits for that line may stop us at once.
+  const stopped = untilSignal()
   const hub = await startHub({ path, ...(multicast ? { multicast } : {}), ...(nats !== undefined ? { nats: { servers: nats } } : {}) })
   const events = hub.events$.subscribe((e) => {
     if (e.type === 'drop') console.error(`dropped ${e.client ?? '(before HELLO)'}: ${e.error.code} ${e.error.message}`)
@@ -64,7 +66,7 @@ export async function run(args: string[]): Promise<number> {
     else console.error(`${e.type} ${e.client}`)
   })
   console.log(`hub ${hub.id} listening on ${path}${multicast ? `, bridged over ${multicast.group}:${multicast.port} on ${multicast.interface}` : ''}${nats !== undefined ? `, bridged through NATS ${nats}` : ''}`)
-  await untilSignal()
+  await stopped
   events.unsubscribe()
   await hub.close()
   console.error(`hub closed: ${JSON.stringify(hub.stats)}`)
