@@ -27,6 +27,7 @@ beforeAll(async () => {
   pkg = join(work, 'rxnet')
   mkdirSync(pkg)
   for (const f of ['package.json', 'README.md', 'LICENSE', 'CHANGELOG.md']) cpSync(join(root, f), join(pkg, f))
+  cpSync(join(root, 'docs'), join(pkg, 'docs'), { recursive: true })
   // The build prepack runs, into the copy (the worktree's own dist/ may be stale or absent).
   const tsc = join(root, 'node_modules/typescript/bin/tsc')
   await exec(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json'), '--outDir', join(pkg, 'dist')], { cwd: root })
@@ -63,6 +64,21 @@ describe('the published package (npm pack --dry-run)', () => {
 
   it('ships README, LICENSE, CHANGELOG and package.json', () => {
     for (const f of ['README.md', 'LICENSE', 'CHANGELOG.md', 'package.json']) expect(packed, f).toContain(f)
+  })
+
+  it('ships every page the README links to (docs/*.md and the screenshot), so its links work from the package', () => {
+    const pages = ['README.md', ...packed.filter((f) => /^docs\/[^/]+\.md$/.test(f))]
+    const missing: string[] = []
+    for (const page of pages) {
+      for (const [, link] of readFileSync(join(root, page), 'utf8').matchAll(/\]\(([^)#\s]+)(?:#[^)]*)?\)/g)) {
+        if (/^[a-z]+:/.test(link!)) continue
+        const target = posix.normalize(posix.join(posix.dirname(page), link!))
+        if (target.startsWith('test/')) continue // contributors' pages (the lab): only in the repository
+        if (!packed.includes(target)) missing.push(`${page} -> ${target}`)
+      }
+    }
+    expect(packed).toContain('docs/mesh.md')
+    expect(missing).toEqual([])
   })
 
   it('ships no tests, examples, benchmarks or TypeScript sources', () => {
