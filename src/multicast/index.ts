@@ -6,8 +6,8 @@
  *
  * Layout: `datagram.ts` (pure wire format), `crypto.ts` (HKDF key, GCM seal / open),
  * `window.ts` (per-sender sequence window), `options.ts` (options, defaults, public types),
- * `stats.ts` (the counters),
- * `multicast.ts` (the socket adapter).
+ * `stats.ts` (the counters), `receiver.ts` (the receive / verify path), `sender.ts` (packing
+ * and numbering outbound datagrams), `multicast.ts` (the socket adapter, on the lifecycle kernel).
  *
  * @example
  * ```ts

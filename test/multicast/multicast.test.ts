@@ -129,6 +129,8 @@ describe('multicast on loopback', () => {
     expect(await err).toMatchObject({ code: 'ERR_ABORTED' })
     expect(await c.closed).toMatchObject({ code: 'ERR_ABORTED' })
     expect(c.stats.dropped).toBe(1)
+    // as on every Connection: after a failure, whenWritable() rejects ERR_CLOSED (cause: the failure)
+    await expect(c.whenWritable()).rejects.toMatchObject({ code: 'ERR_CLOSED', cause: { code: 'ERR_ABORTED' } })
   })
 
   it('drops duplicated datagrams (a raw socket replays every one it captured)', async () => {
