@@ -24,6 +24,7 @@ import { SequenceWindow } from '../multicast/window.js'
 import { topicChannel, type BusChannel, type BusChannelOptions, type ChannelHost } from './channel.js'
 import { connectNatsBus } from './nats/client.js'
 import { isNatsUrl, type NatsBus, type NatsBusOptions } from './nats/options.js'
+import { CloseOnce } from './close.js'
 import {
   DEFAULT_BUS_HIGH_WATER_MARK,
   DEFAULT_CLOSE_TIMEOUT,
@@ -68,8 +69,6 @@ function hubSocket(path: string): string {
   }
   return resolveSocketPath(real).real
 }
-
-const noop = (): void => {}
 
 /** Sequence numbers per sender remembered for duplicate detection (anything older is dropped as a duplicate). */
 const DEDUPE_WINDOW = 4096
@@ -163,7 +162,7 @@ class BusImpl implements Bus {
   private attempt = 0
   private everConnected = false
   private timer: NodeJS.Timeout | null = null
-  private closing: Promise<void> | null = null
+  private readonly closing = new CloseOnce()
   private closed = false
 
   constructor(
@@ -261,7 +260,7 @@ class BusImpl implements Bus {
 
   channel<T = unknown>(topic: string, options?: BusChannelOptions): BusChannel<T> {
     validateTopic(topic)
-    if (this.closed || this.closing !== null) throw new ClosedError('bus')
+    if (this.closed || this.closing.started) throw new ClosedError('bus')
     return topicChannel<T>(this.host, topic, options)
   }
 
@@ -284,7 +283,7 @@ class BusImpl implements Bus {
 
   /** Emits; returns the size of the frame queued, or -1 if the overflow policy discarded it. */
   private publish(topic: string, data: unknown): number {
-    if (this.closed || this.closing !== null) throw new ClosedError('bus')
+    if (this.closed || this.closing.started) throw new ClosedError('bus')
     let t = this.topics.get(topic)
     if (t === undefined) {
       validateTopic(topic)
@@ -542,9 +541,7 @@ class BusImpl implements Bus {
 
   close(): Promise<void> {
     // The first call reports what was undelivered; later ones just wait for the end.
-    if (this.closing !== null) return this.closing.then(noop, noop)
-    this.closing = this.shutdown()
-    return this.closing
+    return this.closing.close(() => this.shutdown())
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -28,6 +28,7 @@ import { loadJetStream, loadTransport } from './load.js'
 import { ORIGIN_HEADER, SEQ_HEADER, type DurableReadOptions, type NatsBus, type NatsBusOptions } from './options.js'
 import { ensureStream, readDurable, type DurableContext } from './durable.js'
 import { decodeBody, readMeta, readMessageMeta, seqHeaders, SenderFilter, ERROR_HEADER, ERROR_CODE_HEADER, MSG_ID_HEADER } from './wire.js'
+import { CloseOnce } from '../close.js'
 
 const KNOWN_KEYS = [...BUS_OPTION_KEYS, 'nats', 'durable']
 /** How long after a failed JetStream publish the unacked durable emits are published again, ms. */
@@ -133,7 +134,7 @@ export class NatsBusImpl implements NatsBus {
   private lastError: RxnetError | null = null
   private timer: NodeJS.Timeout | null = null
   private durableRetry: NodeJS.Timeout | null = null
-  private closing: Promise<void> | null = null
+  private readonly closing = new CloseOnce()
   private closed = false
 
   constructor(url: string, options: NatsBusOptions) {
@@ -272,7 +273,7 @@ export class NatsBusImpl implements NatsBus {
   }
 
   emit(topic: string, data: unknown): void {
-    if (this.closed || this.closing !== null) throw this.fatal ?? new ClosedError('bus')
+    if (this.closed || this.closing.started) throw this.fatal ?? new ClosedError('bus')
     if (!this.topics.has(topic)) {
       validateTopic(topic)
       if (this.topics.size > 1000) this.topics.clear()
@@ -309,7 +310,7 @@ export class NatsBusImpl implements NatsBus {
    * outbox like an emit: a hub's NATS bridge forwards its clients' messages with this.
    */
   forward(topic: string, payload: Uint8Array, origin: string, seq: number): void {
-    if (this.closed || this.closing !== null) return
+    if (this.closed || this.closing.started) return
     this.push({ seq: this.seq + 1, subject: topic, payload, reply: undefined, headers: undefined, durable: false, as: { origin, seq }, acked: false })
   }
 
@@ -618,9 +619,7 @@ export class NatsBusImpl implements NatsBus {
 
   close(): Promise<void> {
     // The first call reports what was undelivered (ERR_UNDELIVERED); later ones just wait for the end.
-    if (this.closing !== null) return this.closing.then(noop, noop)
-    this.closing = this.shutdown()
-    return this.closing
+    return this.closing.close(() => this.shutdown())
   }
 
   [Symbol.asyncDispose](): Promise<void> {
