@@ -1,68 +1,33 @@
 /**
- * The mesh state machine: one listening server, mDNS discovery and seeds feeding a table of dial
- * targets, the handshake on every connection, the tie-break that keeps exactly one link per pair,
- * and reconnects with jittered exponential backoff. Reads top to bottom: listen, accept path,
- * dial path, establish / leave, close. Options and public types are in `options.ts`, one link
- * (heartbeats, failure detection, send budget) in `peer.ts`.
+ * The mesh state machine: the listening server and discovery feeding the dialer, the handshake on
+ * every connection, the tie-break that keeps exactly one link per pair, links joining and leaving,
+ * and the close sequence. Reads top to bottom: listen, accept path, dial path, establish / leave,
+ * close. Around it: `targets.ts` (dial targets, their scheduling and backoff), `sockets.ts` (server
+ * and outbound sockets, TLS, refusals before the handshake), `peer.ts` (one link: heartbeats,
+ * failure detection, send budget), `options.ts` (options and public types).
  * @module
  */
-import { hkdfSync } from 'node:crypto'
-import { lookup } from 'node:dns/promises'
-import net from 'node:net'
-import os from 'node:os'
-import tls from 'node:tls'
 import { BehaviorSubject, Observable, Subject } from 'rxjs'
+import net from 'node:net'
+import { lookup } from 'node:dns/promises'
 import { type Codec, encodeWith, resolveCodec } from '../codec/index.js'
-import {
-  AbortError,
-  AuthenticationError,
-  ClosedError,
-  ConnectionError,
-  DuplicateIdError,
-  ForeignAddressError,
-  HandshakeError,
-  InvalidArgumentError,
-  LimitError,
-  NameMismatchError,
-  PeerTimeoutError,
-  RxnetError,
-  TimeoutError,
-  VersionMismatchError,
-} from '../errors.js'
-import { Discovery, isLoopback, isWildcard, reachableThrough } from './discovery.js'
+import { AbortError, ClosedError, ConnectionError, DuplicateIdError, HandshakeError, InvalidArgumentError, NameMismatchError, PeerTimeoutError, type RxnetError, VersionMismatchError } from '../errors.js'
+import { Discovery, isWildcard, reachableThrough } from './discovery.js'
 import { readHandshake, whenConnected } from './connection.js'
-import { backoffDelay } from '../backoff.js'
 import { waitFor } from '../wait.js'
 import { CAPABILITIES, encodeHandshake, type HandshakeKind, type HandshakeMessage, PROTOCOL_VERSION, type RefuseReason } from './handshake.js'
 import { Observers } from './observer.js'
 import { PeerSummaries } from './summaries.js'
 import { createLink, type LeaveReason, type MeshPeer, type Peer } from './peer.js'
-import { type Mesh, type MeshAddress, type MeshEvent, type MeshOptions, type MeshStats, parseSeed, PSK_CIPHERS, PSK_IDENTITY, type Resolved, resolveOptions } from './options.js'
+import { type Mesh, type MeshAddress, type MeshEvent, type MeshOptions, type MeshStats, type Resolved, resolveOptions } from './options.js'
+import { listenAddresses, MeshSockets, normalize } from './sockets.js'
+import { type DialHost, Dialer, type Target } from './targets.js'
 
 /** An outbound dial to a known id, in flight: `settled` resolves once it is established or has failed. */
 interface PendingDial {
   abort: () => void
   settled: Promise<void>
 }
-
-/** A place to dial (mDNS service, seed, or an inbound peer's announced listen port) and its backoff state. */
-interface Target {
-  key: string
-  kind: 'mdns' | 'seed' | 'learned'
-  addresses: string[]
-  port: number
-  id: string | undefined
-  /** Dials that failed in a row. */
-  attempt: number
-  timer: NodeJS.Timeout | undefined
-  dialing: boolean
-  /** `'mdns'` only: when the announcement runs out (ms since the epoch), and how long one holds. */
-  expires: number
-  ttl: number
-}
-
-/** How often discovered targets are checked for expiry, ms. */
-const SWEEP_INTERVAL = 5_000
 
 /**
  * Creates a mesh node named `name` with the default options, as `createMesh({ name })` does.
@@ -103,24 +68,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
 
   private readonly codec: Codec<unknown>
   private readonly peers = new Map<string, MeshPeer<In, Out>>()
-  private readonly targets = new Map<string, Target>()
   private readonly pendingOut = new Map<string, PendingDial>()
-  private readonly handshaking = new Set<net.Socket>()
-  /** Accepted TCP sockets whose handshake (TLS and mesh) has not finished: at most `maxPendingHandshakes`. */
-  private readonly pendingIn = new Set<net.Socket>()
-  /** Raw sockets refused before TLS: their TLS wrapper's error is not counted twice. */
-  private readonly refusedRaw = new WeakSet<net.Socket>()
-  /** Targets due for a dial, waiting for a slot (concurrency and rate bounded). */
-  private readonly dialQueue = new Set<Target>()
-  private dialing = 0
-  private dialTokens: number
-  private dialTokensAt = Date.now()
-  private dialPumpTimer: NodeJS.Timeout | undefined
-  private sweepTimer: NodeJS.Timeout | undefined
-  private mdnsTargets = 0
-  private readonly reachable: (address: string) => boolean
-  /** Every accepted TCP socket still open (TLS ones included, before their handshake). */
-  private readonly inbound = new Set<net.Socket>()
   private readonly joined = new Subject<Peer<In, Out>>()
   private readonly membersSubject = new BehaviorSubject<ReadonlyMap<string, Peer<In, Out>>>(new Map())
   private readonly eventsSubject = new Subject<MeshEvent<In, Out>>()
@@ -131,7 +79,10 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
   private bound: { port: number; host: string } | undefined
   private closing: Promise<void> | undefined
   private droppedPast = 0
-  private readonly psk: Buffer | undefined
+  /** Server and outbound sockets, and every socket not a link yet (sockets.ts). */
+  private readonly sockets: MeshSockets
+  /** Where and when to dial (targets.ts). */
+  private readonly dialer: Dialer
   /** Connections of observers: welcomed, sent summaries, never members. */
   private readonly observers: Observers
   /** Stats summaries to and from peers (summaries.ts). */
@@ -141,11 +92,6 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     this.id = o.id
     this.name = o.name
     this.codec = resolveCodec(o.codec)
-    this.psk = o.secret === undefined ? undefined : Buffer.from(hkdfSync('sha256', o.secret, 'rxnet-mesh-psk', o.name, 32))
-    this.reachable = reachableThrough(o.interface)
-    this.dialTokens = o.maxConcurrentDials
-    const peers = this.peers
-    const droppedPast = (): number => this.droppedPast
     const self = this // eslint-disable-line @typescript-eslint/no-this-alias
     this.stats = {
       accepted: 0,
@@ -157,12 +103,12 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       failures: 0,
       timeouts: 0,
       get dropped() {
-        let n = droppedPast()
-        for (const p of peers.values()) n += p.stats.dropped
+        let n = self.droppedPast
+        for (const p of self.peers.values()) n += p.stats.dropped
         return n
       },
       get targets() {
-        return self.targets.size
+        return self.dialer.size
       },
       targetsRefused: 0,
       get summaries() {
@@ -173,10 +119,30 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
         return self.discovery?.ignored ?? 0
       },
       get dialsInFlight() {
-        return self.dialing
+        return self.dialer.inFlight
       },
       peakDialsInFlight: 0,
     }
+    this.sockets = new MeshSockets(o, this.stats, {
+      get closing() {
+        return self.closing !== undefined
+      },
+      accepted: (socket) => this.onConnection(socket),
+      answer: (kind, reason) => this.handshake(kind, reason),
+      event: (e) => this.eventsSubject.next(e),
+      error: (e) => this.errorsSubject.next(e),
+    })
+    const dialHost: DialHost = {
+      get closing() {
+        return self.closing !== undefined
+      },
+      connected: (id) => this.peers.has(id),
+      handshaking: (id) => this.pendingOut.has(id),
+      dialOnce: (t, h) => this.dialOnce(t, h),
+      event: (e) => this.eventsSubject.next(e),
+      error: (e) => this.errorsSubject.next(e),
+    }
+    this.dialer = new Dialer(dialHost, o, this.stats, reachableThrough(o.interface))
     this.peers$ = new Observable<Peer<In, Out>>((subscriber) => {
       for (const p of this.peers.values()) subscriber.next(p)
       return this.joined.subscribe(subscriber)
@@ -225,7 +191,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       }
     }
     if (this.closing) throw new ClosedError('mesh')
-    const server = this.createServer()
+    const server = this.sockets.createServer()
     this.server = server
     await new Promise<void>((resolve, reject) => {
       const onError = (e: Error): void => reject(new ConnectionError(`mesh cannot listen on ${host}:${port}: ${e.message}`, e))
@@ -254,15 +220,10 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       })
       this.discovery = d
       d.errors.subscribe((e) => this.report(e))
-      d.events.subscribe((ev) => (ev.type === 'up' ? this.onDiscovered(ev.node.id, ev.node.addresses, ev.node.port, ev.node.ttl) : this.onServiceDown(ev.id)))
-      this.sweepTimer = setInterval(this.sweep, SWEEP_INTERVAL)
-      this.sweepTimer.unref()
+      d.events.subscribe((ev) => (ev.type === 'up' ? this.dialer.discovered(ev.node.id, ev.node.addresses, ev.node.port, ev.node.ttl) : this.dialer.serviceDown(ev.id)))
+      this.dialer.startSweep()
     }
-    for (const seed of this.o.seeds) {
-      const { host: h, port: p } = parseSeed(seed) // validated by createMesh
-      const t = this.addTarget(`seed:${seed}`, 'seed', [h], p, undefined)
-      this.scheduleDial(t, 0)
-    }
+    for (const seed of this.o.seeds) this.dialer.seed(seed)
     const addr = this.address()!
     this.eventsSubject.next({ type: 'listening', address: addr })
     return addr
@@ -270,101 +231,31 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
 
   address(): MeshAddress | null {
     if (this.bound === undefined || this.closing) return null
-    const { port, host } = this.bound
-    if (!isWildcard(host)) return { port, addresses: [host] }
-    const v6 = host === '::'
-    const addresses: string[] = []
-    for (const list of Object.values(os.networkInterfaces())) {
-      for (const a of list ?? []) if (a.family === 'IPv4' || v6) addresses.push(a.address)
-    }
-    return { port, addresses }
-  }
-
-  private createServer(): net.Server {
-    const timeout = this.o.handshakeTimeout
-    if (this.psk !== undefined) {
-      const psk = this.psk
-      const s = tls.createServer({ ciphers: PSK_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', handshakeTimeout: timeout, pskCallback: (_s, identity) => (identity === PSK_IDENTITY ? psk : null) })
-      s.on('secureConnection', this.onConnection)
-      s.on('tlsClientError', this.onTlsClientError)
-      s.prependListener('connection', this.onRawConnection) // before TLS starts on it
-      return s
-    }
-    if (this.o.tls !== undefined) {
-      const s = tls.createServer({ ...this.o.tls, requestCert: true, rejectUnauthorized: true, handshakeTimeout: timeout })
-      s.on('secureConnection', this.onConnection)
-      s.on('tlsClientError', this.onTlsClientError)
-      s.prependListener('connection', this.onRawConnection) // before TLS starts on it
-      return s
-    }
-    const s = net.createServer()
-    s.on('connection', this.onRawConnection)
-    s.on('connection', this.onConnection)
-    return s
+    return listenAddresses(this.bound.port, this.bound.host)
   }
 
   private readonly onServerError = (e: Error): void => this.report(new ConnectionError(`mesh server: ${e.message}`, e))
 
-  private readonly onRawConnection = (socket: net.Socket): void => {
-    this.stats.accepted++
-    if (this.closing) {
-      socket.destroy()
-      return
-    }
-    const remote = normalize(socket.remoteAddress)
-    const iface = this.o.interface
-    let refusal: RxnetError | undefined
-    if (iface !== undefined && isLoopback(iface) && !isLoopback(remote)) refusal = new ForeignAddressError(remote, iface)
-    else if (this.pendingIn.size >= this.o.maxPendingHandshakes) refusal = new LimitError('mesh handshakes in progress', this.o.maxPendingHandshakes)
-    // Every accepted socket, refused ones included, is destroyed by shutdown() if it is still open
-    // then: server.close() waits for all of them, and a refused far side may never hang up.
-    this.inbound.add(socket)
-    socket.once('close', () => {
-      this.inbound.delete(socket)
-      this.pendingIn.delete(socket)
-    })
-    if (refusal !== undefined) {
-      this.refusedRaw.add(socket)
-      this.refuse(socket, refusal, undefined)
-      return
-    }
-    this.pendingIn.add(socket)
-  }
-
-  private readonly onTlsClientError = (e: Error & { code?: string }, socket: tls.TLSSocket): void => {
-    if (this.refusedRaw.has(rawOf(socket))) return // refused (and counted) before TLS started
-    // A client that sends nothing is a timeout, not a failed authentication.
-    // (A hang-up stays ERR_AUTH: a client that rejects our certificate, or whose certificate we
-    // reject, is often seen here as nothing more than a reset.)
-    const error = e.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? new TimeoutError('TLS handshake', this.o.handshakeTimeout) : new AuthenticationError(`TLS handshake failed: ${e.message}`, e)
-    this.refuse(socket, error, undefined)
-  }
-
   // ---------------------------------------------------------------- accept path
 
-  private readonly onConnection = (socket: net.Socket): void => {
-    if (socket.destroyed) return // refused in onRawConnection
-    if (this.closing) {
-      socket.destroy()
-      return
-    }
-    this.handshaking.add(socket)
-    socket.setNoDelay(true)
+  /** A socket accepted and past TLS (sockets.ts): read its hello. */
+  private onConnection(socket: net.Socket): void {
     readHandshake(socket, this.o.handshakeTimeout, (message, cause) => new HandshakeError(message, cause)).then(
       (m) => this.decide(socket, m),
-      (e: RxnetError) => this.refuse(socket, e, e instanceof HandshakeError && socket.writable && !socket.readableEnded ? 'malformed' : undefined),
+      (e: RxnetError) => this.sockets.refuse(socket, e, e instanceof HandshakeError && socket.writable && !socket.readableEnded ? 'malformed' : undefined),
     )
   }
 
   private decide(socket: net.Socket, m: HandshakeMessage): void {
-    if (this.closing) return this.refuse(socket, new ClosedError('mesh'), 'closing')
+    const refuse = (error: RxnetError, reason: RefuseReason, routine?: boolean): void => this.sockets.refuse(socket, error, reason, routine)
+    if (this.closing) return refuse(new ClosedError('mesh'), 'closing')
     if (m.kind === 'observe') return this.adoptObserver(socket, m)
-    if (m.kind !== 'hello') return this.refuse(socket, new HandshakeError(`expected hello, got ${m.kind}`), 'malformed')
-    if (m.version !== PROTOCOL_VERSION) return this.refuse(socket, new VersionMismatchError(PROTOCOL_VERSION, m.version), 'version')
-    if (m.name !== this.name) return this.refuse(socket, new NameMismatchError(this.name, m.name), 'name')
-    if (m.id === this.id) return this.refuse(socket, new DuplicateIdError(m.id), 'duplicate')
+    if (m.kind !== 'hello') return refuse(new HandshakeError(`expected hello, got ${m.kind}`), 'malformed')
+    if (m.version !== PROTOCOL_VERSION) return refuse(new VersionMismatchError(PROTOCOL_VERSION, m.version), 'version')
+    if (m.name !== this.name) return refuse(new NameMismatchError(this.name, m.name), 'name')
+    if (m.id === this.id) return refuse(new DuplicateIdError(m.id), 'duplicate')
     // A second link from a node already connected (several seeds / addresses for one node) is routine.
-    if (this.peers.has(m.id)) return this.refuse(socket, new DuplicateIdError(m.id), 'duplicate', true)
+    if (this.peers.has(m.id)) return refuse(new DuplicateIdError(m.id), 'duplicate', true)
     const pending = this.pendingOut.get(m.id)
     if (pending !== undefined) {
       // Both dialled at once: the connection dialled by the smaller id wins, on both sides.
@@ -385,59 +276,23 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     socket.on('error', noop) // a reset while held is seen as 'destroyed' below
     void waitFor(pending.settled, { timeout: this.o.handshakeTimeout >> 1, unref: true }).catch(noop).then(() => {
       socket.off('error', noop)
-      if (socket.destroyed) {
-        this.handshaking.delete(socket)
-        return
-      }
-      if (this.closing) return this.refuse(socket, new ClosedError('mesh'), 'closing')
-      if (this.peers.has(m.id)) {
-        socket.end(this.handshake('refuse', 'tiebreak'))
-        this.releaseLater(socket)
-        return
-      }
+      if (socket.destroyed) return this.sockets.forget(socket)
+      if (this.closing) return this.sockets.refuse(socket, new ClosedError('mesh'), 'closing')
+      if (this.peers.has(m.id)) return this.sockets.answer(socket, 'tiebreak')
       this.pendingOut.get(m.id)?.abort() // ours is stuck: take theirs
       socket.write(this.handshake('welcome'))
       this.establish(socket, m.id, m.port, false, m.flags)
     })
   }
 
-  /** Refuses a connection: counted, reported (on `errors$` too unless `routine`), answered with `reason` when given. */
-  private refuse(socket: net.Socket, error: RxnetError, reason: RefuseReason | undefined, routine = false): void {
-    this.stats.refused++
-    this.stats.refusedByCode[error.code] = (this.stats.refusedByCode[error.code] ?? 0) + 1
-    const remote = `${normalize(socket.remoteAddress)}:${socket.remotePort ?? 0}`
-    this.eventsSubject.next({ type: 'refused', error, remote })
-    if (!routine) this.errorsSubject.next(error)
-    if (reason !== undefined && socket.writable) {
-      socket.end(this.handshake('refuse', reason))
-      this.releaseLater(socket)
-    } else {
-      socket.destroy()
-      this.handshaking.delete(socket)
-    }
-    this.pendingIn.delete(rawOf(socket))
-  }
-
   /** An observer (`rxnet peers`, the dashboard): welcomed and sent summaries, never a member (observer.ts). */
   private adoptObserver(socket: net.Socket, m: HandshakeMessage): void {
-    if (m.version !== PROTOCOL_VERSION) return this.refuse(socket, new VersionMismatchError(PROTOCOL_VERSION, m.version), 'version')
-    if (m.name !== this.name) return this.refuse(socket, new NameMismatchError(this.name, m.name), 'name')
-    if (this.o.observer || this.observers.full) return this.refuse(socket, new HandshakeError(this.o.observer ? 'an observer does not take observers' : 'too many observers'), 'closing', true)
+    if (m.version !== PROTOCOL_VERSION) return this.sockets.refuse(socket, new VersionMismatchError(PROTOCOL_VERSION, m.version), 'version')
+    if (m.name !== this.name) return this.sockets.refuse(socket, new NameMismatchError(this.name, m.name), 'name')
+    if (this.o.observer || this.observers.full) return this.sockets.refuse(socket, new HandshakeError(this.o.observer ? 'an observer does not take observers' : 'too many observers'), 'closing', true)
     socket.write(this.handshake('welcome'))
-    this.handshaking.delete(socket)
+    this.sockets.admitted(socket, true)
     this.observers.add(socket, m.id)
-  }
-
-  /** Gives a refused socket a moment to flush its answer, then makes sure it is gone. */
-  private releaseLater(socket: net.Socket): void {
-    socket.on('error', noop)
-    socket.resume()
-    const t = setTimeout(() => socket.destroy(), 1000)
-    t.unref()
-    socket.once('close', () => {
-      clearTimeout(t)
-      this.handshaking.delete(socket)
-    })
   }
 
   private handshake(kind: HandshakeKind, reason?: RefuseReason): Buffer {
@@ -446,161 +301,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
 
   // ---------------------------------------------------------------- dial path
 
-  private onDiscovered(id: string, addresses: string[], port: number, ttl: number): void {
-    if (this.closing || addresses.length === 0) return
-    let t = this.targets.get(id)
-    if (t === undefined && this.mdnsTargets >= this.o.maxTargets && !this.evictTarget()) {
-      this.stats.targetsRefused++
-      return
-    }
-    this.eventsSubject.next({ type: 'discovered', id, addresses, port })
-    t = this.addTarget(id, 'mdns', addresses, port, id)
-    t.ttl = ttl
-    t.expires = Date.now() + ttl
-    if (this.peers.has(id) || t.dialing || t.timer !== undefined || this.dialQueue.has(t)) return
-    // The smaller id dials first; the larger one waits a little so simultaneous dials are rare.
-    this.scheduleDial(t, this.id < id ? 0 : jitter(this.o.reconnectDelay * 3))
-  }
-
-  /** Makes room for a newly discovered node: forgets the discovered target that failed most (never a fresh one). */
-  private evictTarget(): boolean {
-    let worst: Target | undefined
-    for (const t of this.targets.values()) {
-      if (t.kind !== 'mdns' || t.dialing || t.attempt === 0 || (t.id !== undefined && this.peers.has(t.id))) continue
-      if (worst === undefined || t.attempt > worst.attempt) worst = t
-    }
-    if (worst !== undefined) this.forget(worst)
-    return worst !== undefined
-  }
-
-  private onServiceDown(id: string): void {
-    const t = this.targets.get(id)
-    if (t !== undefined && t.kind === 'mdns') this.forget(t)
-  }
-
-  /** Drops a target and whatever dial it had pending; a discovered one is counted in `targetsExpired`. */
-  private forget(t: Target): void {
-    if (this.targets.get(t.key) !== t) return
-    clearTimeout(t.timer)
-    t.timer = undefined
-    this.dialQueue.delete(t)
-    this.targets.delete(t.key)
-    if (t.kind === 'mdns') {
-      this.mdnsTargets--
-      this.stats.targetsExpired++
-    }
-  }
-
-  /** Forgets discovered nodes whose announcement ran out (those connected now are kept fresh). */
-  private readonly sweep = (): void => {
-    const now = Date.now()
-    for (const t of [...this.targets.values()]) {
-      if (t.kind !== 'mdns') continue
-      if (t.id !== undefined && this.peers.has(t.id)) t.expires = now + t.ttl
-      else if (t.expires < now && !t.dialing) this.forget(t)
-    }
-  }
-
-  private addTarget(key: string, kind: Target['kind'], addresses: string[], port: number, id: string | undefined): Target {
-    let t = this.targets.get(key)
-    if (t === undefined) {
-      t = { key, kind, addresses, port, id, attempt: 0, timer: undefined, dialing: false, expires: Infinity, ttl: 0 }
-      this.targets.set(key, t)
-      if (kind === 'mdns') this.mdnsTargets++
-    } else if (kind !== 'learned') {
-      if (kind === 'mdns' && t.kind !== 'mdns') this.mdnsTargets++
-      else if (kind !== 'mdns' && t.kind === 'mdns') this.mdnsTargets--
-      t.kind = kind
-      t.addresses = addresses
-      t.port = port
-    }
-    return t
-  }
-
-  /** Queues a dial of `t` after `delay` ms; it starts when a dial slot and the rate allow. */
-  private scheduleDial(t: Target, delay: number): void {
-    if (this.closing) return
-    clearTimeout(t.timer)
-    t.timer = setTimeout(() => {
-      t.timer = undefined
-      if (this.closing || this.targets.get(t.key) !== t) return
-      this.dialQueue.add(t)
-      this.pumpDials()
-    }, delay)
-    t.timer.unref()
-  }
-
-  /**
-   * Starts queued dials while fewer than `maxConcurrentDials` are in flight and the token bucket
-   * (`maxDialsPerSecond`, burst `maxConcurrentDials`) allows; targets that never failed go first.
-   */
-  private pumpDials(): void {
-    clearTimeout(this.dialPumpTimer)
-    this.dialPumpTimer = undefined
-    const { maxConcurrentDials: slots, maxDialsPerSecond: rate } = this.o
-    while (this.dialQueue.size > 0 && this.dialing < slots && !this.closing) {
-      const now = Date.now()
-      this.dialTokens = Math.min(slots, this.dialTokens + ((now - this.dialTokensAt) * rate) / 1000)
-      this.dialTokensAt = now
-      if (this.dialTokens < 1) {
-        this.dialPumpTimer = setTimeout(() => this.pumpDials(), Math.ceil(((1 - this.dialTokens) * 1000) / rate))
-        this.dialPumpTimer.unref()
-        return
-      }
-      let next: Target | undefined
-      for (const t of this.dialQueue) {
-        next ??= t
-        if (t.attempt === 0) {
-          next = t
-          break
-        }
-      }
-      this.dialQueue.delete(next!)
-      this.dialTokens--
-      void this.dialTarget(next!)
-    }
-  }
-
-  private async dialTarget(t: Target): Promise<void> {
-    if (this.closing || this.targets.get(t.key) !== t || t.dialing) return
-    if (t.id !== undefined && (this.peers.has(t.id) || this.pendingOut.has(t.id))) return
-    if (t.expires < Date.now()) return this.forget(t)
-    // Seeds are the user's own choice (checked against a loopback interface by createMesh).
-    const hosts = t.kind === 'seed' ? t.addresses : t.addresses.filter(this.reachable)
-    if (hosts.length === 0) return this.forget(t)
-    t.dialing = true
-    this.dialing++
-    this.stats.peakDialsInFlight = Math.max(this.stats.peakDialsInFlight, this.dialing)
-    let error: RxnetError | undefined
-    try {
-      for (const host of hosts) {
-        try {
-          await this.dialOnce(t, host)
-          t.attempt = 0
-          return
-        } catch (e) {
-          error = e instanceof RxnetError ? e : new ConnectionError(String(e), e)
-          if (error instanceof NameMismatchError || error instanceof VersionMismatchError || error instanceof DuplicateIdError) break
-        }
-      }
-    } finally {
-      t.dialing = false
-      this.dialing--
-      this.pumpDials()
-    }
-    if (this.closing || this.targets.get(t.key) !== t) return
-    this.stats.dialFailures++
-    if (error !== undefined) {
-      this.eventsSubject.next({ type: 'dial-failed', error, target: `${t.addresses.join('|')}:${t.port}` })
-      if (!(error instanceof ConnectionError) && !(error instanceof DuplicateIdError)) this.errorsSubject.next(error)
-    }
-    if (t.id !== undefined && this.peers.has(t.id)) return
-    t.attempt++
-    if (t.kind === 'mdns' && t.attempt >= this.o.maxDialFailures) return this.forget(t)
-    this.scheduleDial(t, backoff(t.attempt, this.o.reconnectDelay, this.o.maxReconnectDelay))
-  }
-
-  /** One connection attempt: connect (TLS), hello, answer. Resolves once established or superseded by the tie-break. */
+  /** One connection attempt (targets.ts decides when): connect (TLS), hello, answer. Resolves once established or superseded by the tie-break. */
   private async dialOnce(t: Target, host: string): Promise<void> {
     this.stats.dialed++
     const what = `${host}:${t.port}`
@@ -612,8 +313,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     if (expected !== undefined) this.pendingOut.set(expected, pending)
     let established = false
     try {
-      socket = this.connect(host, t.port)
-      this.handshaking.add(socket)
+      socket = this.sockets.connect(host, t.port)
       await whenConnected(socket, what, this.o.connectTimeout)
       socket.setNoDelay(true)
       socket.write(this.handshake(this.o.observer ? 'observe' : 'hello'))
@@ -644,31 +344,18 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     } finally {
       if (expected !== undefined && this.pendingOut.get(expected) === pending) this.pendingOut.delete(expected)
       settle()
-      if (socket !== undefined && !established) {
-        socket.destroy()
-        this.handshaking.delete(socket)
-      }
+      if (socket !== undefined && !established) this.sockets.drop(socket)
     }
-  }
-
-  private connect(host: string, port: number): net.Socket {
-    if (this.psk !== undefined) {
-      const psk = this.psk
-      return tls.connect({ host, port, ciphers: PSK_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', checkServerIdentity: () => undefined, pskCallback: () => ({ psk, identity: PSK_IDENTITY }) })
-    }
-    if (this.o.tls !== undefined) return tls.connect({ ...this.o.tls, host, port, rejectUnauthorized: true, checkServerIdentity: () => undefined })
-    return net.connect({ host, port })
   }
 
   // ---------------------------------------------------------------- establish / leave
 
   private establish(socket: net.Socket, id: string, port: number, outbound: boolean, flags: number): void {
-    this.handshaking.delete(socket)
-    this.pendingIn.delete(rawOf(socket))
+    this.sockets.admitted(socket)
     const address = normalize(socket.remoteAddress)
     const peer = createLink<In, Out>(id, address, port, outbound, socket, this.codec, this.o)
     this.peers.set(id, peer)
-    if (port > 0 && ![...this.targets.values()].some((t) => t.id === id)) this.addTarget(`peer:${id}`, 'learned', [address], port, id)
+    this.dialer.learned(id, address, port)
     void peer.left.then((reason) => this.onLeave(peer, reason))
     this.summaries.attach(peer, flags)
     this.publishMembers()
@@ -688,17 +375,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
       this.publishMembers()
     }
     this.eventsSubject.next({ type: 'leave', peer, reason })
-    if (this.closing) return
-    for (const t of this.targets.values()) {
-      if (t.id !== peer.id) continue
-      if (peer.saidGoodbye && t.kind === 'learned') {
-        this.forget(t)
-        continue
-      }
-      t.attempt = 0
-      const base = peer.saidGoodbye ? this.o.maxReconnectDelay : this.o.reconnectDelay
-      this.scheduleDial(t, jitter(this.id < peer.id ? base : base * 3))
-    }
+    this.dialer.peerLeft(peer.id, peer.saidGoodbye)
   }
 
   private publishMembers(): void {
@@ -729,14 +406,9 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
   }
 
   private async shutdown(): Promise<void> {
-    for (const t of this.targets.values()) clearTimeout(t.timer)
-    this.targets.clear()
-    this.dialQueue.clear()
-    clearTimeout(this.dialPumpTimer)
-    clearInterval(this.sweepTimer)
+    this.dialer.close()
     for (const p of [...this.pendingOut.values()]) p.abort()
-    for (const s of this.handshaking) s.destroy()
-    this.handshaking.clear()
+    this.sockets.abortHandshakes()
     const server = this.server
     const serverClosed = server === undefined || !server.listening ? Promise.resolve() : new Promise<void>((resolve) => server.close(() => resolve()))
     const discoveryClosed = this.discovery?.close() ?? Promise.resolve()
@@ -744,14 +416,11 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     const linksClosed = Promise.all([...[...this.peers.values()].map((p) => p.close()), this.observers.close()])
     this.summaries.close()
     await linksClosed
-    for (const s of this.inbound) s.destroy()
+    this.sockets.destroyInbound()
     await Promise.all([linksClosed, serverClosed, discoveryClosed])
     if (server !== undefined) {
       server.off('error', this.onServerError)
-      server.off('connection', this.onRawConnection)
-      server.off('connection', this.onConnection)
-      server.off('secureConnection', this.onConnection)
-      server.off('tlsClientError', this.onTlsClientError)
+      this.sockets.detach(server)
     }
     this.eventsSubject.next({ type: 'close' })
     this.joined.complete()
@@ -776,28 +445,4 @@ function refusal(m: HandshakeMessage, name: string): RxnetError {
   }
 }
 
-function jitter(ms: number, random = Math.random): number {
-  return Math.round(ms * (0.5 + random()))
-}
-
-/**
- * @internal Delay before redial number `attempt` (1, 2, ...): `base` doubled per failure, jittered
- * ±50%, never above `max` (the jitter is applied before the cap, so `maxReconnectDelay` holds).
- */
-export function backoff(attempt: number, base: number, max: number, random = Math.random): number {
-  // The shared backoffDelay: 1.5 base 2^attempt less up to 2/3 of it is base 2^attempt ±50%; capped after the jitter.
-  return Math.min(max, backoffDelay(attempt, { initialDelay: base * 1.5, maxDelay: Infinity, jitter: 2 / 3, random: () => 1 - random() }))
-}
-
-function normalize(a: string | undefined): string {
-  if (a === undefined) return ''
-  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a
-}
-
-/** The TCP socket under a TLS socket (the socket itself for plain TCP). */
-function rawOf(socket: net.Socket): net.Socket {
-  return (socket as net.Socket & { _parent?: net.Socket })._parent ?? socket
-}
-
 function noop(): void {}
-

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { firstValueFrom, filter, take, toArray } from 'rxjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createMesh, peers$, type Mesh, type MeshEvent, type Peer } from 'rxnet'
-import { backoff } from '../../src/mesh/mesh.js'
+import { backoff } from '../../src/mesh/targets.js'
 
 const meshes: Mesh<any, any>[] = []
 afterEach(async () => {

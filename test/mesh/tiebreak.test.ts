@@ -32,7 +32,7 @@ it('the smaller id dialling an address that never answers does not keep the pair
   cleanup.push(() => a.close())
   const { port } = await a.listen(0, '127.0.0.1')
   // As if mDNS had told "a" that "b" is at the black hole's address: "a" (smaller id) dials at once.
-  ;(a as unknown as { onDiscovered(id: string, addresses: string[], port: number): void }).onDiscovered('b', ['127.0.0.1'], (blackhole.address() as net.AddressInfo).port)
+  ;(a as unknown as { dialer: { discovered(id: string, addresses: string[], port: number, ttl: number): void } }).dialer.discovered('b', ['127.0.0.1'], (blackhole.address() as net.AddressInfo).port, 60_000)
   const pending = (a as unknown as { pendingOut: Map<string, unknown> }).pendingOut
   while (!pending.has('b')) await new Promise((r) => setTimeout(r, 5))
   const b: Mesh = createMesh({ ...options, id: 'b', seeds: [`127.0.0.1:${port}`] })
