@@ -8,12 +8,14 @@ import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import type { JetStreamClient, ConsumerMessages, JsMsg, DeliverPolicy } from '@nats-io/jetstream'
 import type { Codec } from '../../codec/index.js'
 import { InvalidArgumentError, RxnetError } from '../../errors.js'
+import { checkKeys } from '../../options.js'
 import { SequenceWindow } from '../../multicast/window.js'
 import type { BusStats } from '../options.js'
 import { DEFAULT_DUPLICATE_WINDOW, type DurableOptions, type DurableReadOptions, type DurableStart } from './options.js'
 import { decodeBody, readMeta, SenderFilter } from './wire.js'
 import { loadJetStream } from './load.js'
 import { delay } from '../../wait.js'
+import type { Deliver, Listener } from './interests.js'
 
 type JetStreamModule = typeof import('@nats-io/jetstream')
 
@@ -30,6 +32,47 @@ export interface DurableContext {
   readonly codec: Codec<unknown>
   readonly stats: BusStats
   makeHeaders(): MsgHdrs
+}
+
+/** Checks `connectBus(url, { durable })`; `ERR_INVALID_ARGUMENT` for a bad stream name or no subjects. */
+export function checkDurable(durable: DurableOptions): void {
+  checkKeys('connectBus durable', durable, ['stream', 'subjects', 'replicas', 'duplicateWindow'])
+  if (typeof durable.stream !== 'string' || !/^[A-Za-z0-9_-]+$/.test(durable.stream)) throw new InvalidArgumentError('durable.stream must be a name of letters, digits, - and _')
+  if (!Array.isArray(durable.subjects) || durable.subjects.length === 0) throw new InvalidArgumentError('durable.subjects must be a non-empty array of topics or patterns')
+}
+
+/** The durable subscriptions of one bus (`messages$` with `from` / `consumer`) and the consumers being stopped. */
+export class DurableReaders {
+  private readonly readers = new Set<Listener>()
+  private readonly stopping = new Set<Promise<void>>()
+
+  constructor(private readonly ctx: DurableContext) {}
+
+  /** Starts reading `pattern` into `deliver`; returns the teardown, which stops the consumer (see {@link stopped}). */
+  read(pattern: string, options: DurableReadOptions, deliver: Deliver, listener: Listener): () => void {
+    this.readers.add(listener)
+    const stop = readDurable(this.ctx, pattern, options, deliver, listener.error)
+    return () => {
+      this.readers.delete(listener)
+      const stopping = stop().catch(() => {})
+      this.stopping.add(stopping)
+      void stopping.then(() => this.stopping.delete(stopping))
+    }
+  }
+
+  /** Every reader's listener. */
+  listeners(): Listener[] {
+    return [...this.readers]
+  }
+
+  clear(): void {
+    this.readers.clear()
+  }
+
+  /** Resolves once every consumer being stopped has stopped. */
+  async stopped(): Promise<void> {
+    await Promise.all(this.stopping)
+  }
 }
 
 /** Creates the stream when missing, adds the subjects it lacks; returns the JetStream client. */
@@ -76,7 +119,7 @@ export function readDurable(
   ctx: DurableContext,
   pattern: string,
   options: DurableReadOptions,
-  deliver: (topic: string, data: unknown, origin: string, seq: number) => void,
+  deliver: Deliver,
   error: (e: unknown) => void,
 ): () => Promise<void> {
   let stopped = false

@@ -4,7 +4,11 @@
  * @module
  */
 import type { Observable } from 'rxjs'
-import type { Bus, BusMessage, BusOptions } from '../options.js'
+import { resolveCodec, type Codec } from '../../codec/index.js'
+import { InvalidArgumentError } from '../../errors.js'
+import { checkOverflow } from '../../options.js'
+import { DEFAULT_OVERFLOW, type OverflowPolicy } from '../../queue.js'
+import { DEFAULT_BUS_HIGH_WATER_MARK, DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, DEFAULT_MAX_RECONNECT_DELAY, DEFAULT_MIN_RECONNECT_DELAY, positive, type Bus, type BusMessage, type BusOptions } from '../options.js'
 
 /**
  * Header carrying the id of the rxnet client that emitted a message (its `origin`).
@@ -136,4 +140,40 @@ export interface HubNatsOptions {
   options?: Record<string, unknown>
   /** Bytes of forwarded messages held until NATS confirms them; the oldest are dropped (counted in `hub.nats.stats.dropped`) beyond. @default 32 MiB (`DEFAULT_BRIDGE_HIGH_WATER_MARK`) */
   highWaterMark?: number
+}
+
+/** {@link NatsBusOptions} checked, with their defaults (internal: `./client.ts`). */
+export interface NatsBusSettings {
+  readonly servers: string[]
+  readonly codec: Codec<unknown>
+  readonly echo: boolean
+  readonly highWaterMark: number
+  readonly overflow: OverflowPolicy
+  readonly minDelay: number
+  readonly maxDelay: number
+  readonly maxMessageSize: number
+  readonly closeTimeout: number
+  readonly nats: Record<string, unknown>
+}
+
+/** Reads the servers of `url` and the bus options (not `durable`: `./durable.ts`); `ERR_INVALID_ARGUMENT` on a bad one. */
+export function natsBusSettings(url: string, options: NatsBusOptions): NatsBusSettings {
+  const servers = url.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+  if (servers.length === 0) throw new InvalidArgumentError('connectBus: no NATS server in the URL')
+  const overflow = options.overflow ?? DEFAULT_OVERFLOW
+  checkOverflow(overflow)
+  const minDelay = positive('minReconnectDelay', options.minReconnectDelay, DEFAULT_MIN_RECONNECT_DELAY)
+  if (options.nats !== undefined && (typeof options.nats !== 'object' || options.nats === null)) throw new InvalidArgumentError('connectBus: nats must be an object of NATS connection options')
+  return {
+    servers,
+    codec: resolveCodec(options.codec ?? 'json'),
+    echo: options.echo ?? false,
+    highWaterMark: positive('highWaterMark', options.highWaterMark, DEFAULT_BUS_HIGH_WATER_MARK),
+    overflow,
+    minDelay,
+    maxDelay: Math.max(minDelay, positive('maxReconnectDelay', options.maxReconnectDelay, DEFAULT_MAX_RECONNECT_DELAY)),
+    maxMessageSize: positive('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE),
+    closeTimeout: positive('closeTimeout', options.closeTimeout, DEFAULT_CLOSE_TIMEOUT),
+    nats: options.nats ?? {},
+  }
 }
