@@ -6,7 +6,7 @@
  *
  * A topic has no far side: other clients come and go, so the channel ends only by its own
  * `close()` / `abort()` or when its bus closes (a clean end). A hub crash is not a failure of the
- * channel: the bus reconnects and loses nothing (see the README's "What a hub crash can lose").
+ * channel: the bus reconnects and loses nothing (see "What a hub crash can lose" in docs/bus.md).
  * @module
  */
 import { ConnectionKernel, OPEN, KERNEL_OPTION_KEYS, type KernelOptions } from '../lifecycle.js'

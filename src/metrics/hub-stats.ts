@@ -8,6 +8,7 @@ import type { Bus } from '../bus/index.js'
 import { type HubStatsReply, SYS_HUB_STATS_PATTERN, SYS_HUB_STATS_REQUEST } from '../bus/sys.js'
 import { checkInt, checkKeys } from '../options.js'
 import type { MetricsSnapshot } from './snapshot.js'
+import { channelCounters } from './links.js'
 import { hubCounters } from './sources.js'
 
 /** A hub's `$SYS` answer as a snapshot (clients as `'client'` links; a slow one is `'suspect'`). */
@@ -24,7 +25,7 @@ export function hubReplySnapshot(r: HubStatsReply, time = Date.now()): MetricsSn
       from: r.hub,
       to: c.id,
       state: c.slow ? 'suspect' : 'up',
-      counters: { messages_received: c.messagesIn, messages_sent: c.messagesOut, received_bytes: c.bytesIn, sent_bytes: c.bytesOut, dropped_messages: c.dropped, overflows: c.overflows },
+      counters: channelCounters(c),
       gauges: { buffered_bytes: c.bufferedBytes },
       info: { subscriptions: c.subscriptions, slow: c.slow },
     })),

@@ -9,7 +9,13 @@ import type { LinkCounters, LinkSnapshot, LinkState } from './snapshot.js'
 
 /** What the book needs from a live connection. */
 export interface TrackedLink {
-  readonly stats: ChannelStats
+  readonly stats: ChannelStats & {
+    /**
+     * Control frames received (a mesh peer's heartbeats and summaries): not messages, but they
+     * show that the far side is alive, so they keep the link from turning `'suspect'`.
+     */
+    readonly controlIn?: number
+  }
   /** Heartbeat round trip in ms (NaN or absent: not measured). */
   readonly rtt?: number
 }
@@ -19,14 +25,20 @@ interface Entry {
   kind: LinkSnapshot['kind']
   to: string
   info: LinkSnapshot['info']
-  lastBytesIn: number
+  /** {@link heard} at the last change, and when that was (ms since the epoch). */
+  lastHeard: number
   lastChange: number
   endedAt: number | null
   final: LinkCounters | null
 }
 
-/** A link's counters, by metric stem. */
-export function linkCounters(s: ChannelStats): LinkCounters {
+/** A grows-whenever-anything-arrives reading of a link: payload bytes plus control frames (heartbeats). */
+function heard(link: TrackedLink): number {
+  return link.stats.bytesIn + (link.stats.controlIn ?? 0)
+}
+
+/** A connection's counters, by metric stem (a link's in snapshots, a channel's as a node's). */
+export function channelCounters(s: ChannelStats): LinkCounters {
   return {
     messages_received: s.messagesIn,
     messages_sent: s.messagesOut,
@@ -41,7 +53,7 @@ const ZERO: LinkCounters = { messages_received: 0, messages_sent: 0, received_by
 
 /** Timing of a {@link LinkBook}. */
 export interface LinkBookTiming {
-  /** A link that received nothing for this long is `'suspect'`, ms. */
+  /** A link that received nothing (heartbeats included) for this long is `'suspect'`, ms. */
   suspectAfter: number
   /** How long an ended link stays in snapshots as `'down'`, ms. */
   linger: number
@@ -60,7 +72,7 @@ export class LinkBook {
   /** A link came up. */
   add(link: TrackedLink, kind: LinkSnapshot['kind'], to: string, info?: LinkSnapshot['info']): void {
     if (this.entries.has(link)) return
-    this.entries.set(link, { link, kind, to, info, lastBytesIn: link.stats.bytesIn, lastChange: Date.now(), endedAt: null, final: null })
+    this.entries.set(link, { link, kind, to, info, lastHeard: heard(link), lastChange: Date.now(), endedAt: null, final: null })
   }
 
   /** A link ended: its counters are frozen and added to the retired totals. */
@@ -68,7 +80,7 @@ export class LinkBook {
     const e = this.entries.get(link)
     if (e === undefined || e.endedAt !== null) return
     e.endedAt = Date.now()
-    e.final = linkCounters(link.stats)
+    e.final = channelCounters(link.stats)
     for (const k of Object.keys(ZERO) as (keyof LinkCounters)[]) this.retired[k] += e.final[k]
   }
 
@@ -87,11 +99,14 @@ export class LinkBook {
         this.entries.delete(link)
         continue
       }
-      const counters = e.final ?? linkCounters(link.stats)
-      if (e.final === null) for (const k of Object.keys(ZERO) as (keyof LinkCounters)[]) totals[k] += counters[k]
-      if (counters.received_bytes !== e.lastBytesIn) {
-        e.lastBytesIn = counters.received_bytes
-        e.lastChange = now
+      const counters = e.final ?? channelCounters(link.stats)
+      if (e.final === null) {
+        for (const k of Object.keys(ZERO) as (keyof LinkCounters)[]) totals[k] += counters[k]
+        const h = heard(link)
+        if (h !== e.lastHeard) {
+          e.lastHeard = h
+          e.lastChange = now
+        }
       }
       const state: LinkState = e.endedAt !== null ? 'down' : now - e.lastChange > this.timing.suspectAfter ? 'suspect' : 'up'
       const snap: LinkSnapshot = { kind: e.kind, from: this.from, to: e.to, state, counters, gauges: { buffered_bytes: e.final === null ? link.stats.bufferedBytes : 0 } }

@@ -1,6 +1,7 @@
 /**
  * The metric names table: every stem a snapshot may carry, what it means, and its Prometheus and
- * OpenTelemetry names. The exporters and the README's table come from here.
+ * OpenTelemetry names. The exporters and the table in docs/observability.md ("Prometheus";
+ * test/docs/readme.test.ts holds it to this list) come from here.
  * @module
  */
 

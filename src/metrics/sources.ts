@@ -10,7 +10,7 @@ import type { ClusterNode, Link } from '../cluster/index.js'
 import type { Mesh } from '../mesh/index.js'
 import type { MulticastChannel } from '../multicast/index.js'
 import { checkInt, checkKeys, withDefaults } from '../options.js'
-import { LinkBook } from './links.js'
+import { channelCounters, LinkBook } from './links.js'
 import type { LinkCounters, MetricsSnapshot, MetricsTransport } from './snapshot.js'
 
 /**
@@ -219,12 +219,7 @@ export function multicastMetrics(mc: MulticastChannel, options: MetricsOptions =
         mc.id,
         'multicast',
         {
-          messages_received: s.messagesIn,
-          messages_sent: s.messagesOut,
-          received_bytes: s.bytesIn,
-          sent_bytes: s.bytesOut,
-          dropped_messages: s.dropped,
-          overflows: s.overflows,
+          ...channelCounters(s),
           datagrams_received: s.datagramsIn,
           datagrams_sent: s.datagramsOut,
           echo_datagrams: s.echoes,

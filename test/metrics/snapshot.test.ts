@@ -84,6 +84,24 @@ describe('collectors', () => {
     expect(gone.gauges.members).toBe(0)
   })
 
+  it('mesh: an idle link whose heartbeats arrive stays up past suspectAfter (heartbeats are activity, not messages)', async () => {
+    const options = { name: 'metrics-idle', interface: '127.0.0.1', discovery: false, heartbeatInterval: 20 }
+    const a: Mesh = createMesh({ ...options, id: 'a' })
+    cleanups.push(() => a.close())
+    const { port } = await a.listen(0, '127.0.0.1')
+    const b: Mesh = createMesh({ ...options, id: 'b', seeds: [`127.0.0.1:${port}`] })
+    cleanups.push(() => b.close())
+    await b.listen(0, '127.0.0.1')
+    const suspectAfter = 300
+    const snaps = new ReplaySubject<MetricsSnapshot>(1)
+    const sub = meshMetrics(a, { interval: 20, suspectAfter }).subscribe(snaps)
+    cleanups.push(() => sub.unsubscribe())
+    const first = await firstValueFrom(snaps.pipe(filter((s) => s.links.length === 1), timeout(10_000)))
+    // nothing but heartbeats crosses the link for three times suspectAfter
+    const later = await firstValueFrom(snaps.pipe(filter((s) => s.time - first.time >= 3 * suspectAfter), timeout(10_000)))
+    expect(later.links).toEqual([expect.objectContaining({ to: 'b', state: 'up', counters: expect.objectContaining({ messages_received: 0, received_bytes: 0 }) })])
+  })
+
   it('mesh: completes when the mesh closes', async () => {
     const a = createMesh({ name: 'metrics-close', interface: '127.0.0.1', discovery: false })
     await a.listen(0, '127.0.0.1')
