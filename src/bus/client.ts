@@ -12,11 +12,12 @@ import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { backoffDelay } from '../backoff.js'
 import { deadline, Waiters, type Settle } from '../wait.js'
-import { BoundedQueue, DEFAULT_OVERFLOW } from '../queue.js'
+import { DEFAULT_OVERFLOW } from '../queue.js'
 import { checkKeys, checkOverflow } from '../options.js'
 import { decodeWith, encodeWith, json, resolveCodec, type Codec } from '../codec/index.js'
-import { AbortError, ClosedError, ConnectionError, EncodeError, FrameTooLongError, InvalidArgumentError, NoHubError, PathAccessError, PathNotFoundError, ProtocolError, RxnetError, TimeoutError, UndeliveredError, UnsafePathError, VersionMismatchError } from '../errors.js'
-import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodePub, encodePubText, encodeString, encodeSub, encodeUnsub, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
+import { AbortError, ClosedError, ConnectionError, EncodeError, InvalidArgumentError, NoHubError, PathAccessError, PathNotFoundError, ProtocolError, RxnetError, TimeoutError, UndeliveredError, UnsafePathError, VersionMismatchError } from '../errors.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodeString, encodeSub, encodeUnsub, forEachEntry, frameLimit, MAX_PATTERNS, type Batch } from './protocol.js'
+import { Outbox, type Sealed } from './outbox.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { checkSocketPath, isPipePath } from './listen.js'
 import { CHECKS_PATHS, existingSocket, resolveSocketPath, sameFile, trustedOwner } from './paths.js'
@@ -116,11 +117,6 @@ export function connectBus(path: string, options: BusOptions | NatsBusOptions = 
   return new BusImpl(path, options)
 }
 
-interface Entry {
-  readonly seq: number
-  readonly frame: Uint8Array
-}
-
 type Deliver = (topic: string, data: unknown, origin: string, seq: number, bytes: number) => void
 
 interface Interest {
@@ -139,7 +135,7 @@ class BusImpl implements Bus {
   private readonly events = new Subject<BusEvent>()
   private readonly codec: Codec<unknown>
   private readonly echo: boolean
-  private readonly outbox: BoundedQueue<Entry>
+  private readonly outbox: Outbox
   private readonly minDelay: number
   private readonly maxDelay: number
   private readonly maxMessageSize: number
@@ -185,10 +181,10 @@ class BusImpl implements Bus {
     this.id = randomBytes(8).toString('hex')
     const overflow = options.overflow ?? DEFAULT_OVERFLOW
     checkOverflow(overflow)
-    this.outbox = new BoundedQueue<Entry>(positive('highWaterMark', options.highWaterMark, DEFAULT_BUS_HIGH_WATER_MARK), overflow, (e) => e.frame.length, 'bus outbox')
+    this.maxMessageSize = positive('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE)
+    this.outbox = new Outbox(positive('highWaterMark', options.highWaterMark, DEFAULT_BUS_HIGH_WATER_MARK), overflow, this.maxMessageSize, this.onSeal)
     this.minDelay = positive('minReconnectDelay', options.minReconnectDelay, DEFAULT_MIN_RECONNECT_DELAY)
     this.maxDelay = Math.max(this.minDelay, positive('maxReconnectDelay', options.maxReconnectDelay, DEFAULT_MAX_RECONNECT_DELAY))
-    this.maxMessageSize = positive('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE)
     this.closeTimeout = positive('closeTimeout', options.closeTimeout, DEFAULT_CLOSE_TIMEOUT)
     this.status$ = this.status.asObservable()
     this.events$ = this.events.asObservable()
@@ -292,9 +288,9 @@ class BusImpl implements Bus {
       this.topics.set(topic, t)
     }
     const seq = this.seq + 1
-    let frame: Uint8Array
+    let payload: string | Uint8Array
     if (this.codec === json) {
-      // JSON fast path: the text goes straight into the frame.
+      // JSON fast path: the text goes straight into the batch frame.
       let text: string | undefined
       try {
         text = JSON.stringify(data)
@@ -302,24 +298,27 @@ class BusImpl implements Bus {
         throw new EncodeError('json', e)
       }
       if (text === undefined) throw new EncodeError('json', new TypeError(`${typeof data} is not JSON-serialisable`))
-      frame = encodePubText(seq, t, text)
+      payload = text
     } else {
-      frame = encodePub(seq, t, encodeWith(this.codec, data))
+      payload = encodeWith(this.codec, data)
     }
-    if (frame.length > this.maxMessageSize) throw new FrameTooLongError(frame.length, this.maxMessageSize)
-    let accepted: boolean
+    let size: number
     try {
-      accepted = this.outbox.push({ seq, frame })
+      size = this.outbox.add(seq, topic, t, payload)
     } finally {
       this.stats.overflows = this.outbox.overflows
     }
     this.seq = seq
     this.stats.dropped = this.outbox.dropped
-    this.stats.buffered = this.outbox.length
-    if (!accepted) return -1
+    this.stats.buffered = this.outbox.messages
+    if (size < 0) return -1
     this.stats.emitted++
-    if (this.ch !== null) this.ch.send(frame)
-    return frame.length
+    return size
+  }
+
+  /** A frame of the outbox is complete: to the hub now if connected (else on the next attach). */
+  private readonly onSeal = (s: Sealed): void => {
+    if (this.ch !== null) this.ch.send(s.frame)
   }
 
   whenWritable(options: { signal?: AbortSignal } = {}): Promise<void> {
@@ -345,6 +344,7 @@ class BusImpl implements Bus {
     return deadline<void>(
       (settle) => {
         this.pings.set(id, settle)
+        this.outbox.seal() // what was emitted before goes first
         if (this.ch !== null) this.ch.send(encodePing(id))
         return () => this.pings.delete(id)
       },
@@ -423,7 +423,7 @@ class BusImpl implements Bus {
   /** Speaks the bus protocol over a connected, verified socket. */
   private attach(socket: net.Socket): void {
     const ch = socketChannel(socket, {
-      maxLength: this.maxMessageSize + MSG_OVERHEAD,
+      maxLength: frameLimit(this.maxMessageSize),
       // The outbox bounds what we send; this only has to hold it plus control frames.
       highWaterMark: this.outbox.highWaterMark * 2 + (1 << 20),
       overflow: 'error',
@@ -436,8 +436,8 @@ class BusImpl implements Bus {
     })
     ch.send(encodeHello(this.id, this.echo))
     for (const pattern of this.interests.keys()) ch.send(encodeSub(pattern))
-    const items = this.outbox.items
-    for (let i = this.outbox.head; i < items.length; i++) ch.send(items[i]!.frame)
+    this.outbox.seal()
+    for (const s of this.outbox.sealed()) ch.send(s.frame)
     for (const id of this.pings.keys()) ch.send(encodePing(id))
   }
 
@@ -447,7 +447,10 @@ class BusImpl implements Bus {
       const f = decodeFrame(bytes)
       switch (f.type) {
         case 'msg':
-          this.onMessage(f.topic, f.payload, f.origin, f.seq)
+          this.onMessage(f.topic, f.payload, f.origin, f.seq, this.targets(f.topic))
+          return
+        case 'msgs':
+          this.onMessages(bytes, f)
           return
         case 'ack':
           this.onAck(f.seq)
@@ -475,7 +478,26 @@ class BusImpl implements Bus {
     }
   }
 
-  private onMessage(topic: string, payload: Uint8Array, origin: string, seq: number): void {
+  /** A batch: consecutive messages of one sender on one topic. */
+  private onMessages(frame: Uint8Array, f: Batch<'msgs'> & { origin: string }): void {
+    const { topic, origin } = f
+    const targets = this.targets(topic)
+    forEachEntry(frame, f, (seq, from, to) => this.onMessage(topic, frame.subarray(from, to), origin, seq, targets))
+  }
+
+  /** The interests `topic` matches (cached until interests change). */
+  private targets(topic: string): Interest[] {
+    let targets = this.routes.get(topic)
+    if (targets === undefined) {
+      targets = []
+      for (const i of this.interests.values()) if (i.matcher.matches(topic)) targets.push(i)
+      if (this.routes.size > 1000) this.routes.clear()
+      this.routes.set(topic, targets)
+    }
+    return targets
+  }
+
+  private onMessage(topic: string, payload: Uint8Array, origin: string, seq: number, targets: Interest[]): void {
     const w = this.seen.get(origin)
     if (w === undefined) {
       if (this.seen.size >= 10_000) this.seen.delete(this.seen.keys().next().value!)
@@ -493,13 +515,6 @@ class BusImpl implements Bus {
       }
       w.accept(seq)
     }
-    let targets = this.routes.get(topic)
-    if (targets === undefined) {
-      targets = []
-      for (const i of this.interests.values()) if (i.matcher.matches(topic)) targets.push(i)
-      if (this.routes.size > 1000) this.routes.clear()
-      this.routes.set(topic, targets)
-    }
     if (targets.length === 0) return // interest just withdrawn
     let data: unknown
     try {
@@ -513,9 +528,8 @@ class BusImpl implements Bus {
   }
 
   private onAck(seq: number): void {
-    const q = this.outbox
-    while (q.length > 0 && q.items[q.head]!.seq <= seq) q.shift()
-    this.stats.buffered = q.length
+    this.outbox.ack(seq)
+    this.stats.buffered = this.outbox.messages
     if (this.writableWaiters.size > 0 && this.writable) this.writableWaiters.resolveAll()
   }
 
@@ -551,10 +565,10 @@ class BusImpl implements Bus {
   private async shutdown(): Promise<void> {
     let undelivered = 0
     let why: unknown
-    if (this.outbox.length > 0) {
+    if (this.outbox.messages > 0) {
       // A PONG means the hub processed every PUB sent before the PING (their ACKs may still be on the way).
       await this.flush({ timeout: this.closeTimeout }).catch((e: RxnetError) => {
-        undelivered = this.outbox.length
+        undelivered = this.outbox.messages
         why = e.cause ?? e
       })
     }

@@ -14,7 +14,7 @@ import { AbortError, LimitError, DuplicateIdError, FrameTooLongError, isRxnetErr
 import { multicast, type MulticastChannel } from '../multicast/index.js'
 import { startNatsBridge, type BridgeHandle } from './nats/bridge.js'
 import { varintLength } from '../framing/varint.js'
-import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodeLost, encodeMsg, encodePong, encodeString, encodeWelcome, pubToMsg, MAX_PATTERNS, MSG_OVERHEAD } from './protocol.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodeLost, encodeMsg, encodePong, encodeString, encodeWelcome, frameLimit, pubToMsg, singleMsgs, sliceMsgs, FrameType, MAX_BATCH_BYTES, MAX_PATTERNS, MSG_OVERHEAD, type Batch } from './protocol.js'
 import { Ghosts, removeRoster, rosterPath, writeRoster, type Ghost } from './recovery.js'
 import { SYS_HUB_STATS_REQUEST, SYS_LEASE, hubStatsReply, sysHubStatsTopic } from './sys.js'
 import { PartialFrames, type PartialVerdict } from './limits.js'
@@ -156,7 +156,7 @@ class HubImpl implements Hub {
     this.maxClients = positive('maxClients', options.maxClients, DEFAULT_MAX_CLIENTS)
     const maxPartialBytes = positive('maxPartialBytes', options.maxPartialBytes, DEFAULT_MAX_PARTIAL_BYTES)
     // One frame of the largest size must fit, or a client sending one would be dropped forever.
-    if (maxPartialBytes < this.maxMessageSize + MSG_OVERHEAD) throw new InvalidArgumentError(`maxPartialBytes (${maxPartialBytes}) must be at least maxMessageSize + ${MSG_OVERHEAD} (${this.maxMessageSize + MSG_OVERHEAD})`)
+    if (maxPartialBytes < frameLimit(this.maxMessageSize)) throw new InvalidArgumentError(`maxPartialBytes (${maxPartialBytes}) must be at least max(maxMessageSize, ${MAX_BATCH_BYTES}) + ${MSG_OVERHEAD} (${frameLimit(this.maxMessageSize)})`)
     this.partials = new PartialFrames<Session>(
       maxPartialBytes,
       positive('frameTimeout', options.frameTimeout, DEFAULT_FRAME_TIMEOUT),
@@ -247,7 +247,7 @@ class HubImpl implements Hub {
     // Inbound frames are checked against maxMessageSize below; outbound MSGs carry the origin id too.
     // Past half the budget the hub stops reading every client; what it is already processing (at
     // most one read of 64 KiB per client) still lands, hence the slack before the hard limit.
-    const ch = socketChannel(socket, { maxLength: this.maxMessageSize + MSG_OVERHEAD, highWaterMark: this.clientHighWaterMark + READ_SLACK, overflow: 'error' })
+    const ch = socketChannel(socket, { maxLength: frameLimit(this.maxMessageSize), highWaterMark: this.clientHighWaterMark + READ_SLACK, overflow: 'error' })
     const s: Session = { ch, socket, id: null, origin: null, echo: false, patterns: new Map(), ackSeq: -1, acked: -1, slowTimer: null, helloTimer: null, closed: false, sent: 0, adopted: null }
     this.sessions.add(s)
     s.helloTimer = setTimeout(() => this.drop(s, new TimeoutError('HELLO', this.helloTimeout)), this.helloTimeout)
@@ -271,7 +271,8 @@ class HubImpl implements Hub {
   private onFrame(s: Session, bytes: Uint8Array): void {
     if (s.closed) return
     try {
-      if (bytes.length > this.maxMessageSize) throw new FrameTooLongError(bytes.length, this.maxMessageSize)
+      // A batch may be longer than one message (each in it is checked below).
+      if (bytes.length > this.maxMessageSize && (bytes[0] !== FrameType.PUBS || bytes.length > frameLimit(this.maxMessageSize) - MSG_OVERHEAD)) throw new FrameTooLongError(bytes.length, this.maxMessageSize)
       const f = decodeFrame(bytes)
       if (s.id === null) {
         if (f.type !== 'hello') throw new ProtocolError(`expected HELLO, got ${f.type.toUpperCase()}`)
@@ -282,11 +283,7 @@ class HubImpl implements Hub {
       if (s.adopted !== null && f.type !== 'sub') this.dropAdopted(s)
       switch (f.type) {
         case 'pub': {
-          if (!this.validTopics.has(f.topic)) {
-            validateTopic(f.topic)
-            if (this.validTopics.size >= 10_000) this.validTopics.clear()
-            this.validTopics.add(f.topic)
-          }
+          this.checkTopic(f.topic)
           if (f.seq <= s.ackSeq) return // a resend this hub has already forwarded
           s.ackSeq = f.seq
           if (f.topic === SYS_HUB_STATS_REQUEST) return this.onStatsRequest(s)
@@ -297,6 +294,8 @@ class HubImpl implements Hub {
           this.scheduleAck(s)
           return
         }
+        case 'pubs':
+          return this.onBatch(s, bytes, f)
         case 'sub':
           if (s.adopted?.delete(f.pattern)) return // already there, from its ghost
           if (s.patterns.size >= MAX_PATTERNS && !s.patterns.has(f.pattern)) throw new ProtocolError(`more than ${MAX_PATTERNS} patterns`)
@@ -321,6 +320,36 @@ class HubImpl implements Hub {
     } catch (e) {
       this.drop(s, e instanceof RxnetError ? e : new ProtocolError('bad frame', e))
     }
+  }
+
+  /** PUBS: messages `f.seq..` of `s` on one topic, routed as one MSGS. */
+  private onBatch(s: Session, bytes: Uint8Array, f: Batch<'pubs'>): void {
+    this.checkTopic(f.topic)
+    const last = f.seq + f.count - 1
+    // Every message in it within maxMessageSize, as a PUB of its own.
+    const single = 1 + varintLength(last) + varintLength(Buffer.byteLength(f.topic)) + Buffer.byteLength(f.topic) + f.largest
+    if (single > this.maxMessageSize) throw new FrameTooLongError(single, this.maxMessageSize)
+    if (last <= s.ackSeq) return // a resend this hub has already forwarded
+    let msg = pubToMsg(bytes, s.origin!)
+    let count = f.count
+    if (f.seq <= s.ackSeq) {
+      // Partly forwarded before a reconnect: the rest only.
+      msg = sliceMsgs(msg, { ...f, type: 'msgs', origin: s.id!, body: f.body + s.origin!.length }, s.ackSeq + 1 - f.seq)
+      count = last - s.ackSeq
+    }
+    s.ackSeq = last
+    if (f.topic === SYS_HUB_STATS_REQUEST) return this.onStatsRequest(s)
+    this.stats.published += count
+    this.route(f.topic, msg, s, s.id!, count)
+    this.toBridge(msg)
+    this.scheduleAck(s)
+  }
+
+  private checkTopic(topic: string): void {
+    if (this.validTopics.has(topic)) return
+    validateTopic(topic)
+    if (this.validTopics.size >= 10_000) this.validTopics.clear()
+    this.validTopics.add(topic)
   }
 
   private hello(s: Session, id: string, echo: boolean): void {
@@ -426,8 +455,8 @@ class HubImpl implements Hub {
     this.route(topic, encodeMsg(this.sysSeq++, origin, topic, payload), null, origin)
   }
 
-  /** Forwards `msg` to every local session interested in `topic`, except `from` (unless it asked for echoes). */
-  private route(topic: string, msg: Uint8Array, from: Session | null, origin: string): void {
+  /** Forwards `msg` (MSG, or MSGS of `count` messages) to every local session interested in `topic`, except `from` (unless it asked for echoes). */
+  private route(topic: string, msg: Uint8Array, from: Session | null, origin: string, count = 1): void {
     let targets = this.routes.get(topic)
     if (targets === undefined) {
       targets = []
@@ -447,10 +476,10 @@ class HubImpl implements Hub {
       const t = targets[i]!
       if ((t === from && !t.echo) || t.closed) continue
       this.send(t, msg)
-      this.stats.delivered++
+      this.stats.delivered += count
       if (!t.ch.writable) this.congest(t)
     }
-    if (this.ghosts.waiting.size > 0) this.ghosts.hold(topic, msg, origin)
+    if (this.ghosts.waiting.size > 0) for (const m of singleMsgs(msg)) this.ghosts.hold(topic, m, origin)
   }
 
   /** Some client's patterns changed: routes are recomputed, the NATS bridge resubscribes. */
@@ -459,16 +488,20 @@ class HubImpl implements Hub {
     this.nats?.resync()
   }
 
-  private toBridge(msg: Uint8Array): void {
-    this.nats?.forward(msg)
-    const b = this.bridge
-    if (b === null) return
-    if (msg.length > b.maxMessageSize) {
-      this.stats.bridgeTooLarge++
-      return
+  /** To the bridges (multicast, NATS), one MSG per message. */
+  private toBridge(frame: Uint8Array): void {
+    if (this.nats === null && this.bridge === null) return
+    for (const msg of singleMsgs(frame)) {
+      this.nats?.forward(msg)
+      const b = this.bridge
+      if (b === null) continue
+      if (msg.length > b.maxMessageSize) {
+        this.stats.bridgeTooLarge++
+        continue
+      }
+      b.send(msg)
+      this.stats.bridgedOut++
     }
-    b.send(msg)
-    this.stats.bridgedOut++
   }
 
   private onBridgeMessage(data: Uint8Array): void {

@@ -16,6 +16,14 @@
  * | 8    | PING    | client → hub  | id                                       |
  * | 9    | PONG    | hub → client  | id                                       |
  * | 10   | LOST    | hub → client  | count, origin id: messages from that sender the hub could not deliver to this client (after a crash) |
+ * | 11   | PUBS    | client → hub  | seq of the first, count, topic, count × (length, payload) |
+ * | 12   | MSGS    | hub → client  | seq of the first, origin id, count, topic, count × (length, payload) |
+ *
+ * PUBS / MSGS carry consecutive messages of one sender on one topic (seq, seq + 1, …): a client
+ * batches what it emits in one tick, so the hub reads, routes and writes one frame per batch (it
+ * turns a PUBS into a MSGS by inserting the origin, as for PUB → MSG). Such a frame is at most
+ * {@link MAX_BATCH_BYTES} (or `maxMessageSize` when larger); every message in it is within
+ * `maxMessageSize` as a PUB of its own would be. Bridges (multicast, NATS) carry single MSGs.
  * @module
  */
 import { ProtocolError } from '../errors.js'
@@ -24,7 +32,7 @@ import { varintLength, writeVarint, MAX_VARINT_BYTES } from '../framing/varint.j
 import { MAX_TOPIC_LENGTH } from './topics.js'
 
 /** Version of the hub protocol spoken by this build. */
-export const BUS_PROTOCOL_VERSION = 1
+export const BUS_PROTOCOL_VERSION = 2
 
 /** Longest client / hub id accepted, in bytes. */
 export const MAX_ID_LENGTH = 64
@@ -35,8 +43,18 @@ export const MAX_PATTERNS = 10_000
 /** Most bytes a MSG adds to the PUB it is made from (the origin id and its length). */
 export const MSG_OVERHEAD = MAX_ID_LENGTH + 1
 
+/**
+ * Largest PUBS / MSGS body a client builds (a batch is sealed before it would pass this). Every
+ * end accepts frames of `max(maxMessageSize, MAX_BATCH_BYTES)` (+ {@link MSG_OVERHEAD}), so a
+ * small `maxMessageSize` still takes batches of small messages.
+ */
+export const MAX_BATCH_BYTES = 16 * 1024
+
+/** Longest frame an end with this `maxMessageSize` accepts (batches may be longer than one message). */
+export const frameLimit = (maxMessageSize: number): number => Math.max(maxMessageSize, MAX_BATCH_BYTES) + MSG_OVERHEAD
+
 /** Frame type bytes. */
-export const FrameType = { HELLO: 1, WELCOME: 2, SUB: 3, UNSUB: 4, PUB: 5, MSG: 6, ACK: 7, PING: 8, PONG: 9, LOST: 10 } as const
+export const FrameType = { HELLO: 1, WELCOME: 2, SUB: 3, UNSUB: 4, PUB: 5, MSG: 6, ACK: 7, PING: 8, PONG: 9, LOST: 10, PUBS: 11, MSGS: 12 } as const
 
 /** A decoded hub frame. `payload` is a view into the frame (no copy). */
 export type HubFrame =
@@ -50,6 +68,21 @@ export type HubFrame =
   | { type: 'ping'; id: number }
   | { type: 'pong'; id: number }
   | { type: 'lost'; count: number; origin: string }
+  | Batch<'pubs'>
+  | (Batch<'msgs'> & { origin: string })
+
+/**
+ * A decoded PUBS / MSGS header. Its entries (already checked: exactly `count`, ending with the
+ * frame) start at `body`; read them with {@link forEachEntry}. `largest` is the longest payload.
+ */
+export interface Batch<T extends 'pubs' | 'msgs'> {
+  type: T
+  seq: number
+  count: number
+  topic: string
+  body: number
+  largest: number
+}
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 const enc = new TextEncoder()
@@ -110,6 +143,56 @@ export function encodePubText(seq: number, topic: Uint8Array, text: string): Uin
   return out
 }
 
+/** Encodes PUBS: `payloads` as messages `seq`, `seq + 1`, … on `topic`. */
+export function encodePubs(seq: number, topic: string | Uint8Array, payloads: Uint8Array[]): Uint8Array {
+  return build(FrameType.PUBS, [seq, payloads.length, typeof topic === 'string' ? encodeString(topic) : topic, ...payloads.flatMap((p) => [p.length, p])])
+}
+
+/** Encodes MSGS (what the hub makes of a PUBS). */
+export function encodeMsgs(seq: number, origin: string | Uint8Array, topic: string | Uint8Array, payloads: Uint8Array[]): Uint8Array {
+  return build(FrameType.MSGS, [seq, typeof origin === 'string' ? encodeString(origin) : origin, payloads.length, typeof topic === 'string' ? encodeString(topic) : topic, ...payloads.flatMap((p) => [p.length, p])])
+}
+
+/** Calls `fn(seq, from, to)` for each entry of a decoded PUBS / MSGS (`frame[from..to)` is its payload). */
+export function forEachEntry(frame: Uint8Array, b: Batch<'pubs' | 'msgs'>, fn: (seq: number, from: number, to: number) => void): void {
+  let o = b.body
+  for (let i = 0; i < b.count; i++) {
+    let n = frame[o++]!
+    if (n >= 0x80) {
+      n &= 0x7f
+      let scale = 0x80
+      for (;;) {
+        const byte = frame[o++]!
+        n += (byte & 0x7f) * scale
+        if (byte < 0x80) break
+        scale *= 0x80
+      }
+    }
+    fn(b.seq + i, o, o + n)
+    o += n
+  }
+}
+
+/** The entries of a MSGS from entry `skip` on, as a MSGS again (or a MSG when one is left). */
+export function sliceMsgs(frame: Uint8Array, b: Batch<'msgs'> & { origin: string }, skip: number): Uint8Array {
+  const payloads: Uint8Array[] = []
+  forEachEntry(frame, b, (seq, from, to) => {
+    if (seq >= b.seq + skip) payloads.push(frame.subarray(from, to))
+  })
+  return payloads.length === 1 ? encodeMsg(b.seq + skip, b.origin, b.topic, payloads[0]!) : encodeMsgs(b.seq + skip, b.origin, b.topic, payloads)
+}
+
+/** One MSG per message of a MSG / MSGS frame (what bridges and a crashed hub's ghosts take). */
+export function singleMsgs(frame: Uint8Array): Uint8Array[] {
+  if (frame[0] !== FrameType.MSGS) return [frame]
+  const f = decodeFrame(frame) as Batch<'msgs'> & { origin: string }
+  const origin = encodeString(f.origin)
+  const topic = encodeString(f.topic)
+  const out: Uint8Array[] = []
+  forEachEntry(frame, f, (seq, from, to) => out.push(encodeMsg(seq, origin, topic, frame.subarray(from, to))))
+  return out
+}
+
 /** Encodes MSG. */
 export function encodeMsg(seq: number, origin: string | Uint8Array, topic: string | Uint8Array, payload: Uint8Array): Uint8Array {
   return build(FrameType.MSG, [seq, typeof origin === 'string' ? encodeString(origin) : origin, typeof topic === 'string' ? encodeString(topic) : topic, payload])
@@ -132,7 +215,7 @@ export function encodePong(id: number): Uint8Array {
 }
 
 /**
- * Turns a PUB frame from a client into the MSG frame the hub forwards, inserting the sender's
+ * Turns a PUB (PUBS) frame from a client into the MSG (MSGS) frame the hub forwards, inserting the sender's
  * pre-encoded id; topic and payload are copied as they are (the hub never decodes payloads).
  * The PUB must have been validated by {@link decodeFrame}.
  */
@@ -141,7 +224,7 @@ export function pubToMsg(pub: Uint8Array, origin: Uint8Array): Uint8Array {
   while (pub[k]! >= 0x80) k++
   k++ // k: end of the seq varint
   const out = Buffer.allocUnsafe(pub.length + origin.length)
-  out[0] = FrameType.MSG
+  out[0] = pub[0] === FrameType.PUBS ? FrameType.MSGS : FrameType.MSG
   out.set(pub.subarray(1, k), 1)
   out.set(origin, k)
   out.set(pub.subarray(k), k + origin.length)
@@ -183,6 +266,19 @@ class Reader {
     } catch (e) {
       throw new ProtocolError(`${what} is not valid UTF-8`, e)
     }
+  }
+  /** Checks `count` entries (length, payload) that end exactly with the frame; returns the longest payload. */
+  entries(count: number): number {
+    if (count === 0) throw new ProtocolError('empty batch')
+    let largest = 0
+    for (let i = 0; i < count; i++) {
+      const n = this.varint('entry length')
+      if (this.o + n > this.b.length) throw new ProtocolError('frame ends inside a batch entry')
+      this.o += n
+      if (n > largest) largest = n
+    }
+    this.end('batch')
+    return largest
   }
   end(what: string): void {
     if (this.o !== this.b.length) throw new ProtocolError(`${what} frame has ${this.b.length - this.o} trailing bytes`)
@@ -248,6 +344,23 @@ export function decodeFrame(frame: Uint8Array): HubFrame {
       const origin = r.string('origin id', MAX_ID_LENGTH)
       r.end('LOST')
       return { type: 'lost', count, origin }
+    }
+    case FrameType.PUBS: {
+      const seq = r.varint('seq')
+      const count = r.varint('count')
+      const topic = r.string('topic', MAX_TOPIC_LENGTH)
+      if (!Number.isSafeInteger(seq + count)) throw new ProtocolError('batch seq out of range')
+      const body = r.o
+      return { type: 'pubs', seq, count, topic, body, largest: r.entries(count) }
+    }
+    case FrameType.MSGS: {
+      const seq = r.varint('seq')
+      const origin = r.string('origin id', MAX_ID_LENGTH)
+      const count = r.varint('count')
+      const topic = r.string('topic', MAX_TOPIC_LENGTH)
+      if (!Number.isSafeInteger(seq + count)) throw new ProtocolError('batch seq out of range')
+      const body = r.o
+      return { type: 'msgs', seq, origin, count, topic, body, largest: r.entries(count) }
     }
     default:
       throw new ProtocolError(`unknown hub frame type ${frame[0]}`)

@@ -2,7 +2,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connectBus, socketChannel, startHub, type BusEvent, type HubEvent } from 'rxnet'
-import { decodeFrame, encodeHello, type HubFrame } from '../../src/bus/protocol.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, type HubFrame } from '../../src/bus/protocol.js'
 import { writeRoster } from '../../src/bus/recovery.js'
 import { tmpSocket, until } from './helpers.js'
 
@@ -47,7 +47,7 @@ describe('hub recovery after a crash (roster left by the previous hub)', () => {
     expect(events.filter((e) => e.type === 'lost')).toEqual([{ type: 'lost', client: 'gone', origin: bus.id, count: 5 }])
     const frames = rawClient(path, 'gone')
     await until(() => frames.some((f) => f.type === 'lost'), 5000, 'LOST frame')
-    expect(frames.filter((f) => f.type !== 'ack')).toEqual([{ type: 'welcome', version: 1, hubId: hub.id }, { type: 'lost', count: 5, origin: bus.id }])
+    expect(frames.filter((f) => f.type !== 'ack')).toEqual([{ type: 'welcome', version: BUS_PROTOCOL_VERSION, hubId: hub.id }, { type: 'lost', count: 5, origin: bus.id }])
   })
 
   it('a client back in time gets what was held for it, and is told (stats.lost, a lost event) what did not fit in its clientHighWaterMark', async () => {

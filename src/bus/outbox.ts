@@ -1,0 +1,202 @@
+/**
+ * The bus client's outbox: everything emitted that the hub has not acknowledged yet, kept as the
+ * frames that carry it (resent as they are after a reconnect). Messages emitted one after another
+ * on one topic are written straight into one PUBS frame, sealed at the end of the tick or when it
+ * is full, so the hub reads, routes and writes one frame per batch instead of one per message.
+ * Bounded by `highWaterMark` bytes with the bus's overflow policy; counted in messages.
+ * @module
+ */
+import { BufferOverflowError, FrameTooLongError } from '../errors.js'
+import type { OverflowPolicy } from '../queue.js'
+import { MAX_VARINT_BYTES, varintLength, writeVarint } from '../framing/varint.js'
+import { encodePub, encodePubText, FrameType, MAX_BATCH_BYTES } from './protocol.js'
+
+/** A frame of the outbox: messages `first..last` of this client. */
+export interface Sealed {
+  readonly first: number
+  readonly last: number
+  readonly frame: Uint8Array
+}
+
+/** Room before a batch's body for its header: type, seq, count (< 2^21), topic. */
+const headerRoom = (topic: Uint8Array): number => 1 + MAX_VARINT_BYTES + 3 + topic.length
+
+/** Outbox of one bus client (see the module doc). */
+export class Outbox {
+  /** Sealed frames, oldest first; live ones are `items[head..]`. */
+  items: (Sealed | undefined)[] = []
+  head = 0
+  /** Bytes held: sealed frames and the open batch. */
+  bytes = 0
+  /** Messages held (sealed and open). */
+  messages = 0
+  /** Messages discarded by the overflow policy. */
+  dropped = 0
+  /** Times a message did not fit under `highWaterMark`. */
+  overflows = 0
+  /** The open batch: its buffer, where its body starts and ends, its topic and first seq. */
+  private slab: Buffer | null = null
+  private start = 0
+  private end = 0
+  private topicName = ''
+  private topic: Uint8Array | null = null
+  private first = 0
+  private count = 0
+  /** Length of the first entry's length varint (a batch of one becomes a PUB without it). */
+  private firstLen = 0
+  private scheduled = false
+
+  /** @param onSeal - called with each frame as it is sealed, in order (the client sends it if connected). */
+  constructor(
+    readonly highWaterMark: number,
+    readonly policy: OverflowPolicy,
+    private readonly maxMessageSize: number,
+    private readonly onSeal: (s: Sealed) => void,
+  ) {}
+
+  /** Sealed frames not acknowledged, oldest first (what a reconnect resends). */
+  *sealed(): IterableIterator<Sealed> {
+    for (let i = this.head; i < this.items.length; i++) yield this.items[i]!
+  }
+
+  /**
+   * Queues message `seq` on `topic` (`topicName` encoded with `encodeString`); `payload` is JSON
+   * text or the codec's bytes. Returns its size as a PUB of its own, or -1 when the overflow
+   * policy discarded it; throws `ERR_FRAME_TOO_LONG` past `maxMessageSize`, `ERR_BUFFER_OVERFLOW`
+   * under `'error'`.
+   */
+  add(seq: number, topicName: string, topic: Uint8Array, payload: string | Uint8Array): number {
+    const n = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
+    const single = 1 + varintLength(seq) + topic.length + n
+    if (single > this.maxMessageSize) throw new FrameTooLongError(single, this.maxMessageSize)
+    const entry = varintLength(n) + n
+    if (this.bytes + entry > this.highWaterMark && this.messages > 0 && !this.overflow(entry)) return -1
+    if (entry > MAX_BATCH_BYTES) {
+      // Too large to batch: a PUB of its own, after what came before it.
+      this.seal()
+      const frame = typeof payload === 'string' ? encodePubText(seq, topic, payload) : encodePub(seq, topic, payload)
+      this.bytes += frame.length
+      this.messages++
+      this.push({ first: seq, last: seq, frame })
+      return single
+    }
+    if (this.count > 0 && (this.topicName !== topicName || this.end + entry > this.start + MAX_BATCH_BYTES)) this.seal()
+    if (this.count === 0) this.open(seq, topicName, topic)
+    const buf = this.slab!
+    let o = this.end
+    if (n < 0x80) buf[o++] = n
+    else o = writeVarint(buf, o, n)
+    if (this.count === 0) this.firstLen = o - this.end
+    if (typeof payload === 'string') buf.write(payload, o, n, 'utf8')
+    else buf.set(payload, o)
+    this.end = o + n
+    this.count++
+    this.bytes += entry
+    this.messages++
+    if (!this.scheduled) {
+      this.scheduled = true
+      process.nextTick(this.sealLater)
+    }
+    return single
+  }
+
+  /** Seals the open batch now (before a PING, a resend, a close: it must go first). */
+  seal(): void {
+    const count = this.count
+    if (count === 0) return
+    const buf = this.slab!
+    const topic = this.topic!
+    let at: number
+    if (count === 1) {
+      // A batch of one is a plain PUB: its header ends where the payload starts.
+      at = this.start + this.firstLen - (1 + varintLength(this.first) + topic.length)
+      buf[at] = FrameType.PUB
+      buf.set(topic, writeVarint(buf, at + 1, this.first))
+    } else {
+      at = this.start - (1 + varintLength(this.first) + varintLength(count) + topic.length)
+      buf[at] = FrameType.PUBS
+      buf.set(topic, writeVarint(buf, writeVarint(buf, at + 1, this.first), count))
+    }
+    let frame: Buffer = buf.subarray(at, this.end)
+    this.bytes += frame.length - (this.end - this.start)
+    if (this.end > buf.length >> 1) {
+      this.slab = null // mostly full: the frame keeps the buffer
+    } else {
+      frame = Buffer.from(frame) // a small batch does not pin a whole buffer; the buffer is reused
+      this.end = this.start
+    }
+    this.count = 0
+    this.topic = null
+    this.push({ first: this.first, last: this.first + count - 1, frame })
+  }
+
+  /** The hub processed everything up to `seq`: frames wholly at or below it are forgotten. */
+  ack(seq: number): void {
+    while (this.head < this.items.length && this.items[this.head]!.last <= seq) this.shift()
+  }
+
+  /** Forgets everything (the client closed); returns how many messages were held. */
+  clear(): number {
+    const held = this.messages
+    this.items = []
+    this.head = 0
+    this.bytes = 0
+    this.messages = 0
+    this.count = 0
+    this.topic = null
+    return held
+  }
+
+  private readonly sealLater = (): void => {
+    this.scheduled = false
+    this.seal()
+  }
+
+  private open(seq: number, topicName: string, topic: Uint8Array): void {
+    const room = headerRoom(topic)
+    if (this.slab === null || this.slab.length < room + MAX_BATCH_BYTES) this.slab = Buffer.allocUnsafeSlow(room + MAX_BATCH_BYTES)
+    this.start = this.end = room
+    this.topicName = topicName
+    this.topic = topic
+    this.first = seq
+  }
+
+  private push(s: Sealed): void {
+    this.items.push(s)
+    this.onSeal(s)
+  }
+
+  private shift(): void {
+    const s = this.items[this.head]!
+    this.items[this.head++] = undefined
+    this.bytes -= s.frame.length
+    this.messages -= s.last - s.first + 1
+    if (this.head === this.items.length) {
+      this.items.length = 0
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head)
+      this.head = 0
+    }
+  }
+
+  /** The new entry does not fit: applies the policy; true when it may be queued now. */
+  private overflow(entry: number): boolean {
+    this.overflows++
+    if (this.policy === 'error') throw new BufferOverflowError('bus outbox', this.highWaterMark)
+    if (this.policy === 'drop-newest') {
+      this.dropped++
+      return false
+    }
+    this.seal() // the open batch is the newest but can be dropped whole like the others
+    while (this.head < this.items.length && this.bytes + entry > this.highWaterMark) {
+      this.dropped += this.items[this.head]!.last - this.items[this.head]!.first + 1
+      this.shift()
+    }
+    if (this.bytes + entry > this.highWaterMark) {
+      this.dropped++
+      return false
+    }
+    return true
+  }
+}
