@@ -134,7 +134,7 @@ export interface HubOptions {
    * Most bytes held for frames still arriving, all clients together (a frame's declared length is
    * held from its first bytes; one client holds at most one frame, so at most `maxMessageSize`).
    * Past it, the client whose frame has been arriving the longest is dropped (`ERR_LIMIT`,
-   * `stats.partialOverflows`). At least `maxMessageSize` + 65 (`ERR_INVALID_ARGUMENT` otherwise). @default 64 MiB ({@link DEFAULT_MAX_PARTIAL_BYTES})
+   * `stats.partialOverflows`). At least max(`maxMessageSize`, 16 KiB) + 65 (`ERR_INVALID_ARGUMENT` otherwise). @default 64 MiB ({@link DEFAULT_MAX_PARTIAL_BYTES})
    */
   maxPartialBytes?: number
   /** Longest a frame may take from its first byte to its last, ms (time the hub is not reading does not count); then its client is dropped (`ERR_TIMEOUT`, `stats.partialTimeouts`). @default 10000 ({@link DEFAULT_FRAME_TIMEOUT}) */
