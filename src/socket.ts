@@ -16,7 +16,7 @@ import type { Connection, ConnectionStats } from './connection.js'
 import { ConnectionError, EncodeError, FrameTooLongError, InvalidArgumentError, RxnetError } from './errors.js'
 import { DEFAULT_MAX_LENGTH, FrameDecoder } from './framing/decoder.js'
 import { varintLength, writeVarint } from './framing/varint.js'
-import { BoundedQueue, DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, type OverflowPolicy } from './queue.js'
+import { DEFAULT_HIGH_WATER_MARK, DEFAULT_OVERFLOW, type OverflowPolicy, RingQueue } from './queue.js'
 import { ConnectionKernel, DEFAULT_MAX_HELD_MESSAGES, OPEN, type ConnectionState, type KernelOptions } from './lifecycle.js'
 import { checkInt, checkKeys, checkOverflow, withDefaults } from './options.js'
 import { DEFAULT_CONNECTION_CLOSE_TIMEOUT } from './connection.js'
@@ -142,7 +142,7 @@ class SocketChannelImpl extends ConnectionKernel<Uint8Array> implements SocketCh
   readonly stats: QueueStats
 
   private readonly decoder: FrameDecoder
-  private readonly queue: BoundedQueue<Uint8Array>
+  private readonly queue: RingQueue<Uint8Array>
   /** Socket buffer level above which we stop handing it batches and resume from write callbacks. */
   private readonly writeLimit: number
   private scheduled = false
@@ -167,7 +167,7 @@ class SocketChannelImpl extends ConnectionKernel<Uint8Array> implements SocketCh
     super(opts)
     this.pooling = socket instanceof Socket
     this.decoder = new FrameDecoder(opts.maxLength)
-    this.queue = new BoundedQueue(opts.highWaterMark, opts.overflow, sizeOfFrame)
+    this.queue = new RingQueue(opts.highWaterMark, opts.overflow, sizeOfFrame)
     this.writeLimit = Math.max(1, Math.min(1024 * 1024, opts.highWaterMark >> 1))
     this.stats = new QueueStats(this.queue, socket)
     if (socket.destroyed && (socket as Duplex & { closed?: boolean }).closed === true) {
@@ -257,15 +257,13 @@ class SocketChannelImpl extends ConnectionKernel<Uint8Array> implements SocketCh
     const { copyThreshold, batchBytes } = this.opts
     const stats = this.stats
     let corked = false
-    while (q.head < q.items.length && sock.writableLength < this.writeLimit) {
-      const items = q.items as Uint8Array[]
-      const end = items.length
-      const from = q.head
-      if (!corked && end - from > 1) {
+    while (q.length > 0 && sock.writableLength < this.writeLimit) {
+      const end = q.length
+      if (!corked && end > 1) {
         sock.cork()
         corked = true
       }
-      const first = items[from]!
+      const first = q.at(0)
       if (first.length >= copyThreshold) {
         // Large payload: header from the pool, payload by reference (writev, no copy).
         const n = first.length
@@ -276,7 +274,7 @@ class SocketChannelImpl extends ConnectionKernel<Uint8Array> implements SocketCh
         sock.write(first, this.onWritten)
         stats.messagesOut++
         stats.bytesOut += n
-        q.consume(from + 1, n + header.length)
+        q.consume(1, n + header.length)
         continue
       }
       // Small payloads: one pass, copying frames into one batch until it is full or a large one comes.
@@ -286,10 +284,10 @@ class SocketChannelImpl extends ConnectionKernel<Uint8Array> implements SocketCh
       const pooled = this.pooling && cap > POOL_MIN && cap <= batchBytes
       const out = pooled ? takeBatch(batchBytes) : Buffer.allocUnsafe(cap)
       let o = 0
-      let i = from
+      let i = 0
       let payload = 0
       while (i < end) {
-        const p = items[i]!
+        const p = q.at(i)
         const n = p.length
         if (n >= copyThreshold) break
         if (n < 0x80) {
@@ -306,14 +304,14 @@ class SocketChannelImpl extends ConnectionKernel<Uint8Array> implements SocketCh
       }
       this.inflight.push(pooled ? out : null)
       sock.write(o === out.length ? out : out.subarray(0, o), this.onWritten)
-      stats.messagesOut += i - from
+      stats.messagesOut += i
       stats.bytesOut += payload
       q.consume(i, o)
     }
     if (corked) sock.uncork()
     // More queued than the socket should hold: resume from the write callbacks (not 'drain',
     // which only fires once the socket passed its own high-water mark).
-    if (q.head < q.items.length) this.waitingDrain = true
+    if (q.length > 0) this.waitingDrain = true
     else if (this.state !== OPEN) sock.end()
     this.wakeWriters()
   }
@@ -371,6 +369,13 @@ class SocketChannelImpl extends ConnectionKernel<Uint8Array> implements SocketCh
 
 function noop(): void {}
 
+/** What {@link QueueStats} reads of a send queue. */
+interface QueueCounters {
+  readonly bytes: number
+  readonly dropped: number
+  readonly overflows: number
+}
+
 /**
  * @internal The {@link ConnectionStats} of a channel with a send queue: plain counters the channel
  * increments, getters over the queue and, when given, what `socket` still buffers. Multicast's
@@ -383,9 +388,9 @@ export class QueueStats implements ConnectionStats {
   messagesOut = 0
   bytesOut = 0
   droppedAfterClose = 0
-  readonly #queue: BoundedQueue<Uint8Array>
+  readonly #queue: QueueCounters
   readonly #socket: Duplex | undefined
-  constructor(queue: BoundedQueue<Uint8Array>, socket?: Duplex) {
+  constructor(queue: QueueCounters, socket?: Duplex) {
     this.#queue = queue
     this.#socket = socket
   }

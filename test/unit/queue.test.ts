@@ -1,6 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { BoundedQueue } from '../../src/queue.js'
+import { BoundedQueue, RingQueue } from '../../src/queue.js'
 
 const len = (s: string): number => s.length
 
@@ -93,5 +93,95 @@ describe('BoundedQueue', () => {
       q.shift()
     }
     expect(q.items.length).toBeLessThanOrEqual(2 * q.length + 4096)
+  })
+})
+
+describe('RingQueue', () => {
+  it('applies the same overflow policies as BoundedQueue', () => {
+    const e = new RingQueue<string>(10, 'error', len)
+    e.push('aaaa')
+    e.push('bbbb')
+    expect(() => e.push('ccc')).toThrow(expect.objectContaining({ code: 'ERR_BUFFER_OVERFLOW' }))
+    expect(e.overflows).toBe(1)
+    const n = new RingQueue<string>(10, 'drop-newest', len)
+    n.push('aaaa')
+    n.push('bbbb')
+    expect(n.push('ccc')).toBe(false)
+    expect(n.clear()).toEqual(['aaaa', 'bbbb'])
+    const o = new RingQueue<string>(10, 'drop-oldest', len)
+    o.push('aaaa')
+    o.push('bbbb')
+    expect(o.push('cccccc')).toBe(true)
+    expect(o.dropped).toBe(1)
+    expect(o.clear()).toEqual(['bbbb', 'cccccc'])
+    expect(o.bytes).toBe(0)
+  })
+
+  it('push / at / shift / consume keep order and byte counts across growth, wrap-around and shrinking (model-based)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant('push' as const), s: fc.string({ maxLength: 5 }), k: fc.integer({ min: 1, max: 40 }) }),
+            fc.record({ op: fc.constant('shift' as const) }),
+            fc.record({ op: fc.constant('consume' as const), n: fc.nat(60) }),
+          ),
+          { maxLength: 200 },
+        ),
+        (ops) => {
+          const q = new RingQueue<string>(Number.POSITIVE_INFINITY, 'error', len)
+          const model: string[] = []
+          for (const o of ops) {
+            if (o.op === 'push') {
+              for (let i = 0; i < o.k; i++) {
+                q.pushSized(o.s + i, (o.s + i).length)
+                model.push(o.s + i)
+              }
+            } else if (o.op === 'shift') {
+              expect(q.shift()).toBe(model.shift())
+            } else {
+              const n = Math.min(o.n, model.length)
+              const taken = model.splice(0, n)
+              q.consume(n, taken.reduce((a, s) => a + s.length, 0))
+            }
+            expect(q.length).toBe(model.length)
+            expect(q.bytes).toBe(model.reduce((a, s) => a + s.length, 0))
+            for (let i = 0; i < model.length; i += 7) expect(q.at(i)).toBe(model[i])
+          }
+          expect(q.clear()).toEqual(model)
+          expect(q.length).toBe(0)
+        },
+      ),
+      { numRuns: 500 },
+    )
+  })
+
+  it('keeps its slots for steady refills and gives a burst\'s slots back once a fill uses under a quarter of them', () => {
+    const q = new RingQueue<number>(Number.POSITIVE_INFINITY, 'error', () => 1)
+    const fill = (n: number): void => {
+      for (let i = 0; i < n; i++) q.push(i)
+      for (let i = 0; i < n; i++) expect(q.at(i)).toBe(i)
+      q.consume(n, n)
+    }
+    fill(50_000)
+    expect(q.capacity).toBe(65_536)
+    fill(20_000) // a quarter or more: the slots are reused, not regrown
+    expect(q.capacity).toBe(65_536)
+    fill(1000) // well under a quarter: the burst's slots go
+    expect(q.capacity).toBe(2048)
+    fill(3000) // small rings are kept and grown as needed
+    expect(q.capacity).toBe(4096)
+    fill(10)
+    expect(q.capacity).toBe(4096)
+  })
+
+  it('releases consumed items (no payload kept alive by a slot)', () => {
+    const q = new RingQueue<object>(Number.POSITIVE_INFINITY, 'error', () => 1)
+    const a = {}
+    q.push(a)
+    q.push({})
+    q.consume(1, 1)
+    expect(q.at(0)).not.toBe(a)
+    expect((q as unknown as { ring: unknown[] }).ring.includes(a)).toBe(false)
   })
 })
