@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { FrameDecoder, DEFAULT_MAX_LENGTH } from '../../src/framing/decoder.js'
+import { FAST_VIEWS, FrameDecoder, DEFAULT_MAX_LENGTH } from '../../src/framing/decoder.js'
 import { encodeBatch, encodeFrame, framedSize } from '../../src/framing/encoder.js'
 import { encodeVarint, MAX_VARINT, MAX_VARINT_BYTES, VarintReader, varintLength, writeVarint } from '../../src/framing/varint.js'
 import { isRxnetError } from 'rxnet'
@@ -129,6 +129,43 @@ describe('FrameDecoder', () => {
     for (const f of out) expect(f.buffer).toBe(chunk.buffer)
     expect(out[0]!.byteOffset).toBe(chunk.byteOffset + 1)
     expect(out[1]!.byteOffset).toBe(chunk.byteOffset + 5)
+  })
+
+  it('frames inside one chunk are real Buffers over the chunk (FAST_VIEWS holds on this Node), for Buffer and Uint8Array chunks', () => {
+    expect(FAST_VIEWS).toBe(true)
+    const wire = concat([encodeFrame(new Uint8Array([1, 2])), encodeFrame(new Uint8Array(200).fill(7)), encodeFrame(new Uint8Array([9]))])
+    // a pooled Buffer (non-zero byteOffset) and a plain Uint8Array view at an offset
+    const pooled = Buffer.from(wire)
+    const plain = new Uint8Array(new ArrayBuffer(wire.length + 10), 10, wire.length)
+    plain.set(wire)
+    for (const chunk of [pooled, plain]) {
+      const out: Uint8Array[] = []
+      new FrameDecoder().push(chunk, (f) => out.push(f))
+      expect(out.map((f) => [...f])).toEqual([[1, 2], new Array(200).fill(7), [9]])
+      for (const f of out) {
+        expect(Buffer.isBuffer(f)).toBe(true)
+        expect(Object.getPrototypeOf(f)).toBe(Buffer.prototype)
+        expect(f.buffer).toBe(chunk.buffer)
+      }
+      expect(out.map((f) => f.byteOffset - chunk.byteOffset)).toEqual([1, 5, 206])
+      expect(Buffer.from(out[1]!).toString('hex')).toBe(Buffer.from(new Uint8Array(200).fill(7)).toString('hex'))
+    }
+  })
+
+  it('a push from inside emit (re-entrant) decodes both chunks correctly', () => {
+    const d = new FrameDecoder()
+    const outer = Buffer.from(concat([encodeFrame(new Uint8Array([1])), encodeFrame(new Uint8Array([2, 2]))]))
+    const inner = Buffer.from(concat([encodeFrame(new Uint8Array([3, 3, 3]))]))
+    const out: number[][] = []
+    let nested = false
+    d.push(outer, (f) => {
+      out.push([...f])
+      if (!nested) {
+        nested = true
+        d.push(inner, (g) => out.push([...g]))
+      }
+    })
+    expect(out).toEqual([[1], [3, 3, 3], [2, 2]])
   })
 
   it('checks the declared length against maxLength before buffering', () => {
