@@ -30,7 +30,7 @@
  * has not finished when the signal fires (default `AbortSignal.timeout(closeTimeout)`), abort.
  * @module
  */
-import { Observable, type Observer, type Subscriber } from 'rxjs'
+import { Observable, type Observer } from 'rxjs'
 import type { CloseOptions, Connection, ConnectionStats, WaitOptions } from './connection.js'
 import { DEFAULT_CONNECTION_CLOSE_TIMEOUT } from './connection.js'
 import { ChannelAbortedError, ClosedError, ConnectionError, RxnetError, TimeoutError } from './errors.js'
@@ -93,6 +93,33 @@ export interface KernelOptions {
 /** The option names of {@link KernelOptions}, for `checkKeys`. */
 export const KERNEL_OPTION_KEYS: readonly (keyof KernelOptions)[] = ['closeTimeout', 'maxHeldMessages']
 
+/**
+ * @internal What the kernel delivers `source` to: an RxJS `Subscriber`, or (through
+ * {@link observeSource}) a plain object of the same shape, for a layer built on a connection (a
+ * mesh peer on its socket channel) that would otherwise pay a Subscriber's wrapping per message.
+ */
+export interface SourceReceiver<In> {
+  next(value: In): void
+  error(error: RxnetError): void
+  complete(): void
+  /** True once it wants nothing more. */
+  readonly closed: boolean
+}
+
+/** @internal The kernel's entry for {@link observeSource}. */
+const OBSERVE: unique symbol = Symbol('rxnet.observe')
+
+/**
+ * @internal Subscribes `receiver` to `connection.source`: straight to the kernel when the
+ * connection is one (same order, holding, replay and ending as a subscription, without RxJS in
+ * between), else through `source.subscribe`. Returns the teardown.
+ */
+export function observeSource<In>(connection: Connection<In, any>, receiver: SourceReceiver<In>): () => void {
+  if (connection instanceof ConnectionKernel) return (connection as ConnectionKernel<In, any>)[OBSERVE](receiver)
+  const sub = connection.source.subscribe({ next: (v) => receiver.next(v), error: (e: RxnetError) => receiver.error(e), complete: () => receiver.complete() })
+  return () => sub.unsubscribe()
+}
+
 /** Validates {@link KernelOptions} (`ERR_INVALID_ARGUMENT`), defaults filled in. */
 export function kernelOptions(options: KernelOptions): Required<KernelOptions> {
   return {
@@ -131,7 +158,7 @@ export abstract class ConnectionKernel<In, Out = In> implements Connection<In, O
   /** Where the connection is in its life (see {@link ConnectionState}). */
   state: ConnectionState = OPEN
   /** Current subscribers of `source` (copy-on-write: emitting never sees a half-updated list). */
-  protected subscribers: Subscriber<In>[] = []
+  protected subscribers: SourceReceiver<In>[] = []
   /** How `source` ended (clean: `error` undefined), once it has. */
   private inbound: { error: RxnetError | undefined } | null = null
   private held: In[] = []
@@ -271,7 +298,12 @@ export abstract class ConnectionKernel<In, Out = In> implements Connection<In, O
     else this.held.push(value)
   }
 
-  private subscribe(subscriber: Subscriber<In>): () => void {
+  /** @internal See {@link observeSource}. */
+  [OBSERVE](receiver: SourceReceiver<In>): () => void {
+    return this.subscribe(receiver)
+  }
+
+  private subscribe(subscriber: SourceReceiver<In>): () => void {
     // Held messages first, in order, for as long as this subscriber stays.
     while (this.heldHead < this.held.length && !subscriber.closed) {
       const value = this.held[this.heldHead]!
@@ -298,7 +330,7 @@ export abstract class ConnectionKernel<In, Out = In> implements Connection<In, O
     }
   }
 
-  private takeSubscribers(): Subscriber<In>[] {
+  private takeSubscribers(): SourceReceiver<In>[] {
     const subs = this.subscribers
     this.subscribers = []
     return subs

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { ConnectionKernel, OPEN, type ConnectionStats, type KernelOptions, type RxnetError } from 'rxnet'
+import { Subject } from 'rxjs'
+import { ConnectionKernel, OPEN, type Connection, type ConnectionStats, type KernelOptions, type RxnetError } from 'rxnet'
+import { observeSource } from '../../src/lifecycle.js'
 
 /** A kernel-backed connection whose "resource" the test drives by hand. */
 class Probe extends ConnectionKernel<number> {
@@ -102,6 +104,43 @@ describe('ConnectionKernel', () => {
     sub.unsubscribe()
     sub2.unsubscribe()
     expect(p.observed).toEqual([true, false])
+  })
+
+  it('observeSource: a plain receiver gets what a subscriber would (held replay, live, alongside subscribers, end) without RxJS in between', () => {
+    const p = new Probe()
+    p.in(1)
+    p.in(2)
+    const got: string[] = []
+    const receiver = { next: (v: number) => got.push(`r${v}`), error: (e: RxnetError) => got.push(e.code), complete: () => got.push('done'), closed: false }
+    const stop = observeSource(p, receiver)
+    expect(p.observed).toEqual([true])
+    const sub = p.source.subscribe((v) => got.push(`s${v}`))
+    p.in(3)
+    sub.unsubscribe()
+    p.farEnd()
+    expect(got).toEqual(['r1', 'r2', 'r3', 's3', 'done'])
+    stop()
+    // and errors, on a connection that fails; teardown before the end reports the last observer gone
+    const q = new Probe()
+    const seen: string[] = []
+    const stopQ = observeSource(q, { ...receiver, next: (v: number) => seen.push(String(v)), error: (e: RxnetError) => seen.push(e.code) })
+    q.in(7)
+    stopQ()
+    expect(q.observed).toEqual([true, false])
+    observeSource(q, { ...receiver, next: (v: number) => seen.push(String(v)), error: (e: RxnetError) => seen.push(e.code) })
+    q.broke(new Error('EPIPE'))
+    expect(seen).toEqual(['7', 'ERR_CONNECTION'])
+  })
+
+  it('observeSource on a connection that is not kernel-backed subscribes to its source', () => {
+    const subject = new Subject<number>()
+    const conn = { source: subject.asObservable() } as unknown as Connection<number, number>
+    const got: (number | string)[] = []
+    const stop = observeSource(conn, { next: (v: number) => got.push(v), error: () => got.push('error'), complete: () => got.push('done'), closed: false })
+    subject.next(1)
+    stop()
+    subject.next(2)
+    expect(got).toEqual([1])
   })
 
   it('closing with nobody subscribed discards inbound (counted); a late subscriber after the end gets complete', () => {
