@@ -10,16 +10,25 @@ import { BufferOverflowError, FrameTooLongError } from '../errors.js'
 import type { OverflowPolicy } from '../queue.js'
 import { MAX_VARINT_BYTES, varintLength, writeVarint } from '../framing/varint.js'
 import { encodePub, encodePubText, FrameType, MAX_BATCH_BYTES } from './protocol.js'
+import { MAX_TOPIC_LENGTH } from './topics.js'
 
 /** A frame of the outbox: messages `first..last` of this client. */
 export interface Sealed {
   readonly first: number
   readonly last: number
   readonly frame: Uint8Array
+  /** The batch buffer the frame is a view of (back to the pool once acknowledged), or null. */
+  readonly slab: Buffer | null
 }
 
 /** Room before a batch's body for its header: type, seq, count (< 2^21), topic. */
 const headerRoom = (topic: Uint8Array): number => 1 + MAX_VARINT_BYTES + 3 + topic.length
+/** Size of every batch buffer: the largest header, then the body. */
+const SLAB_BYTES = 1 + MAX_VARINT_BYTES + 3 + 2 + MAX_TOPIC_LENGTH + MAX_BATCH_BYTES
+/** Batch buffers kept for reuse per outbox (a busy sender recycles them instead of making garbage). */
+const POOL_SLABS = 32
+
+type Utf8Writer = Buffer & { utf8Write(text: string, offset: number, max: number): number }
 
 /** Outbox of one bus client (see the module doc). */
 export class Outbox {
@@ -45,6 +54,8 @@ export class Outbox {
   /** Length of the first entry's length varint (a batch of one becomes a PUB without it). */
   private firstLen = 0
   private scheduled = false
+  /** Batch buffers of acknowledged frames, free for new batches. */
+  private readonly pool: Buffer[] = []
 
   /** @param onSeal - called with each frame as it is sealed, in order (the client sends it if connected). */
   constructor(
@@ -66,6 +77,28 @@ export class Outbox {
    * under `'error'`.
    */
   add(seq: number, topicName: string, topic: Uint8Array, payload: string | Uint8Array): number {
+    if (this.count > 0 && typeof payload === 'string' && this.topicName === topicName) {
+      // Fast path, JSON text into the open batch: written first, its length known after.
+      const room = this.start + MAX_BATCH_BYTES - this.end
+      if (payload.length * 3 + 3 <= room) {
+        const buf = this.slab as Utf8Writer
+        const guess = payload.length < 0x80 ? 1 : varintLength(payload.length) // bytes >= chars
+        const at = this.end + guess
+        const n = buf.utf8Write(payload, at, room - guess)
+        const len = n < 0x80 ? 1 : varintLength(n)
+        const single = 1 + varintLength(seq) + topic.length + n
+        if (single <= this.maxMessageSize && this.bytes + len + n <= this.highWaterMark) {
+          if (len > guess) buf.copyWithin(this.end + len, at, at + n) // multi-byte text past a length step
+          if (len === 1) buf[this.end] = n
+          else writeVarint(buf, this.end, n)
+          this.end += len + n
+          this.count++
+          this.bytes += len + n
+          this.messages++
+          return single
+        }
+      }
+    }
     const n = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length
     const single = 1 + varintLength(seq) + topic.length + n
     if (single > this.maxMessageSize) throw new FrameTooLongError(single, this.maxMessageSize)
@@ -77,17 +110,17 @@ export class Outbox {
       const frame = typeof payload === 'string' ? encodePubText(seq, topic, payload) : encodePub(seq, topic, payload)
       this.bytes += frame.length
       this.messages++
-      this.push({ first: seq, last: seq, frame })
+      this.push({ first: seq, last: seq, frame, slab: null })
       return single
     }
     if (this.count > 0 && (this.topicName !== topicName || this.end + entry > this.start + MAX_BATCH_BYTES)) this.seal()
     if (this.count === 0) this.open(seq, topicName, topic)
-    const buf = this.slab!
+    const buf = this.slab as Utf8Writer
     let o = this.end
     if (n < 0x80) buf[o++] = n
     else o = writeVarint(buf, o, n)
     if (this.count === 0) this.firstLen = o - this.end
-    if (typeof payload === 'string') buf.write(payload, o, n, 'utf8')
+    if (typeof payload === 'string') buf.utf8Write(payload, o, n)
     else buf.set(payload, o)
     this.end = o + n
     this.count++
@@ -119,20 +152,26 @@ export class Outbox {
     }
     let frame: Buffer = buf.subarray(at, this.end)
     this.bytes += frame.length - (this.end - this.start)
+    let slab: Buffer | null = null
     if (this.end > buf.length >> 1) {
-      this.slab = null // mostly full: the frame keeps the buffer
+      slab = buf // mostly full: the frame keeps the buffer
+      this.slab = null
     } else {
       frame = Buffer.from(frame) // a small batch does not pin a whole buffer; the buffer is reused
       this.end = this.start
     }
     this.count = 0
     this.topic = null
-    this.push({ first: this.first, last: this.first + count - 1, frame })
+    this.push({ first: this.first, last: this.first + count - 1, frame, slab })
   }
 
   /** The hub processed everything up to `seq`: frames wholly at or below it are forgotten. */
   ack(seq: number): void {
-    while (this.head < this.items.length && this.items[this.head]!.last <= seq) this.shift()
+    while (this.head < this.items.length && this.items[this.head]!.last <= seq) {
+      // The hub has read it, so no write of ours still uses its buffer.
+      const slab = this.shift().slab
+      if (slab !== null && this.pool.length < POOL_SLABS) this.pool.push(slab)
+    }
   }
 
   /** Forgets everything (the client closed); returns how many messages were held. */
@@ -154,7 +193,7 @@ export class Outbox {
 
   private open(seq: number, topicName: string, topic: Uint8Array): void {
     const room = headerRoom(topic)
-    if (this.slab === null || this.slab.length < room + MAX_BATCH_BYTES) this.slab = Buffer.allocUnsafeSlow(room + MAX_BATCH_BYTES)
+    this.slab ??= this.pool.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES)
     this.start = this.end = room
     this.topicName = topicName
     this.topic = topic
@@ -166,7 +205,7 @@ export class Outbox {
     this.onSeal(s)
   }
 
-  private shift(): void {
+  private shift(): Sealed {
     const s = this.items[this.head]!
     this.items[this.head++] = undefined
     this.bytes -= s.frame.length
@@ -178,6 +217,7 @@ export class Outbox {
       this.items = this.items.slice(this.head)
       this.head = 0
     }
+    return s
   }
 
   /** The new entry does not fit: applies the policy; true when it may be queued now. */

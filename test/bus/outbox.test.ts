@@ -131,4 +131,29 @@ describe('bus outbox (batching)', () => {
     box.seal()
     expect(sealed[0]!.frame.buffer.byteLength).toBeLessThan(MAX_BATCH_BYTES)
   })
+
+  it('text written straight into an open batch keeps its exact UTF-8 bytes, also where a multi-byte text needs a longer length', () => {
+    const { box, sealed } = outbox()
+    const texts = ['a', 'é'.repeat(100), 'x'.repeat(127), '€'.repeat(43), '😀'.repeat(40), 'y'.repeat(128)]
+    texts.forEach((text, i) => box.add(i + 1, T, t, text))
+    box.seal()
+    expect(sealed).toHaveLength(1)
+    expect(messages(sealed[0]!.frame)).toEqual(texts.map((text, i) => [i + 1, text]))
+    expect(box.bytes).toBe(sealed[0]!.frame.length)
+  })
+
+  it('the buffer of a full batch is reused once the hub has acknowledged it (not before)', () => {
+    const { box, sealed } = outbox()
+    const text = 'x'.repeat(1000)
+    for (let i = 1; i <= 16; i++) box.add(i, T, t, text)
+    box.seal()
+    for (let i = 17; i <= 32; i++) box.add(i, T, t, text)
+    box.seal()
+    expect(sealed[1]!.frame.buffer).not.toBe(sealed[0]!.frame.buffer) // the first is not acknowledged yet
+    box.ack(16)
+    for (let i = 33; i <= 48; i++) box.add(i, T, t, text)
+    box.seal()
+    expect(sealed[2]!.frame.buffer).toBe(sealed[0]!.frame.buffer)
+    expect(messages(sealed[2]!.frame).map(([seq]) => seq)).toEqual(Array.from({ length: 16 }, (_, k) => 33 + k))
+  })
 })
