@@ -21,22 +21,21 @@ import { PartialFrames, type PartialVerdict } from './limits.js'
 import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
 import { listenOnPath } from './listen.js'
 import { checkOwnFile } from './paths.js'
+import { DEFAULT_MAX_MESSAGE_SIZE, positive } from './options.js'
 import {
   DEFAULT_CLIENT_HIGH_WATER_MARK,
   DEFAULT_FRAME_TIMEOUT,
   DEFAULT_HELLO_TIMEOUT,
   DEFAULT_MAX_CLIENTS,
-  DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_MAX_PARTIAL_BYTES,
   DEFAULT_RECOVERY_TIMEOUT,
   DEFAULT_SLOW_CLIENT_TIMEOUT,
   checkHubOptions,
-  positive,
   type Hub,
   type HubEvent,
   type HubOptions,
   type HubStats,
-} from './options.js'
+} from './hub-options.js'
 
 /** Room above `clientHighWaterMark` for frames already read when the hub stops reading. */
 const READ_SLACK = 128 * 1024

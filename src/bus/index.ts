@@ -3,8 +3,9 @@
  * and subscribe by topic (`connectBus`), and hubs on different hosts bridged over multicast.
  *
  * Layout: `topics.ts` (pure pattern matching), `protocol.ts` (pure hub frame encoder / decoder),
- * `listen.ts` (socket path checks, stale socket recovery), `options.ts` (options, defaults, public
- * types), `hub.ts` and `client.ts` (the adapters that own the sockets).
+ * `listen.ts` (socket path checks, stale socket recovery), `options.ts` / `hub-options.ts` (the
+ * client's / the hub's options, defaults, public types), `hub.ts` and `client.ts` (the adapters that
+ * own the sockets).
  *
  * @example
  * ```ts
@@ -25,7 +26,6 @@ export {
   type HubOptions,
   type HubStats,
   type HubEvent,
-  DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_CLIENT_HIGH_WATER_MARK,
   DEFAULT_SLOW_CLIENT_TIMEOUT,
   DEFAULT_HELLO_TIMEOUT,
@@ -33,6 +33,9 @@ export {
   DEFAULT_MAX_CLIENTS,
   DEFAULT_MAX_PARTIAL_BYTES,
   DEFAULT_FRAME_TIMEOUT,
+} from './hub-options.js'
+export {
+  DEFAULT_MAX_MESSAGE_SIZE,
   type Bus,
   type BusOptions,
   type BusMessage,

@@ -7,7 +7,7 @@
  * @module
  */
 import type { ChannelStats } from '../channel.js'
-import type { HubStats } from './options.js'
+import type { HubStats } from './hub-options.js'
 
 /**
  * Publish anything here to ask the hub for its stats.
