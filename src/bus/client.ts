@@ -1,86 +1,29 @@
 /**
- * The bus client: one framed connection to the local hub, reconnected by itself. Interests are
- * registered with the hub while someone subscribes; emitted messages wait in a bounded outbox until
- * the hub acknowledges them, so a hub restart loses nothing the outbox could hold; receivers drop
- * anything they have already seen from a sender (by sender id and sequence number).
+ * The bus client: one framed connection to the local hub, reconnected by itself (each attempt:
+ * `./dial.ts`). Interests are registered with the hub while someone subscribes and receivers drop
+ * anything they have already seen from a sender (`./inbox.ts`); emitted messages wait in a bounded
+ * outbox until the hub acknowledges them (`./outbox.ts`), so a hub restart loses nothing the outbox
+ * could hold.
  * @module
  */
-import fs, { type Stats } from 'node:fs'
-import net from 'node:net'
+import type net from 'node:net'
 import { randomBytes } from 'node:crypto'
-import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs'
+import { BehaviorSubject, Subject, type Observable } from 'rxjs'
 import { socketChannel, type SocketChannel } from '../socket.js'
 import { backoffDelay } from '../backoff.js'
 import { deadline, Waiters, type Settle } from '../wait.js'
-import { DEFAULT_OVERFLOW } from '../queue.js'
-import { checkKeys, checkOverflow } from '../options.js'
-import { decodeWith, encodeWith, json, resolveCodec, type Codec } from '../codec/index.js'
-import { AbortError, ClosedError, ConnectionError, EncodeError, InvalidArgumentError, NoHubError, PathAccessError, PathNotFoundError, ProtocolError, RxnetError, TimeoutError, UndeliveredError, UnsafePathError, VersionMismatchError } from '../errors.js'
-import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodeString, encodeSub, encodeUnsub, forEachEntry, frameLimit, MAX_PATTERNS, type Batch } from './protocol.js'
+import { encodeWith, json, type Codec } from '../codec/index.js'
+import { AbortError, ClosedError, ConnectionError, EncodeError, ProtocolError, RxnetError, TimeoutError, UndeliveredError, VersionMismatchError } from '../errors.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeHello, encodePing, encodeString, encodeSub, frameLimit } from './protocol.js'
 import { Outbox, type Sealed } from './outbox.js'
-import { compileTopic, validateTopic, type TopicMatcher } from './topics.js'
-import { checkSocketPath, isPipePath } from './listen.js'
-import { CHECKS_PATHS, existingSocket, resolveSocketPath, sameFile, trustedOwner } from './paths.js'
-import { SequenceWindow } from '../multicast/window.js'
+import { Inbox } from './inbox.js'
+import { dialHub, type DialHandlers } from './dial.js'
+import { validateTopic } from './topics.js'
 import { topicChannel, type BusChannel, type BusChannelOptions, type ChannelHost } from './channel.js'
 import { connectNatsBus } from './nats/client.js'
 import { isNatsUrl, type NatsBus, type NatsBusOptions } from './nats/options.js'
 import { CloseOnce } from './close.js'
-import {
-  DEFAULT_BUS_HIGH_WATER_MARK,
-  DEFAULT_CLOSE_TIMEOUT,
-  DEFAULT_MAX_MESSAGE_SIZE,
-  DEFAULT_MAX_RECONNECT_DELAY,
-  DEFAULT_MIN_RECONNECT_DELAY,
-  BUS_OPTION_KEYS,
-  flag,
-  positive,
-  type Bus,
-  type BusMessage,
-  type BusOptions,
-  type BusEvent,
-  type BusStats,
-  type BusStatus,
-} from './options.js'
-
-/**
- * The real path of the hub socket at `path` (symbolic links of ours or root's followed: the socket
- * they lead to is what gets checked and connected to, so nobody can swap one between the check and
- * the connect),
- * after checking its directories; `ERR_NO_HUB` when nothing is there.
- */
-function hubSocket(path: string): string {
-  // A symlink someone else planted (in a sticky directory such as /tmp) is not followed: the kernel's
-  // protected_symlinks rule, which realpath (lstat + readlink) would otherwise bypass.
-  const link = fs.lstatSync(path, { throwIfNoEntry: false })
-  if (link?.isSymbolicLink() && !trustedOwner(link)) throw new UnsafePathError(path, `it is a symbolic link that belongs to uid ${link.uid}, not to you or root`)
-  let real: string
-  try {
-    real = fs.realpathSync(path)
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    if (code !== 'ENOENT' && code !== 'ENOTDIR') throw new PathAccessError(`cannot examine ${path}: ${(e as Error).message}`, e)
-    try {
-      resolveSocketPath(path)
-    } catch (d) {
-      if (d instanceof PathNotFoundError) throw new NoHubError(path, 'its directory does not exist')
-      throw d
-    }
-    throw new NoHubError(path, fs.lstatSync(path, { throwIfNoEntry: false })?.isSymbolicLink() ? 'a symbolic link to nothing' : 'no socket there')
-  }
-  return resolveSocketPath(real).real
-}
-
-/** Sequence numbers per sender remembered for duplicate detection (anything older is dropped as a duplicate). */
-const DEDUPE_WINDOW = 4096
-/**
- * Farthest a sender's sequence number may be from the highest seen from it, ahead or behind
- * (2^24): a message further away is refused and counted (`stats.implausible`) instead of moving
- * the window, so one forged message (e.g. from an unsealed bridge) cannot make the sender's real
- * messages look old. A sender that really skipped more than this on topics we do not watch loses
- * one message (counted); its next one is followed again.
- */
-export const MAX_SEQ_JUMP = 1 << 24
+import { busSettings, positive, type Bus, type BusMessage, type BusOptions, type BusEvent, type BusSettings, type BusStats, type BusStatus } from './options.js'
 
 /**
  * The same bus on NATS: connects to the servers in `url` (`nats://host:port`, comma-separated for
@@ -117,14 +60,6 @@ export function connectBus(path: string, options: BusOptions | NatsBusOptions = 
   return new BusImpl(path, options)
 }
 
-type Deliver = (topic: string, data: unknown, origin: string, seq: number, bytes: number) => void
-
-interface Interest {
-  readonly matcher: TopicMatcher
-  /** Each subscriber's delivery callback, and how to complete it (used by close()). */
-  readonly listeners: Map<Deliver, () => void>
-}
-
 class BusImpl implements Bus {
   readonly id: string
   readonly stats: BusStats = { emitted: 0, received: 0, duplicates: 0, implausible: 0, lost: 0, undecodable: 0, dropped: 0, undelivered: 0, overflows: 0, buffered: 0, reconnects: 0 }
@@ -134,16 +69,9 @@ class BusImpl implements Bus {
   private readonly status = new BehaviorSubject<BusStatus>({ type: 'connecting', attempt: 0 })
   private readonly events = new Subject<BusEvent>()
   private readonly codec: Codec<unknown>
-  private readonly echo: boolean
+  private readonly settings: BusSettings
   private readonly outbox: Outbox
-  private readonly minDelay: number
-  private readonly maxDelay: number
-  private readonly maxMessageSize: number
-  private readonly closeTimeout: number
-  private readonly interests = new Map<string, Interest>()
-  private routes = new Map<string, Interest[]>()
-  /** Per sender: which of its recent sequence numbers were delivered (late arrivals over multicast are still new). */
-  private readonly seen = new Map<string, SequenceWindow>()
+  private readonly inbox: Inbox
   private readonly topics = new Map<string, Uint8Array>()
   private readonly pings = new Map<number, Settle<void>>()
   private readonly writableWaiters = new Waiters()
@@ -165,27 +93,12 @@ class BusImpl implements Bus {
     private readonly path: string,
     options: BusOptions,
   ) {
-    checkSocketPath(path)
-    checkKeys('connectBus', options, BUS_OPTION_KEYS)
-    // Directories that let another user replace the socket are a mistake to report now, not retry.
-    if (!isPipePath(path) && CHECKS_PATHS) {
-      try {
-        resolveSocketPath(path)
-      } catch (e) {
-        if (e instanceof UnsafePathError) throw e
-      }
-    }
-    this.codec = resolveCodec(options.codec ?? 'json')
-    this.echo = flag('echo', options.echo, false)
+    const settings = (this.settings = busSettings(path, options))
+    this.codec = settings.codec
     // Fresh for every client: receivers key duplicate detection on (id, seq), and seq restarts at 1.
     this.id = randomBytes(8).toString('hex')
-    const overflow = options.overflow ?? DEFAULT_OVERFLOW
-    checkOverflow(overflow)
-    this.maxMessageSize = positive('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE)
-    this.outbox = new Outbox(positive('highWaterMark', options.highWaterMark, DEFAULT_BUS_HIGH_WATER_MARK), overflow, this.maxMessageSize, this.onSeal)
-    this.minDelay = positive('minReconnectDelay', options.minReconnectDelay, DEFAULT_MIN_RECONNECT_DELAY)
-    this.maxDelay = Math.max(this.minDelay, positive('maxReconnectDelay', options.maxReconnectDelay, DEFAULT_MAX_RECONNECT_DELAY))
-    this.closeTimeout = positive('closeTimeout', options.closeTimeout, DEFAULT_CLOSE_TIMEOUT)
+    this.inbox = new Inbox(this.stats, this.codec, (frame) => this.ch?.send(frame))
+    this.outbox = new Outbox(settings.highWaterMark, settings.overflow, settings.maxMessageSize, this.onSeal)
     this.status$ = this.status.asObservable()
     this.events$ = this.events.asObservable()
     this.connect()
@@ -202,50 +115,11 @@ class BusImpl implements Bus {
   // ---- subscribing -------------------------------------------------------------------------
 
   messages$<T = unknown>(pattern: string): Observable<T> {
-    return this.watch<T>(pattern, (subscriber) => (_topic, data) => subscriber.next(data as T))
+    return this.inbox.watch<T>(pattern, (subscriber) => (_topic, data) => subscriber.next(data as T))
   }
 
   envelopes$<T = unknown>(pattern: string): Observable<BusMessage<T>> {
-    return this.watch<BusMessage<T>>(pattern, (subscriber) => (topic, data, origin, seq) => subscriber.next({ topic, data: data as T, origin, seq }))
-  }
-
-  private watch<T>(pattern: string, make: (subscriber: Subscriber<T>) => Deliver): Observable<T> {
-    return new Observable<T>((subscriber) => {
-      let matcher: TopicMatcher
-      try {
-        matcher = compileTopic(pattern)
-      } catch (e) {
-        subscriber.error(e)
-        return
-      }
-      if (this.closed) {
-        subscriber.complete()
-        return
-      }
-      const deliver = make(subscriber)
-      let interest = this.interests.get(pattern)
-      if (interest === undefined) {
-        if (this.interests.size >= MAX_PATTERNS) {
-          // The hub would drop this client for it (and it would reconnect with the same SUBs forever).
-          subscriber.error(new InvalidArgumentError(`a bus client can watch at most ${MAX_PATTERNS} distinct patterns`))
-          return
-        }
-        interest = { matcher, listeners: new Map() }
-        this.interests.set(pattern, interest)
-        this.routes.clear()
-        if (this.ch !== null) this.ch.send(encodeSub(pattern))
-      }
-      interest.listeners.set(deliver, () => subscriber.complete())
-      const own = interest
-      return () => {
-        own.listeners.delete(deliver)
-        if (own.listeners.size === 0 && this.interests.get(pattern) === own) {
-          this.interests.delete(pattern)
-          this.routes.clear()
-          if (this.ch !== null && !this.closed) this.ch.send(encodeUnsub(pattern))
-        }
-      }
-    })
+    return this.inbox.watch<BusMessage<T>>(pattern, (subscriber) => (topic, data, origin, seq) => subscriber.next({ topic, data: data as T, origin, seq }))
   }
 
   // ---- emitting ----------------------------------------------------------------------------
@@ -263,7 +137,7 @@ class BusImpl implements Bus {
   /** What `channel()`s use of this client. */
   private readonly host: ChannelHost = ((bus: BusImpl): ChannelHost => ({
     listen: (topic, deliver, end) => {
-      const sub = bus.watch<never>(topic, () => (_topic, data, _origin, _seq, bytes) => deliver(data, bytes)).subscribe({ complete: end, error: end })
+      const sub = bus.inbox.watch<never>(topic, () => (_topic, data, _origin, _seq, bytes) => deliver(data, bytes)).subscribe({ complete: end, error: end })
       return () => sub.unsubscribe()
     },
     emitSized: (topic, data) => bus.publish(topic, data),
@@ -362,68 +236,30 @@ class BusImpl implements Bus {
     return e
   }
 
-  /**
-   * One connection attempt: check the socket is not another user's, connect, check it is still
-   * the same socket file (nobody swapped it meanwhile), then speak over a channel.
-   */
+  /** One connection attempt (`./dial.ts`); on success, speaks over a channel. */
   private connect(): void {
     this.timer = null
     if (this.closed) return
     this.status.next({ type: 'connecting', attempt: this.attempt })
-    let target: string = this.path
-    let before: Stats | null = null
-    if (!isPipePath(this.path) && CHECKS_PATHS) {
-      try {
-        target = hubSocket(this.path)
-        before = existingSocket(target, this.path)
-      } catch (e) {
-        this.retry(e as RxnetError)
-        return
-      }
-      if (before === null) {
-        this.retry(new NoHubError(this.path))
-        return
-      }
-    }
-    const socket = net.connect(target)
-    this.pending = socket
-    const onError = (e: NodeJS.ErrnoException): void => {
-      socket.off('connect', onConnect)
+    this.pending = dialHub(this.path, this.dial)
+  }
+
+  private readonly dial: DialHandlers = {
+    connected: (socket) => {
       this.pending = null
-      socket.destroy()
-      const code = e.code
-      this.retry(code === 'ENOENT' || code === 'ECONNREFUSED' ? new NoHubError(this.path, code === 'ENOENT' ? 'no socket there' : 'nothing listens on the socket') : new ConnectionError(`cannot connect to ${this.path}: ${e.message}`, e))
-    }
-    const onConnect = (): void => {
-      socket.off('error', onError)
-      this.pending = null
-      if (this.closed) {
-        socket.destroy()
-        return
-      }
-      if (before !== null) {
-        let now: Stats | null = null
-        try {
-          now = existingSocket(target, this.path)
-        } catch {
-          // reported below
-        }
-        if (now === null || !sameFile(now, before)) {
-          socket.destroy()
-          this.retry(new UnsafePathError(this.path, 'the socket was replaced while connecting'))
-          return
-        }
-      }
       this.attach(socket)
-    }
-    socket.once('error', onError)
-    socket.once('connect', onConnect)
+    },
+    failed: (error) => {
+      this.pending = null
+      this.retry(error)
+    },
+    closed: () => this.closed,
   }
 
   /** Speaks the bus protocol over a connected, verified socket. */
   private attach(socket: net.Socket): void {
     const ch = socketChannel(socket, {
-      maxLength: frameLimit(this.maxMessageSize),
+      maxLength: frameLimit(this.settings.maxMessageSize),
       // The outbox bounds what we send; this only has to hold it plus control frames.
       highWaterMark: this.outbox.highWaterMark * 2 + (1 << 20),
       overflow: 'error',
@@ -434,8 +270,8 @@ class BusImpl implements Bus {
       error: (e) => this.onDown(ch, e instanceof RxnetError ? e : null),
       complete: () => this.onDown(ch, null),
     })
-    ch.send(encodeHello(this.id, this.echo))
-    for (const pattern of this.interests.keys()) ch.send(encodeSub(pattern))
+    ch.send(encodeHello(this.id, this.settings.echo))
+    for (const pattern of this.inbox.patterns()) ch.send(encodeSub(pattern))
     this.outbox.seal()
     for (const s of this.outbox.sealed()) ch.send(s.frame)
     for (const id of this.pings.keys()) ch.send(encodePing(id))
@@ -447,10 +283,10 @@ class BusImpl implements Bus {
       const f = decodeFrame(bytes)
       switch (f.type) {
         case 'msg':
-          this.onMessage(f.topic, f.payload, f.origin, f.seq, this.targets(f.topic))
+          this.inbox.onMessage(f.topic, f.payload, f.origin, f.seq)
           return
         case 'msgs':
-          this.onMessages(bytes, f)
+          this.inbox.onMessages(bytes, f)
           return
         case 'ack':
           this.onAck(f.seq)
@@ -478,55 +314,6 @@ class BusImpl implements Bus {
     }
   }
 
-  /** A batch: consecutive messages of one sender on one topic. */
-  private onMessages(frame: Uint8Array, f: Batch<'msgs'> & { origin: string }): void {
-    const { topic, origin } = f
-    const targets = this.targets(topic)
-    forEachEntry(frame, f, (seq, from, to) => this.onMessage(topic, frame.subarray(from, to), origin, seq, targets))
-  }
-
-  /** The interests `topic` matches (cached until interests change). */
-  private targets(topic: string): Interest[] {
-    let targets = this.routes.get(topic)
-    if (targets === undefined) {
-      targets = []
-      for (const i of this.interests.values()) if (i.matcher.matches(topic)) targets.push(i)
-      if (this.routes.size > 1000) this.routes.clear()
-      this.routes.set(topic, targets)
-    }
-    return targets
-  }
-
-  private onMessage(topic: string, payload: Uint8Array, origin: string, seq: number, targets: Interest[]): void {
-    const w = this.seen.get(origin)
-    if (w === undefined) {
-      if (this.seen.size >= 10_000) this.seen.delete(this.seen.keys().next().value!)
-      this.seen.set(origin, new SequenceWindow(DEDUPE_WINDOW, seq, MAX_SEQ_JUMP))
-    } else {
-      const verdict = w.check(seq)
-      if (verdict === 'implausible') {
-        w.refuse(seq)
-        this.stats.implausible++
-        return
-      }
-      if (verdict !== 'new') {
-        this.stats.duplicates++
-        return
-      }
-      w.accept(seq)
-    }
-    if (targets.length === 0) return // interest just withdrawn
-    let data: unknown
-    try {
-      data = decodeWith(this.codec, payload)
-    } catch {
-      this.stats.undecodable++
-      return
-    }
-    this.stats.received++
-    for (const interest of targets) for (const deliver of interest.listeners.keys()) deliver(topic, data, origin, seq, payload.length)
-  }
-
   private onAck(seq: number): void {
     this.outbox.ack(seq)
     this.stats.buffered = this.outbox.messages
@@ -546,7 +333,7 @@ class BusImpl implements Bus {
     this.lastError = error ?? new ConnectionError(`the hub at ${this.path} closed the connection`)
     this.status.next({ type: 'disconnected', error })
     // Uniform in [50%, 100%] of minDelay 2^attempt capped at maxDelay (the shared default jitter).
-    const delay = backoffDelay(this.attempt, { initialDelay: this.minDelay, maxDelay: this.maxDelay })
+    const delay = backoffDelay(this.attempt, { initialDelay: this.settings.minReconnectDelay, maxDelay: this.settings.maxReconnectDelay })
     this.attempt++
     this.timer = setTimeout(() => this.connect(), delay)
   }
@@ -567,7 +354,7 @@ class BusImpl implements Bus {
     let why: unknown
     if (this.outbox.messages > 0) {
       // A PONG means the hub processed every PUB sent before the PING (their ACKs may still be on the way).
-      await this.flush({ timeout: this.closeTimeout }).catch((e: RxnetError) => {
+      await this.flush({ timeout: this.settings.closeTimeout }).catch((e: RxnetError) => {
         undelivered = this.outbox.messages
         why = e.cause ?? e
       })
@@ -582,10 +369,7 @@ class BusImpl implements Bus {
     this.welcomed = false
     for (const w of [...this.pings.values()]) w.reject(new ClosedError('bus'))
     this.writableWaiters.rejectAll(new ClosedError('bus'))
-    const completers = [...this.interests.values()].flatMap((i) => [...i.listeners.values()])
-    for (const complete of completers) complete()
-    this.interests.clear()
-    this.routes.clear()
+    this.inbox.close()
     this.stats.undelivered += undelivered
     this.outbox.clear()
     this.stats.buffered = 0

@@ -5,11 +5,13 @@
  * @module
  */
 import type { Observable } from 'rxjs'
-import type { CodecLike } from '../codec/index.js'
+import { resolveCodec, type Codec, type CodecLike } from '../codec/index.js'
 import type { BusChannel, BusChannelOptions } from './channel.js'
-import type { OverflowPolicy } from '../queue.js'
-import { InvalidArgumentError, type RxnetError } from '../errors.js'
-import { checkInt } from '../options.js'
+import { DEFAULT_OVERFLOW, type OverflowPolicy } from '../queue.js'
+import { InvalidArgumentError, UnsafePathError, type RxnetError } from '../errors.js'
+import { checkInt, checkKeys, checkOverflow } from '../options.js'
+import { checkSocketPath, isPipePath } from './listen.js'
+import { CHECKS_PATHS, resolveSocketPath } from './paths.js'
 
 // ---- hub ----------------------------------------------------------------------------------
 /**
@@ -233,3 +235,42 @@ export const BUS_OPTION_KEYS = Object.keys({
   maxMessageSize: true,
   closeTimeout: true,
 } satisfies Record<keyof BusOptions, true>) as readonly (keyof BusOptions)[]
+
+/** @internal `connectBus(path, options)` checked and resolved once (`ERR_INVALID_ARGUMENT`, `ERR_UNSAFE_PATH` thrown). */
+export interface BusSettings {
+  readonly codec: Codec<unknown>
+  readonly echo: boolean
+  readonly highWaterMark: number
+  readonly overflow: OverflowPolicy
+  readonly maxMessageSize: number
+  readonly minReconnectDelay: number
+  readonly maxReconnectDelay: number
+  readonly closeTimeout: number
+}
+
+/** @internal Checks the path and every option of a local-hub `connectBus`, and fills in the defaults. */
+export function busSettings(path: string, options: BusOptions): BusSettings {
+  checkSocketPath(path)
+  checkKeys('connectBus', options, BUS_OPTION_KEYS)
+  // Directories that let another user replace the socket are a mistake to report now, not retry.
+  if (!isPipePath(path) && CHECKS_PATHS) {
+    try {
+      resolveSocketPath(path)
+    } catch (e) {
+      if (e instanceof UnsafePathError) throw e
+    }
+  }
+  const overflow = options.overflow ?? DEFAULT_OVERFLOW
+  checkOverflow(overflow)
+  const minReconnectDelay = positive('minReconnectDelay', options.minReconnectDelay, DEFAULT_MIN_RECONNECT_DELAY)
+  return {
+    codec: resolveCodec(options.codec ?? 'json'),
+    echo: flag('echo', options.echo, false),
+    highWaterMark: positive('highWaterMark', options.highWaterMark, DEFAULT_BUS_HIGH_WATER_MARK),
+    overflow,
+    maxMessageSize: positive('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE),
+    minReconnectDelay,
+    maxReconnectDelay: Math.max(minReconnectDelay, positive('maxReconnectDelay', options.maxReconnectDelay, DEFAULT_MAX_RECONNECT_DELAY)),
+    closeTimeout: positive('closeTimeout', options.closeTimeout, DEFAULT_CLOSE_TIMEOUT),
+  }
+}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { SequenceWindow } from '../../src/multicast/window.js'
-import { MAX_SEQ_JUMP } from '../../src/bus/client.js'
+import { MAX_SEQ_JUMP } from '../../src/bus/inbox.js'
 
 describe('SequenceWindow with a jump bound (the bus dedupe window)', () => {
   it('refuses a seq more than maxJump ahead instead of advancing to it, and keeps following the real sender', () => {
