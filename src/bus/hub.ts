@@ -14,7 +14,7 @@ import { AbortError, LimitError, DuplicateIdError, FrameTooLongError, isRxnetErr
 import { multicast, type MulticastChannel } from '../multicast/index.js'
 import { startNatsBridge, type BridgeHandle } from './nats/bridge.js'
 import { varintLength } from '../framing/varint.js'
-import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodeLost, encodeMsg, encodePong, encodeString, encodeWelcome, frameLimit, pubToMsg, singleMsgs, sliceMsgs, FrameType, MAX_BATCH_BYTES, MAX_PATTERNS, MSG_OVERHEAD, type Batch } from './protocol.js'
+import { BUS_PROTOCOL_VERSION, decodeFrame, encodeAck, encodeLost, encodeMsg, encodePong, encodeString, encodeWelcome, forEachEntry, frameLimit, pubToMsg, singleMsgs, sliceMsgs, FrameType, MAX_BATCH_BYTES, MAX_PATTERNS, MSG_OVERHEAD, type Batch } from './protocol.js'
 import { Ghosts, removeRoster, rosterPath, writeRoster, type Ghost } from './recovery.js'
 import { SYS_HUB_STATS_REQUEST, SYS_LEASE, hubStatsReply, sysHubStatsTopic } from './sys.js'
 import { PartialFrames, type PartialVerdict } from './limits.js'
@@ -326,8 +326,14 @@ class HubImpl implements Hub {
     this.checkTopic(f.topic)
     const last = f.seq + f.count - 1
     // Every message in it within maxMessageSize, as a PUB of its own.
-    const single = 1 + varintLength(last) + varintLength(Buffer.byteLength(f.topic)) + Buffer.byteLength(f.topic) + f.largest
-    if (single > this.maxMessageSize) throw new FrameTooLongError(single, this.maxMessageSize)
+    const head = 1 + varintLength(Buffer.byteLength(f.topic)) + Buffer.byteLength(f.topic)
+    if (head + varintLength(last) + f.largest > this.maxMessageSize) {
+      // Near the limit: each with its own seq (the client measured it so; a later seq's varint may be longer).
+      forEachEntry(bytes, f, (seq, from, to) => {
+        const single = head + varintLength(seq) + to - from
+        if (single > this.maxMessageSize) throw new FrameTooLongError(single, this.maxMessageSize)
+      })
+    }
     if (last <= s.ackSeq) return // a resend this hub has already forwarded
     let msg = pubToMsg(bytes, s.origin!)
     let count = f.count

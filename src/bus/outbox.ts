@@ -79,7 +79,8 @@ export class Outbox {
   add(seq: number, topicName: string, topic: Uint8Array, payload: string | Uint8Array): number {
     if (this.count > 0 && typeof payload === 'string' && this.topicName === topicName) {
       // Fast path, JSON text into the open batch: written first, its length known after.
-      const room = this.start + MAX_BATCH_BYTES - this.end
+      // The whole frame (header included, it lies before `start`) stays within MAX_BATCH_BYTES.
+      const room = MAX_BATCH_BYTES - this.end
       if (payload.length * 3 + 3 <= room) {
         const buf = this.slab as Utf8Writer
         const guess = payload.length < 0x80 ? 1 : varintLength(payload.length) // bytes >= chars
@@ -113,7 +114,7 @@ export class Outbox {
       this.push({ first: seq, last: seq, frame, slab: null })
       return single
     }
-    if (this.count > 0 && (this.topicName !== topicName || this.end + entry > this.start + MAX_BATCH_BYTES)) this.seal()
+    if (this.count > 0 && (this.topicName !== topicName || this.end + entry > MAX_BATCH_BYTES)) this.seal()
     if (this.count === 0) this.open(seq, topicName, topic)
     const buf = this.slab as Utf8Writer
     let o = this.end
