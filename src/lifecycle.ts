@@ -157,7 +157,7 @@ export abstract class ConnectionKernel<In, Out = In> implements Connection<In, O
 
   /** Where the connection is in its life (see {@link ConnectionState}). */
   state: ConnectionState = OPEN
-  /** Current subscribers of `source` (copy-on-write: emitting never sees a half-updated list). */
+  /** @internal Current subscribers of `source` (copy-on-write: emitting never sees a half-updated list). */
   protected subscribers: SourceReceiver<In>[] = []
   /** How `source` ended (clean: `error` undefined), once it has. */
   private inbound: { error: RxnetError | undefined } | null = null
