@@ -40,7 +40,7 @@ export interface MeshOptions {
   discovery?: boolean
   /** Advertise this node over mDNS (false: it still finds and dials the others). @default true */
   advertise?: boolean
-  /** Pre-shared key: every connection is TLS 1.2 with an ECDHE-PSK cipher keyed from it. @default undefined */
+  /** Pre-shared key: every connection is TLS 1.3 (AES-128-GCM, PSK with ECDHE) keyed from it, TLS 1.2 ECDHE-PSK with 0.1 nodes; see {@link PSK_CIPHERS}. @default undefined */
   secret?: string
   /** Certificates for mutual TLS (`key`, `cert`, `ca`); peers must present a certificate the `ca` signed. @default undefined */
   tls?: tls.SecureContextOptions
@@ -249,16 +249,23 @@ export interface Mesh<In = Uint8Array, Out = Uint8Array | string> extends AsyncD
 export type Resolved = Required<Omit<MeshOptions, 'interface' | 'secret' | 'tls' | 'id'>> & Pick<MeshOptions, 'interface' | 'secret' | 'tls'> & { id: string }
 
 /**
- * TLS 1.2 cipher suites used with `secret`: ECDHE-PSK only, so session keys are forward-secret
- * (plain-PSK suites and TLS 1.3 are refused).
+ * Cipher suites used with `secret`, in order of preference, every one forward-secret:
+ * - TLS 1.3 `TLS_AES_128_GCM_SHA256`, then `TLS_CHACHA20_POLY1305_SHA256` (the PSK is an
+ *   external PSK, used only in `psk_dhe_ke` mode: every session also runs an X25519 / ECDHE
+ *   exchange; OpenSSL refuses `psk_ke` unless told otherwise, and rxnet never tells it);
+ * - TLS 1.2 ECDHE-PSK suites, for nodes of rxnet 0.1 (TLS 1.2 only).
+ * Plain-PSK suites (no ephemeral exchange) are never offered nor accepted. TLS 1.3 suites with
+ * SHA-384 are left out: OpenSSL keys an external PSK with SHA-256.
  *
  * @example
  * ```ts
  * import { PSK_CIPHERS } from 'rxnet'
- * console.log(PSK_CIPHERS.split(':')) // [ 'ECDHE-PSK-CHACHA20-POLY1305', ... ]
+ * console.log(PSK_CIPHERS.split(':')[0]) // 'TLS_AES_128_GCM_SHA256'
  * ```
  */
-export const PSK_CIPHERS = 'ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256'
+export const PSK_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256'
+/** @internal The TLS settings of a `secret` mesh, the same on both ends: TLS 1.3 preferred, 1.2 for 0.1 nodes. */
+export const PSK_TLS = { ciphers: PSK_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' } as const
 /** @internal PSK identity both sides use. */
 export const PSK_IDENTITY = 'rxnet-mesh'
 

@@ -13,7 +13,7 @@ import tls from 'node:tls'
 import { AuthenticationError, ForeignAddressError, LimitError, type RxnetError, TimeoutError } from '../errors.js'
 import { isLoopback, isWildcard } from './discovery.js'
 import type { HandshakeKind, RefuseReason } from './handshake.js'
-import { type MeshAddress, type MeshEvent, type MeshStats, PSK_CIPHERS, PSK_IDENTITY, type Resolved } from './options.js'
+import { type MeshAddress, type MeshEvent, type MeshStats, PSK_IDENTITY, PSK_TLS, type Resolved } from './options.js'
 
 /** What the sockets need from the mesh. */
 export interface SocketsHost {
@@ -56,7 +56,7 @@ export class MeshSockets {
       const psk = this.psk
       const s =
         psk !== undefined
-          ? tls.createServer({ ciphers: PSK_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', handshakeTimeout: timeout, pskCallback: (_s, identity) => (identity === PSK_IDENTITY ? psk : null) })
+          ? tls.createServer({ ...PSK_TLS, handshakeTimeout: timeout, pskCallback: (_s, identity) => (identity === PSK_IDENTITY ? psk : null) })
           : tls.createServer({ ...this.o.tls, requestCert: true, rejectUnauthorized: true, handshakeTimeout: timeout })
       s.on('secureConnection', this.onConnection)
       s.on('tlsClientError', this.onTlsClientError)
@@ -82,7 +82,7 @@ export class MeshSockets {
     let socket: net.Socket
     if (this.psk !== undefined) {
       const psk = this.psk
-      socket = tls.connect({ host, port, ciphers: PSK_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2', checkServerIdentity: () => undefined, pskCallback: () => ({ psk, identity: PSK_IDENTITY }) })
+      socket = tls.connect({ host, port, ...PSK_TLS, checkServerIdentity: () => undefined, pskCallback: () => ({ psk, identity: PSK_IDENTITY }) })
     } else if (this.o.tls !== undefined) {
       socket = tls.connect({ ...this.o.tls, host, port, rejectUnauthorized: true, checkServerIdentity: () => undefined })
     } else {

@@ -330,7 +330,7 @@ export default async function mesh(ctx: BenchContext): Promise<void> {
       const [b, m, psk] = await interleaved(ctx, [() => tcpSample(child, size), () => meshSample(child, size), () => meshSample(child, size, 'bench-secret')])
       ctx.report({ name: `tcp baseline ${label}`, unit: 'msg/s', ...b!, params: { size } })
       ctx.report({ name: `mesh ${label}`, unit: 'msg/s', ...m!, baseline: `tcp baseline ${label}`, minRatio: target, params: { size } })
-      ctx.report({ name: `mesh tls-psk ${label}`, unit: 'msg/s', ...psk!, baseline: `mesh ${label}`, params: { size, cipher: 'ECDHE-PSK-CHACHA20-POLY1305' } })
+      ctx.report({ name: `mesh tls-psk ${label}`, unit: 'msg/s', ...psk!, baseline: `mesh ${label}`, params: { size, cipher: 'TLS_AES_128_GCM_SHA256 (TLS 1.3, psk_dhe_ke)' } })
     }
     if (PARTS.has('zmq')) {
       const zmq = await loadZmq()
