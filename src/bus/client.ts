@@ -273,7 +273,7 @@ class BusImpl implements Bus {
     ch.send(encodeHello(this.id, this.settings.echo))
     for (const pattern of this.inbox.patterns()) ch.send(encodeSub(pattern))
     this.outbox.seal()
-    for (const s of this.outbox.sealed()) ch.send(s.frame)
+    for (const frame of this.outbox.resend()) ch.send(frame)
     for (const id of this.pings.keys()) ch.send(encodePing(id))
   }
 

@@ -17,8 +17,8 @@ export interface Sealed {
   readonly first: number
   readonly last: number
   readonly frame: Uint8Array
-  /** The batch buffer the frame is a view of (back to the pool once acknowledged), or null. */
-  readonly slab: Buffer | null
+  /** The batch buffer the frame is a view of (back to the pool once acknowledged), or null (never reused). */
+  slab: Buffer | null
 }
 
 /** Room before a batch's body for its header: type, seq, count (< 2^21), topic. */
@@ -68,6 +68,19 @@ export class Outbox {
   /** Sealed frames not acknowledged, oldest first (what a reconnect resends). */
   *sealed(): IterableIterator<Sealed> {
     for (let i = this.head; i < this.items.length; i++) yield this.items[i]!
+  }
+
+  /**
+   * The frames to resend on a new connection, oldest first. Their buffers are not reused: the hub
+   * may acknowledge them (having read them on the old connection) while the new connection still
+   * holds them unwritten, and a new batch written into one would go out in its place.
+   */
+  *resend(): IterableIterator<Uint8Array> {
+    for (let i = this.head; i < this.items.length; i++) {
+      const s = this.items[i]!
+      s.slab = null
+      yield s.frame
+    }
   }
 
   /**

@@ -6,7 +6,7 @@ import net from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connectBus, socketChannel, startHub, type Hub, type HubEvent } from 'rxnet'
 import { varintLength } from '../../src/framing/varint.js'
-import { decodeFrame, encodeHello, encodeMsgs, encodePing, encodePub, encodePubs, encodeString, encodeSub, forEachEntry, FrameType, MAX_BATCH_BYTES, type Batch, type HubFrame } from '../../src/bus/protocol.js'
+import { decodeFrame, encodeHello, encodeMsgs, encodeWelcome, encodePing, encodePub, encodePubs, encodeString, encodeSub, forEachEntry, FrameType, MAX_BATCH_BYTES, type Batch, type HubFrame } from '../../src/bus/protocol.js'
 import { tmpSocket, until } from './helpers.js'
 
 const open: { close(): unknown }[] = []
@@ -123,3 +123,84 @@ describe('the real client at the edges of the batch limits', () => {
     expect(got.slice(-2)).toEqual([big, 'z'])
   })
 })
+
+/** A hub played by the test: accepts connections on a socket path, each a channel we drive by hand. */
+async function fakeHub(): Promise<{ path: string; conns: { ch: ReturnType<typeof socketChannel>; frames: Uint8Array[]; read(): void }[]; next(): Promise<void> }> {
+  const path = tmpSocket()
+  const conns: { ch: ReturnType<typeof socketChannel>; frames: Uint8Array[]; read(): void }[] = []
+  const waiting: (() => void)[] = []
+  const server = net.createServer((socket) => {
+    const ch = socketChannel(socket, { maxLength: 16 << 20 })
+    const frames: Uint8Array[] = []
+    // Not read until the test says so (the channel pauses the socket while nobody subscribes).
+    conns.push({ ch, frames, read: () => void ch.source.subscribe({ next: (f) => frames.push(Buffer.from(f)), error: () => {} }) })
+    waiting.shift()?.()
+  })
+  await new Promise<void>((resolve) => server.listen(path, resolve))
+  open.push({ close: () => new Promise<void>((resolve) => { for (const c of conns) c.ch.abort(); server.close(() => resolve()) }) })
+  return { path, conns, next: () => new Promise<void>((resolve) => waiting.push(resolve)) }
+}
+
+/** [first, last] seq of a PUB / PUBS frame, or null. */
+function seqs(frame: Uint8Array): [number, number] | null {
+  try {
+    const f = decodeFrame(frame)
+    if (f.type === 'pub') return [f.seq, f.seq]
+    if (f.type === 'pubs') return [f.seq, f.seq + f.count - 1]
+  } catch {
+    // corrupt
+  }
+  return null
+}
+
+describe('resends after a reconnect', () => {
+  it('a frame resent on a new connection keeps its bytes when the hub acknowledges it (from the old connection) before the resend is written', async () => {
+    const hub = await fakeHub()
+    const first = hub.next()
+    const bus = connectBus(hub.path, { minReconnectDelay: 5, maxReconnectDelay: 10, closeTimeout: 100 })
+    open.push(bus)
+    await first
+    const c1 = hub.conns[0]!
+    c1.ch.send(Buffer.from(encodeWelcomeV2()))
+    c1.read()
+    // 2 MiB of large messages (each a PUB of its own, written by reference), then 40 batches of
+    // 16 x 1000 B (each keeps its batch buffer, which returns to the pool when acknowledged).
+    const big = 'b'.repeat(64 * 1024)
+    for (let i = 0; i < 32; i++) bus.emit('t', big)
+    const small = 'a'.repeat(998)
+    for (let i = 0; i < 40 * 16; i++) bus.emit('t', small)
+    const last = 32 + 40 * 16
+    await until(() => c1.frames.some((f) => seqs(f)?.[1] === last), 10_000, 'everything on the first connection')
+    const sent1 = c1.frames.slice(1) // after HELLO
+    // The connection breaks before any ACK: everything stays in the outbox, to be resent.
+    const second = hub.next()
+    c1.ch.abort()
+    await second
+    const c2 = hub.conns[1]!
+    // As the real hub does for a known client: WELCOME, then at once an ACK of what it forwarded from the old connection.
+    c2.ch.send(Buffer.from(encodeWelcomeV2()))
+    c2.ch.send(Buffer.from([FrameType.ACK, ...varintBytes(last)]))
+    await until(() => bus.stats.buffered === 0, 5000, 'the ACK')
+    // New messages, with other bytes, while the resend still waits to be written (nobody reads c2 yet).
+    const other = 'Z'.repeat(998)
+    for (let i = 0; i < 40 * 16; i++) bus.emit('t', other)
+    c2.read()
+    await until(() => c2.frames.some((f) => seqs(f)?.[1] === last + 40 * 16), 10_000, 'everything on the second connection')
+    const resent = c2.frames.slice(1).filter((f) => { const s = seqs(f); return s === null || s[0] <= last })
+    expect(resent.length).toBe(sent1.length)
+    for (let i = 0; i < sent1.length; i++) expect(Buffer.compare(resent[i]!, sent1[i]!), `resent frame ${i}`).toBe(0)
+  })
+})
+
+function varintBytes(n: number): number[] {
+  const out: number[] = []
+  while (n >= 0x80) {
+    out.push((n % 0x80) | 0x80)
+    n = Math.floor(n / 0x80)
+  }
+  out.push(n)
+  return out
+}
+function encodeWelcomeV2(): Uint8Array {
+  return encodeWelcome('fakehub')
+}
