@@ -349,7 +349,7 @@ export function decodeFrame(frame: Uint8Array): HubFrame {
       const seq = r.varint('seq')
       const count = r.varint('count')
       const topic = r.string('topic', MAX_TOPIC_LENGTH)
-      if (!Number.isSafeInteger(seq + count)) throw new ProtocolError('batch seq out of range')
+      if (!Number.isSafeInteger(seq + (count - 1))) throw new ProtocolError('batch seq out of range') // its last seq, as a PUB's
       const body = r.o
       return { type: 'pubs', seq, count, topic, body, largest: r.entries(count) }
     }
@@ -358,7 +358,7 @@ export function decodeFrame(frame: Uint8Array): HubFrame {
       const origin = r.string('origin id', MAX_ID_LENGTH)
       const count = r.varint('count')
       const topic = r.string('topic', MAX_TOPIC_LENGTH)
-      if (!Number.isSafeInteger(seq + count)) throw new ProtocolError('batch seq out of range')
+      if (!Number.isSafeInteger(seq + (count - 1))) throw new ProtocolError('batch seq out of range') // its last seq, as a PUB's
       const body = r.o
       return { type: 'msgs', seq, origin, count, topic, body, largest: r.entries(count) }
     }

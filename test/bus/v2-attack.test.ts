@@ -204,3 +204,121 @@ function varintBytes(n: number): number[] {
 function encodeWelcomeV2(): Uint8Array {
   return encodeWelcome('fakehub')
 }
+
+describe('forged and malformed batch frames from a client', () => {
+  const utf8Bad = [0xc3, 0x28]
+  // [what, frame after HELLO, the drop's code]
+  const attacks: [string, () => Uint8Array, string][] = [
+    ['count 0', () => forgedPubs(1, 0, 'v.x', []), 'ERR_PROTOCOL'],
+    ['count larger than its entries', () => forgedPubs(1, 3, 'v.x', [1, 0x31, 1, 0x32]), 'ERR_PROTOCOL'],
+    ['count smaller than its entries (trailing entry)', () => forgedPubs(1, 1, 'v.x', [1, 0x31, 1, 0x32]), 'ERR_PROTOCOL'],
+    ['an entry longer than the rest of the frame', () => forgedPubs(1, 2, 'v.x', [1, 0x31, 100, 0x32]), 'ERR_PROTOCOL'],
+    ['a huge count (2^50) over three bytes of entries', () => forgedPubs(1, 2 ** 50, 'v.x', [1, 0x31, 0]), 'ERR_PROTOCOL'],
+    ['an entry length varint that never ends', () => forgedPubs(1, 1, 'v.x', [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]), 'ERR_PROTOCOL'],
+    ['an entry length past 2^53', () => forgedPubs(1, 1, 'v.x', [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]), 'ERR_PROTOCOL'],
+    ['seq + count past 2^53', () => forgedPubs(2 ** 53 - 2, 3, 'v.x', [1, 0x31, 1, 0x32, 1, 0x33]), 'ERR_PROTOCOL'],
+    ['a frame that ends inside the count', () => Buffer.from([FrameType.PUBS, 1, 0x80]), 'ERR_PROTOCOL'],
+    ['a topic that is not UTF-8', () => Buffer.concat([Buffer.from([FrameType.PUBS, 1, 1, 2, ...utf8Bad]), Buffer.from([1, 0x31])]), 'ERR_PROTOCOL'],
+    ['a wildcard topic', () => encodePubs(1, 'v.*', json(1, 2)), 'ERR_INVALID_ARGUMENT'],
+    ['MSGS from a client, claiming another client as origin', () => encodeMsgs(1, 'victim', 'v.x', json(1, 2)), 'ERR_PROTOCOL'],
+    ['an entry over maxMessageSize among small ones', () => encodePubs(1, 'v.x', [new Uint8Array(5), new Uint8Array(2000), new Uint8Array(5)]), 'ERR_FRAME_TOO_LONG'],
+    ['a PUBS frame longer than max(maxMessageSize, MAX_BATCH_BYTES)', () => encodePubs(1, 'v.x', Array.from({ length: 40 }, () => new Uint8Array(500))), 'ERR_FRAME_TOO_LONG'],
+  ]
+
+  it('each drops its sender alone with a typed error; nothing of it is routed; the hub keeps serving the others', async () => {
+    const { hub, drops } = await hubWithEvents({ maxMessageSize: 1024 })
+    const victim = rawClient(hub.path, 'victim', [encodeSub('v.>')])
+    await victim.ping()
+    for (const [what, frame, code] of attacks) {
+      const before = drops().length
+      const mallory = rawClient(hub.path, 'mallory', [frame()])
+      await until(() => drops().length > before, 5000, `drop for ${what}`)
+      expect(drops()[before], what).toMatchObject({ client: 'mallory', error: { code } })
+      await until(() => mallory.ended !== null, 5000, `${what}: connection ended`)
+    }
+    // A batch before HELLO: refused as well.
+    const before = drops().length
+    rawClient(hub.path, null, [encodePubs(1, 'v.x', json(1, 2))])
+    await until(() => drops().length > before, 5000, 'drop before HELLO')
+    expect(drops()[before]).toMatchObject({ client: null, error: { code: 'ERR_PROTOCOL' } })
+    // Nothing forged reached the victim; an honest batch still does, with the origin the hub knows.
+    expect(victim.got).toEqual([])
+    expect(hub.stats.published).toBe(0)
+    const honest = rawClient(hub.path, 'honest', [encodePubs(7, 'v.x', json('a', 'b'))])
+    await honest.ping()
+    await victim.ping()
+    expect(victim.got).toEqual([[7, '"a"'], [8, '"b"']])
+    expect(victim.all.filter((f) => f.type === 'msgs' || f.type === 'msg').map((f) => (f as { origin: string }).origin)).toEqual(['honest'])
+    expect(victim.ended).toBeNull()
+  })
+
+  it('a PUBS frame exactly at the batch limit is taken (the bound is inclusive)', async () => {
+    const { hub, drops } = await hubWithEvents({ maxMessageSize: 1024 })
+    const victim = rawClient(hub.path, 'victim', [encodeSub('v.>')])
+    await victim.ping()
+    // Header: type + seq 1 + count + topic "v.x" (4 bytes); entries of 2 + 600 bytes fill the rest.
+    const entries: Uint8Array[] = []
+    let size = 1 + 1 + 1 + 4
+    while (size + 2 + 600 <= MAX_BATCH_BYTES) {
+      entries.push(new Uint8Array(600).fill(0x31))
+      size += 2 + 600
+    }
+    entries.push(new Uint8Array(MAX_BATCH_BYTES - size - 2).fill(0x31))
+    let frame = encodePubs(1, 'v.x', entries)
+    entries[entries.length - 1] = new Uint8Array(entries.at(-1)!.length + MAX_BATCH_BYTES - frame.length).fill(0x31)
+    frame = encodePubs(1, 'v.x', entries)
+    expect(frame.length).toBe(MAX_BATCH_BYTES)
+    const sender = rawClient(hub.path, 'sender', [frame])
+    await sender.ping()
+    await victim.ping()
+    expect(drops()).toEqual([])
+    expect(victim.got.length).toBe(entries.length)
+  })
+})
+
+describe('sequence numbers at the edges', () => {
+  it('a batch across 2^32 and one ending at 2^53 - 1: every message once, in order, at a real client; resent, nothing twice', async () => {
+    const { hub, drops } = await hubWithEvents()
+    const bus = connectBus(hub.path)
+    open.push(bus)
+    const got: [string, number, number][] = []
+    bus.envelopes$<number>('s.>').subscribe((m) => got.push([m.origin, m.seq, m.data]))
+    await bus.flush()
+    const wrap = 2 ** 32 - 2
+    const a = rawClient(hub.path, 'wrap', [encodePubs(wrap, 's.x', json(0, 1, 2, 3))])
+    await a.ping()
+    a.send(encodePubs(wrap, 's.x', json(0, 1, 2, 3, 4))) // a resend that adds one
+    await a.ping()
+    const top = Number.MAX_SAFE_INTEGER - 2
+    const b = rawClient(hub.path, 'top', [encodePubs(top, 's.y', json(0, 1, 2))])
+    await b.ping()
+    b.send(encodePub(Number.MAX_SAFE_INTEGER, 's.y', Buffer.from('9'))) // already forwarded: dropped by the hub
+    await b.ping()
+    await bus.flush()
+    await until(() => got.length >= 8, 5000, 'all 8')
+    await bus.flush()
+    expect(drops()).toEqual([])
+    expect(got).toEqual([
+      ...[0, 1, 2, 3, 4].map((i) => ['wrap', wrap + i, i]),
+      ...[0, 1, 2].map((i) => ['top', top + i, i]),
+    ])
+    expect(bus.stats.duplicates + bus.stats.implausible).toBe(0)
+  })
+
+  it('a resend cut at its last message goes out as one MSG; a wholly old resend goes nowhere', async () => {
+    const { hub } = await hubWithEvents()
+    const victim = rawClient(hub.path, 'victim', [encodeSub('c.>')])
+    await victim.ping()
+    const s1 = rawClient(hub.path, 'sender', [encodePubs(1, 'c.x', json(1, 2, 3))])
+    await s1.ping()
+    await s1.close()
+    await until(() => hub.stats.clients === 1, 5000, 'sender gone')
+    const s2 = rawClient(hub.path, 'sender', [encodePubs(1, 'c.x', json(1, 2, 3)), encodePubs(2, 'c.x', json(2, 3, 4))])
+    await s2.ping()
+    await victim.ping()
+    expect(victim.got).toEqual([1, 2, 3, 4].map((n) => [n, String(n)]))
+    const frames = victim.all.filter((f) => f.type === 'msg' || f.type === 'msgs')
+    expect(frames.map((f) => f.type)).toEqual(['msgs', 'msg'])
+    expect(hub.stats.published).toBe(4)
+  })
+})
