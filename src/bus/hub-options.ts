@@ -1,6 +1,6 @@
 /**
  * Options, defaults and public types of `startHub()` (`./hub.ts`), which imports this file; nothing
- * here imports it back. The client's are in `./options.ts`.
+ * here imports it back; `hubSettings` resolves them. The client's are in `./options.ts`.
  * @module
  */
 import type { Observable } from 'rxjs'
@@ -9,7 +9,8 @@ import type { HubNatsOptions } from './nats/options.js'
 import type { NatsBridge } from './nats/bridge.js'
 import { InvalidArgumentError, type RxnetError } from '../errors.js'
 import { checkKeys } from '../options.js'
-import type { DEFAULT_MAX_MESSAGE_SIZE } from './options.js' // linked from the docs below
+import { DEFAULT_MAX_MESSAGE_SIZE, positive } from './options.js'
+import { frameLimit, MAX_BATCH_BYTES, MSG_OVERHEAD } from './protocol.js'
 
 /**
  * Default send budget per client on the hub, 8 MiB; a client over it is dropped.
@@ -251,4 +252,37 @@ export const HUB_OPTION_KEYS = Object.keys({
 export function checkHubOptions(options: HubOptions): void {
   checkKeys('startHub', options, HUB_OPTION_KEYS)
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw new InvalidArgumentError('signal must be an AbortSignal')
+}
+
+/** @internal `startHub` options resolved once: every number checked (`ERR_INVALID_ARGUMENT`), defaults filled in. */
+export interface HubSettings {
+  readonly path: string
+  readonly maxMessageSize: number
+  readonly clientHighWaterMark: number
+  readonly slowClientTimeout: number
+  readonly helloTimeout: number
+  readonly recoveryTimeout: number
+  readonly maxClients: number
+  readonly maxPartialBytes: number
+  readonly frameTimeout: number
+}
+
+/** @internal Resolves `startHub` options (after {@link checkHubOptions}). */
+export function hubSettings(options: HubOptions): HubSettings {
+  if (typeof options.path !== 'string') throw new InvalidArgumentError('startHub needs { path }')
+  const maxMessageSize = positive('maxMessageSize', options.maxMessageSize, DEFAULT_MAX_MESSAGE_SIZE)
+  const o = {
+    path: options.path,
+    maxMessageSize,
+    clientHighWaterMark: positive('clientHighWaterMark', options.clientHighWaterMark, DEFAULT_CLIENT_HIGH_WATER_MARK),
+    slowClientTimeout: positive('slowClientTimeout', options.slowClientTimeout, DEFAULT_SLOW_CLIENT_TIMEOUT),
+    helloTimeout: positive('helloTimeout', options.helloTimeout, DEFAULT_HELLO_TIMEOUT),
+    recoveryTimeout: positive('recoveryTimeout', options.recoveryTimeout, DEFAULT_RECOVERY_TIMEOUT),
+    maxClients: positive('maxClients', options.maxClients, DEFAULT_MAX_CLIENTS),
+    maxPartialBytes: positive('maxPartialBytes', options.maxPartialBytes, DEFAULT_MAX_PARTIAL_BYTES),
+    frameTimeout: positive('frameTimeout', options.frameTimeout, DEFAULT_FRAME_TIMEOUT),
+  }
+  // One frame of the largest size must fit, or a client sending one would be dropped forever.
+  if (o.maxPartialBytes < frameLimit(maxMessageSize)) throw new InvalidArgumentError(`maxPartialBytes (${o.maxPartialBytes}) must be at least max(maxMessageSize, ${MAX_BATCH_BYTES}) + ${MSG_OVERHEAD} (${frameLimit(maxMessageSize)})`)
+  return o
 }

@@ -117,3 +117,28 @@ export function hubStatsReply(hub: string, path: string, stats: HubStats, sessio
   }
   return { hub, path, stats: { ...stats }, clients, omitted }
 }
+
+/**
+ * @internal The hub's answers to `$SYS` stats requests: `answer` now and every second until
+ * {@link SYS_LEASE} ms after the last request (a congested hub may not read the next one in time).
+ */
+export class StatsLease {
+  private until = 0
+  private timer: NodeJS.Timeout | null = null
+
+  constructor(private readonly answer: () => void) {}
+
+  request(): void {
+    this.answer()
+    this.until = Date.now() + SYS_LEASE
+    this.timer ??= setInterval(() => {
+      if (Date.now() <= this.until) return this.answer()
+      this.close()
+    }, 1000).unref()
+  }
+
+  close(): void {
+    if (this.timer !== null) clearInterval(this.timer)
+    this.timer = null
+  }
+}
