@@ -7,6 +7,7 @@ import { connectBus, type NatsBus } from 'rxnet'
 import { reply, request } from 'rxnet/operators'
 import { freePort, NATS_SERVER, SKIP_REASON } from './harness.js'
 import { natsSuite } from './suite.js'
+import { commandSender } from '../../src/bus/nats/wire.js'
 
 describe.skipIf(NATS_SERVER === null)(`bus on NATS with plain NATS clients${NATS_SERVER === null ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
   const s = natsSuite(1)
@@ -39,6 +40,19 @@ describe.skipIf(NATS_SERVER === null)(`bus on NATS with plain NATS clients${NATS
       { subject: 'log.info', json: { line: 'a' }, origin: b.id, seq: '1' },
       { subject: 'log.error.disk', json: [1, 2], origin: b.id, seq: '2' },
     ])
+  })
+
+  it('emits go out as ready-made HPUB commands through the installed nats.js (nc.protocol.sendCommand), read by a plain subscriber as nc.publish would send them', async () => {
+    const nc = await plain()
+    expect(commandSender(nc)).not.toBeNull() // else every emit falls back to nc.publish(): slower, same bytes
+    const sub = nc.subscribe('cmd.>', { max: 3 })
+    await nc.flush()
+    const b = bus()
+    const values = [{ s: 'é€😀' }, 'x'.repeat(5000), [1, 2, 3]]
+    for (const v of values) b.emit('cmd.t', v)
+    const got = []
+    for await (const m of sub) got.push({ data: Buffer.from(m.data).toString('hex'), keys: [...m.headers!.keys()], origin: m.headers?.get('Rx-Origin'), seq: m.headers?.get('Rx-Seq') })
+    expect(got).toEqual(values.map((v, i) => ({ data: Buffer.from(JSON.stringify(v)).toString('hex'), keys: ['Rx-Origin', 'Rx-Seq'], origin: b.id, seq: String(i + 1) })))
   })
 
   it('reply() on the bus answers a plain nc.request(); an error reply carries the NATS service-error headers', async () => {

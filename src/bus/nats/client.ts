@@ -15,7 +15,7 @@ import type { JetStreamClient } from '@nats-io/jetstream'
 import { backoffDelay } from '../../backoff.js'
 import { deadline, waitFor, Waiters } from '../../wait.js'
 import { checkKeys } from '../../options.js'
-import { encodeWith } from '../../codec/index.js'
+import { encodeWith, json } from '../../codec/index.js'
 import { AbortError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError, UndeliveredError } from '../../errors.js'
 import { compileTopic, validateTopic, type TopicMatcher } from '../topics.js'
 import { publicHost, topicChannel, type BusChannel, type BusChannelOptions } from '../channel.js'
@@ -23,13 +23,14 @@ import { BUS_OPTION_KEYS, type BusEvent, type BusMessage, type BusStats, type Bu
 import { loadJetStream, loadTransport } from './load.js'
 import { natsBusSettings, ORIGIN_HEADER, SEQ_HEADER, type DurableReadOptions, type NatsBus, type NatsBusOptions, type NatsBusSettings } from './options.js'
 import { checkDurable, DurableReaders, ensureStream } from './durable.js'
-import { seqHeaders } from './wire.js'
-import { Outbox, type Entry } from './outbox.js'
+import { commandSender, headerPrefix, jsonText, seqHeaders, SeqHeaderWriter } from './wire.js'
+import { Outbox, type Extra, type WireFormat } from './outbox.js'
 import { NatsRpc } from './rpc.js'
 import { Interests, type Deliver, type Listener } from './interests.js'
 import { CloseOnce } from '../close.js'
 
 const noop = (): void => {}
+const EMPTY = new Uint8Array(0)
 const KNOWN_KEYS = [...BUS_OPTION_KEYS, 'nats', 'durable']
 /** How long after a failed JetStream publish the unacked durable emits are published again, ms. */
 const RETRY_DELAY = 1000
@@ -68,11 +69,19 @@ export class NatsBusImpl implements NatsBus {
   private readonly durableMatchers: TopicMatcher[]
   private readonly rpc = new NatsRpc()
   private readonly interests: Interests
-  /** Topics already validated (emit's hot path). */
-  private readonly topics = new Set<string>()
+  /** Topics already validated (emit's hot path), with the wire format of their core messages. */
+  private readonly topics = new Map<string, WireFormat>()
+  /** Our header block up to the seq. */
+  private readonly ourHeaders = headerPrefix(this.id)
+  /** Sends the outbox's ready-made commands on the current connection (null: nc.publish() only). */
+  private sendCommand: ((cmd: Uint8Array) => boolean) | null = null
   /** Durable subscriptions: close() waits for their consumers to stop before its last round trip. */
   private readonly readers: DurableReaders
   private nc: NatsConnection | null = null
+  /** The header block of our core emits, only the seq written per message. */
+  private readonly seqHeaders = new SeqHeaderWriter(this.id)
+  /** The options of every core publish (nats.js does not keep them). */
+  private readonly publishOptions: { headers: MsgHdrs | undefined; reply: string | undefined } = { headers: undefined, reply: undefined }
   private js: JetStreamClient | null = null
   private makeHeaders: (() => MsgHdrs) | null = null
   /** Connected and the outbox republished. */
@@ -152,6 +161,7 @@ export class NatsBusImpl implements NatsBus {
       return this.retry(attempt, new ConnectionError(`durable stream ${this.durable!.stream}: ${(e as Error).message}`, e))
     }
     this.nc = nc
+    this.sendCommand = commandSender(nc)
     this.interests.attach(nc)
     void this.watchStatus(nc)
     void nc.closed().then((e) => this.onClosed(nc, e))
@@ -182,7 +192,7 @@ export class NatsBusImpl implements NatsBus {
   private onUp(nc: NatsConnection): void {
     if (this.closed || nc !== this.nc) return
     this.live = true
-    this.outbox.forEach((e) => this.publish(e))
+    this.outbox.forEach((slot) => this.publish(slot))
     this.status.next({ type: 'connected', hubId: nc.info?.server_id ?? '' })
     this.notify()
     this.ping()
@@ -224,22 +234,35 @@ export class NatsBusImpl implements NatsBus {
 
   emit(topic: string, data: unknown): void {
     if (this.closed || this.closing.started) throw this.fatal ?? new ClosedError('bus')
-    if (!this.topics.has(topic)) {
+    let wire = this.topics.get(topic)
+    if (wire === undefined) {
       validateTopic(topic)
       if (this.topics.size > 1000) this.topics.clear()
-      this.topics.add(topic)
+      wire = { pub: Buffer.from(`HPUB ${topic} `, 'utf8'), headers: this.ourHeaders }
+      this.topics.set(topic, wire)
     }
     let body = data
     let reply: string | undefined
     let headers: MsgHdrs | undefined
     const rpc = this.rpc.outgoing(data, this.makeHeaders)
     if (rpc !== null) ({ body, reply, headers } = rpc)
-    const payload = body === undefined || headers !== undefined ? new Uint8Array(0) : encodeWith(this.o.codec, body)
-    if (payload.length + topic.length > this.o.maxMessageSize) throw new FrameTooLongError(payload.length + topic.length, this.o.maxMessageSize)
-    const seq = this.outbox.seq + 1
-    const durable = reply === undefined && this.durableMatchers.some((m) => m.matches(topic))
-    const entry: Entry = { seq, subject: topic, payload, reply, headers, durable, as: undefined, acked: false }
-    this.push(entry)
+    const durable = reply === undefined && this.isDurable(topic)
+    const extra: Extra | undefined = reply !== undefined || headers !== undefined || durable ? { reply, headers, durable, acked: false } : undefined
+    const max = this.o.maxMessageSize
+    let slot: number
+    try {
+      if (body === undefined || headers !== undefined) slot = this.outbox.pushBytes(topic, EMPTY, extra, max)
+      else if (this.o.codec === json) slot = this.outbox.pushText(topic, jsonText(body), extra, max, extra === undefined ? wire : undefined)
+      else slot = this.outbox.pushBytes(topic, encodeWith(this.o.codec, body), extra, max)
+    } finally {
+      this.stats.overflows = this.outbox.overflows
+    }
+    this.pushed(slot)
+  }
+
+  private isDurable(topic: string): boolean {
+    for (const m of this.durableMatchers) if (m.matches(topic)) return true
+    return false
   }
 
   /**
@@ -248,34 +271,39 @@ export class NatsBusImpl implements NatsBus {
    */
   forward(topic: string, payload: Uint8Array, origin: string, seq: number): void {
     if (this.closed || this.closing.started) return
-    this.push({ seq: this.outbox.seq + 1, subject: topic, payload, reply: undefined, headers: undefined, durable: false, as: { origin, seq }, acked: false })
-  }
-
-  private push(entry: Entry): void {
-    let accepted: boolean
+    let slot: number
     try {
-      accepted = this.outbox.push(entry)
+      slot = this.outbox.pushBytes(topic, payload, { as: { origin, seq } })
     } finally {
       this.stats.overflows = this.outbox.overflows
     }
+    this.pushed(slot)
+  }
+
+  /** After a push (`slot` -1: dropped by the overflow policy): counts, and publishes when live. */
+  private pushed(slot: number): void {
     this.stats.dropped = this.outbox.dropped
     this.stats.buffered = this.outbox.length
-    if (!accepted) return
+    if (slot < 0) return
     this.stats.emitted++
     if (this.live) {
-      this.publish(entry)
+      this.publish(slot)
       this.ping()
     }
   }
 
-  private publish(e: Entry): void {
-    if (e.durable && this.js !== null) {
+  /** Publishes the outbox entry in `slot`: a JetStream publish for a durable one, a core publish with our headers otherwise. */
+  private publish(slot: number): void {
+    const q = this.outbox
+    const x = q.extraOf(slot)
+    const seq = q.seqOf(slot)
+    if (x?.durable === true && this.js !== null) {
       const h = this.makeHeaders!()
       h.set(ORIGIN_HEADER, this.id)
-      h.set(SEQ_HEADER, String(e.seq))
-      this.js.publish(e.subject, e.payload, { msgID: `${this.id}-${e.seq}`, headers: h }).then(
+      h.set(SEQ_HEADER, String(seq))
+      this.js.publish(q.subjectOf(slot), q.payloadOf(slot), { msgID: `${this.id}-${seq}`, headers: h }).then(
         () => {
-          e.acked = true
+          x.acked = true
           this.release()
         },
         // Not stored (a timeout while the stream elects a leader ...): the outbox keeps it and
@@ -284,15 +312,22 @@ export class NatsBusImpl implements NatsBus {
       )
       return
     }
-    let h: MsgHdrs
-    if (e.headers === undefined) h = e.as === undefined ? seqHeaders(this.id, e.seq) : seqHeaders(e.as.origin, e.as.seq)
-    else {
-      h = e.headers // a failed reply's service-error headers, plus ours
-      h.set(ORIGIN_HEADER, this.id)
-      h.set(SEQ_HEADER, String(e.seq))
+    if (x === undefined && this.sendCommand !== null) {
+      const cmd = q.commandOf(slot)
+      if (cmd !== undefined && this.sendCommand(cmd)) return
     }
+    const o = this.publishOptions
+    if (x === undefined) o.headers = this.seqHeaders.next(seq)
+    else if (x.headers === undefined) o.headers = x.as === undefined ? this.seqHeaders.next(seq) : seqHeaders(x.as.origin, x.as.seq)
+    else {
+      o.headers = x.headers // a failed reply's service-error headers, plus ours
+      x.headers.set(ORIGIN_HEADER, this.id)
+      x.headers.set(SEQ_HEADER, String(seq))
+    }
+    o.reply = x?.reply
     try {
-      this.nc!.publish(e.subject, e.payload, { headers: h, reply: e.reply })
+      // nats.js reads the options (and the headers' encode()) during the call only: one object for every publish.
+      this.nc!.publish(q.subjectOf(slot), q.payloadOf(slot), o)
     } catch {
       // Closed under us, or refused (a subject NATS does not accept): kept, sent again on reconnect.
     }
@@ -306,8 +341,9 @@ export class NatsBusImpl implements NatsBus {
       this.durableRetry = null
       // A reconnect in between has republished the outbox already.
       if (!this.live || gen !== this.gen) return
-      this.outbox.forEach((e) => {
-        if (e.durable && !e.acked) this.publish(e)
+      this.outbox.forEach((slot) => {
+        const x = this.outbox.extraOf(slot)
+        if (x?.durable === true && x.acked !== true) this.publish(slot)
       })
     }, RETRY_DELAY)
   }
@@ -399,14 +435,14 @@ export class NatsBusImpl implements NatsBus {
   // ---- subscribing -------------------------------------------------------------------------
 
   messages$<T = unknown>(pattern: string, options?: DurableReadOptions): Observable<T> {
-    return this.watch<T>(pattern, options, (subscriber) => (_topic, data) => subscriber.next(data as T))
+    return this.watch<T>(pattern, options, false, (subscriber) => (_topic, data) => subscriber.next(data as T))
   }
 
   envelopes$<T = unknown>(pattern: string, options?: DurableReadOptions): Observable<BusMessage<T>> {
-    return this.watch<BusMessage<T>>(pattern, options, (subscriber) => (topic, data, origin, seq) => subscriber.next({ topic, data: data as T, origin, seq }))
+    return this.watch<BusMessage<T>>(pattern, options, true, (subscriber) => (topic, data, origin, seq) => subscriber.next({ topic, data: data as T, origin, seq }))
   }
 
-  private watch<T>(pattern: string, options: DurableReadOptions | undefined, make: (subscriber: Subscriber<T>) => Deliver): Observable<T> {
+  private watch<T>(pattern: string, options: DurableReadOptions | undefined, topic: boolean, make: (subscriber: Subscriber<T>) => Deliver): Observable<T> {
     return new Observable<T>((subscriber) => {
       try {
         compileTopic(pattern)
@@ -421,7 +457,7 @@ export class NatsBusImpl implements NatsBus {
         return
       }
       const deliver = make(subscriber)
-      const listener: Listener = { complete: () => subscriber.complete(), error: (e) => subscriber.error(e) }
+      const listener: Listener = { complete: () => subscriber.complete(), error: (e) => subscriber.error(e), topic }
       if (options !== undefined && (options.from !== undefined || options.consumer !== undefined)) {
         if (this.durable === undefined) {
           subscriber.error(new InvalidArgumentError('messages$: from / consumer need durable topics (connectBus(url, { durable: { stream, subjects } }))'))

@@ -17,10 +17,16 @@ export type Deliver = (topic: string, data: unknown, origin: string, seq: number
 export interface Listener {
   readonly complete: () => void
   readonly error: (e: unknown) => void
+  /** Reads the topic it is given (`envelopes$`, a raw watch); `messages$` does not, and then nats.js's subject is not decoded. @default true */
+  readonly topic?: boolean
 }
 
 interface Interest {
   readonly listeners: Map<Deliver, Listener>
+  /** The listeners' delivery functions, as an array (the per-message loop), rebuilt on every change. */
+  delivers: Deliver[]
+  /** Listeners that read the topic. */
+  topics: number
   readonly filter: SenderFilter
   /** Payloads handed over undecoded (a hub's bridge), requests not unwrapped. */
   readonly raw: boolean
@@ -30,6 +36,12 @@ interface Interest {
 }
 
 const IGNORE: Listener = { complete: () => {}, error: () => {} }
+
+function changed(interest: Interest): void {
+  interest.delivers = [...interest.listeners.keys()]
+  interest.topics = 0
+  for (const l of interest.listeners.values()) if (l.topic !== false) interest.topics++
+}
 
 /** The interests of one bus and their NATS subscriptions on the current connection. */
 export class Interests {
@@ -60,14 +72,16 @@ export class Interests {
   add(pattern: string, deliver: Deliver, listener: Listener): () => void {
     let interest = this.map.get(pattern)
     if (interest === undefined) {
-      interest = { listeners: new Map(), filter: new SenderFilter(), raw: false, pattern, subs: [] }
+      interest = { listeners: new Map(), delivers: [], topics: 0, filter: new SenderFilter(), raw: false, pattern, subs: [] }
       this.map.set(pattern, interest)
       if (this.nc !== null) this.subscribe(interest)
     }
     interest.listeners.set(deliver, listener)
+    changed(interest)
     const own = interest
     return () => {
       own.listeners.delete(deliver)
+      changed(own)
       if (own.listeners.size === 0 && this.map.get(pattern) === own) {
         this.map.delete(pattern)
         for (const s of own.subs) s.unsubscribe()
@@ -81,7 +95,7 @@ export class Interests {
    * all raw watches (a message two overlapping patterns match comes once). Returns the unsubscribe.
    */
   watchRaw(pattern: string, deliver: (topic: string, payload: Uint8Array, origin: string, seq: number) => void): () => void {
-    const interest: Interest = { listeners: new Map([[deliver as Deliver, IGNORE]]), filter: this.rawFilter, raw: true, pattern, subs: [] }
+    const interest: Interest = { listeners: new Map([[deliver as Deliver, IGNORE]]), delivers: [deliver as Deliver], topics: 1, filter: this.rawFilter, raw: true, pattern, subs: [] }
     const key = `raw:${pattern}`
     this.map.get(key)?.subs.forEach((s) => s.unsubscribe())
     this.map.set(key, interest)
@@ -117,9 +131,10 @@ export class Interests {
       this.stats.duplicates++
       return
     }
+    const delivers = interest.delivers
     if (interest.raw) {
       this.stats.received++
-      for (const deliver of interest.listeners.keys()) deliver(msg.subject, msg.data, origin, seq)
+      for (let i = 0; i < delivers.length; i++) delivers[i]!(msg.subject, msg.data, origin, seq)
       return
     }
     let data: unknown
@@ -131,7 +146,8 @@ export class Interests {
     }
     data = this.rpc.incoming(msg, data)
     this.stats.received++
-    for (const deliver of interest.listeners.keys()) deliver(msg.subject, data, origin, seq)
+    const topic = interest.topics > 0 ? msg.subject : ''
+    for (let i = 0; i < delivers.length; i++) delivers[i]!(topic, data, origin, seq)
   }
 
   private onReply(interest: Interest, msg: Msg): void {

@@ -9,7 +9,7 @@ import type { Msg, MsgHdrs } from '@nats-io/transport-node'
 import type { Codec } from '../../codec/index.js'
 import { isReply, isRequest } from '../../rpc.js'
 import type { BusStats } from '../options.js'
-import { decodeBody, readMeta, ERROR_CODE_HEADER, ERROR_HEADER, MSG_ID_HEADER } from './wire.js'
+import { decodeBody, hasReply, readMeta, ERROR_CODE_HEADER, ERROR_HEADER, MSG_ID_HEADER } from './wire.js'
 
 /** Requests awaiting a reply on this client (oldest forgotten beyond this). */
 const MAX_PENDING_REPLIES = 100_000
@@ -69,7 +69,7 @@ export class NatsRpc {
    * subject is for the stream's ack): not a request.
    */
   incoming(msg: Msg, data: unknown): unknown {
-    if (msg.reply && msg.headers?.has(MSG_ID_HEADER) !== true) return { $rx: 'req', id: msg.reply, body: data, to: msg.reply }
+    if (hasReply(msg) && msg.headers?.has(MSG_ID_HEADER) !== true) return { $rx: 'req', id: msg.reply, body: data, to: msg.reply }
     return data
   }
 

@@ -3,8 +3,9 @@
  * error headers on failed replies, and the per-sender duplicate filter receivers apply.
  * @module
  */
-import type { Msg, MsgHdrs } from '@nats-io/transport-node'
-import { decodeWith, type Codec } from '../../codec/index.js'
+import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node'
+import { decodeWith, json, type Codec } from '../../codec/index.js'
+import { EncodeError } from '../../errors.js'
 import { ORIGIN_HEADER, SEQ_HEADER } from './options.js'
 
 /** Header of a failed reply (the NATS services convention): the error message. */
@@ -50,12 +51,113 @@ class EncodedHeaders {
   }
 }
 
-const ORIGIN_LINE = `\r\n${ORIGIN_HEADER}: `
-const SEQ_LINE = `\r\n${SEQ_HEADER}: `
+/** `NATS/1.0\r\nRx-Origin: <origin>\r\nRx-Seq: `: the header block of `origin`'s messages up to the seq. */
+export function headerPrefix(origin: string): Buffer {
+  return Buffer.from(`NATS/1.0\r\n${ORIGIN_HEADER}: ${origin}\r\n${SEQ_HEADER}: `, 'latin1')
+}
+
+/** What {@link commandSender} needs of nats.js's connection internals. */
+interface Protocol {
+  sendCommand?: unknown
+  outMsgs?: unknown
+  outBytes?: unknown
+}
 
 /**
- * {@link readMeta} of a received message. Fast path: a header block of exactly rxnet's two
- * headers (what {@link seqHeaders} sends) is read from its bytes; nats.js keeps them in the
+ * Sends complete NATS commands (`HPUB ...`, built by the outbox) through nats.js's own send
+ * buffer, as `nc.publish()` would after building the same bytes from strings per message. Uses
+ * nats.js internals (`nc.protocol.sendCommand`, present in the pinned ~3.4 range; checked):
+ * null without them, and the caller then publishes with `nc.publish()`. The returned function
+ * says false (nothing sent) where `nc.publish()` would refuse or check more: a closed or
+ * draining connection, a server without headers, a command near the server's max_payload.
+ */
+export function commandSender(nc: NatsConnection): ((cmd: Uint8Array) => boolean) | null {
+  const p = (nc as unknown as { protocol?: Protocol }).protocol
+  if (p === undefined || typeof p.sendCommand !== 'function') return null
+  const send = p.sendCommand as (cmd: Uint8Array) => void
+  return (cmd) => {
+    const info = nc.info
+    if (info === undefined || info.headers !== true || cmd.length > info.max_payload || nc.isClosed() || nc.isDraining()) return false
+    send.call(p, cmd)
+    if (typeof p.outMsgs === 'number') p.outMsgs++
+    if (typeof p.outBytes === 'number') p.outBytes += cmd.length
+    return true
+  }
+}
+
+/** Bytes of the slabs header blocks are written into. */
+const SLAB = 64 * 1024
+
+/**
+ * The header block of a core message from one sender (`NATS/1.0`, `Rx-Origin`, `Rx-Seq`), written
+ * for seq after seq: the constant prefix is encoded once, only the seq's digits are written per
+ * message, into a shared slab. Also the headers object handed to nats.js's publish, which only calls
+ * {@link encode} (synchronously): {@link next} sets what it returns.
+ */
+export class SeqHeaderWriter {
+  private readonly prefix: Buffer
+  private slab = Buffer.allocUnsafeSlow(SLAB)
+  private off = 0
+  private bytes: Uint8Array = new Uint8Array(0)
+
+  constructor(origin: string) {
+    this.prefix = headerPrefix(origin)
+  }
+
+  /** Sets the block of message `seq` (a positive safe integer); returns this, the headers to publish with. */
+  next(seq: number): MsgHdrs {
+    const p = this.prefix
+    const size = p.length + 20
+    if (this.off + size > this.slab.length) {
+      // Views of the old slab may still wait in nats.js's send buffer: a new slab, the old one is collected after.
+      this.slab = Buffer.allocUnsafeSlow(SLAB)
+      this.off = 0
+    }
+    const slab = this.slab
+    const start = this.off
+    p.copy(slab, start)
+    let i = start + p.length
+    let digits = 1
+    for (let n = seq; n >= 10; n = Math.floor(n / 10)) digits++
+    let n = seq
+    for (let d = i + digits - 1; d >= i; d--) {
+      slab[d] = 48 + (n % 10)
+      n = Math.floor(n / 10)
+    }
+    i += digits
+    slab[i++] = 13
+    slab[i++] = 10
+    slab[i++] = 13
+    slab[i++] = 10
+    this.off = i
+    this.bytes = slab.subarray(start, i)
+    return this as unknown as MsgHdrs
+  }
+
+  encode(): Uint8Array {
+    return this.bytes
+  }
+}
+const PREFIX = Buffer.from(`NATS/1.0\r\n${ORIGIN_HEADER}: `, 'latin1')
+const SEQ_LINE = Buffer.from(`\r\n${SEQ_HEADER}: `, 'latin1')
+
+/** What {@link readMessageMeta}'s fast path returns, reused: read it before the next call. */
+const SCRATCH: Meta = { origin: '', seq: 0, noResponders: false, error: undefined }
+/** The last origin read, and its bytes: a sender's messages come in runs, its id is decoded once per run. */
+let lastOrigin = ''
+let lastOriginBytes: Uint8Array = new Uint8Array(0)
+
+/** True when `b[at..]` starts with `what`. */
+function bytesAt(b: Uint8Array, at: number, what: Uint8Array): boolean {
+  if (at + what.length > b.length) return false
+  for (let i = 0; i < what.length; i++) if (b[at + i] !== what[i]) return false
+  return true
+}
+
+/**
+ * {@link readMeta} of a received message. Fast path, without an object per message: a header
+ * block of exactly rxnet's two headers (what {@link SeqHeaderWriter} sends) is read from its
+ * bytes into a result that is reused (read it before the next call); nats.js keeps them in the
  * message's `_rdata` up to `_msg.hdr` (checked, pinned by the ~3.4 dependency range); anything
  * else goes through `msg.headers`.
  */
@@ -63,22 +165,36 @@ export function readMessageMeta(msg: Msg): Meta {
   const raw = msg as unknown as { _msg?: { hdr?: unknown }; _rdata?: unknown }
   const hdr = raw._msg?.hdr
   if (hdr === -1) return PLAIN
-  if (typeof hdr === 'number' && hdr > 0 && hdr < 256 && raw._rdata instanceof Uint8Array) {
-    const text = Buffer.from(raw._rdata.buffer, raw._rdata.byteOffset, hdr).toString('latin1')
-    const o = text.indexOf(ORIGIN_LINE)
-    const q = text.indexOf(SEQ_LINE)
-    // "NATS/1.0\r\nRx-Origin: x\r\nRx-Seq: n\r\n\r\n" and nothing else.
-    if (o === 8 && text.startsWith('NATS/1.0') && q > o) {
-      const originEnd = text.indexOf('\r\n', o + ORIGIN_LINE.length)
-      const seqEnd = text.indexOf('\r\n', q + SEQ_LINE.length)
-      if (originEnd === q && seqEnd === text.length - 4) {
-        const origin = text.slice(o + ORIGIN_LINE.length, originEnd)
-        const seq = Number(text.slice(q + SEQ_LINE.length, seqEnd))
-        if (origin !== '' && Number.isSafeInteger(seq) && seq > 0) return { origin, seq, noResponders: false, error: undefined }
+  const b = raw._rdata
+  // "NATS/1.0\r\nRx-Origin: x\r\nRx-Seq: n\r\n\r\n" and nothing else.
+  if (typeof hdr === 'number' && hdr > 0 && hdr < 256 && b instanceof Uint8Array && hdr <= b.length && bytesAt(b, 0, PREFIX)) {
+    const start = PREFIX.length
+    let i = start
+    while (i < hdr && b[i] !== 13) i++
+    const end = i
+    if (end > start && bytesAt(b, end, SEQ_LINE)) {
+      i = end + SEQ_LINE.length
+      const digits = i
+      let seq = 0
+      for (let c = b[i]!; i < hdr && c >= 48 && c <= 57; c = b[++i]!) seq = seq * 10 + (c - 48)
+      if (i > digits && i - digits <= 15 && seq > 0 && i + 4 === hdr && b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) {
+        if (end - start !== lastOriginBytes.length || !bytesAt(b, start, lastOriginBytes)) {
+          lastOriginBytes = b.slice(start, end)
+          lastOrigin = Buffer.from(lastOriginBytes.buffer, lastOriginBytes.byteOffset, lastOriginBytes.length).toString('latin1')
+        }
+        SCRATCH.origin = lastOrigin
+        SCRATCH.seq = seq
+        return SCRATCH
       }
     }
   }
   return readMeta(msg.headers)
+}
+
+/** True when a received message has a NATS reply subject (read without decoding it when nats.js's `_msg` has it as bytes). */
+export function hasReply(msg: Msg): boolean {
+  const reply = (msg as unknown as { _msg?: { reply?: unknown } })._msg?.reply
+  return reply instanceof Uint8Array ? reply.length > 0 : Boolean(msg.reply)
 }
 
 /** Reads rxnet's headers; anything missing or malformed reads as a plain NATS message. */
@@ -93,6 +209,21 @@ export function readMeta(h: MsgHdrs | undefined): Meta {
   return { origin, seq, noResponders: false, error }
 }
 
+/**
+ * What the built-in `json` codec's encode() produces, as text (the outbox writes it into its
+ * chunks): `ERR_ENCODE` for a value JSON cannot represent, as `encodeWith(json, value)` says.
+ */
+export function jsonText(value: unknown): string {
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch (e) {
+    throw new EncodeError(json.name, e)
+  }
+  if (text === undefined) throw new EncodeError(json.name, new TypeError(`${typeof value} is not JSON-serialisable`))
+  return text
+}
+
 /** An empty payload is `undefined` (a reply with no body); anything else goes through the codec. */
 export function decodeBody(codec: Codec<unknown>, data: Uint8Array): unknown {
   return data.length === 0 ? undefined : decodeWith(codec, data)
@@ -105,14 +236,23 @@ export function decodeBody(codec: Codec<unknown>, data: Uint8Array): unknown {
  * keeps each message once and in order.
  */
 export class SenderFilter {
-  private readonly highest = new Map<string, number>()
+  /** Per sender, a box with the highest seq (updated in place: no map write per message). */
+  private readonly highest = new Map<string, { seq: number }>()
+  /** The last sender seen and its box: messages come in runs per sender. */
+  private lastOrigin = ''
+  private last: { seq: number } | undefined
 
   /** True (and remembered) when `seq` is new from `origin`. */
   accept(origin: string, seq: number): boolean {
-    const last = this.highest.get(origin)
-    if (last !== undefined && seq <= last) return false
-    if (last === undefined && this.highest.size >= MAX_SENDERS) this.highest.delete(this.highest.keys().next().value!)
-    this.highest.set(origin, seq)
+    let box = origin === this.lastOrigin ? this.last : this.highest.get(origin)
+    if (box === undefined) {
+      if (this.highest.size >= MAX_SENDERS) this.highest.delete(this.highest.keys().next().value!)
+      box = { seq }
+      this.highest.set(origin, box)
+    } else if (seq <= box.seq) return false
+    box.seq = seq
+    this.lastOrigin = origin
+    this.last = box
     return true
   }
 }
