@@ -10,27 +10,25 @@
  */
 import { randomBytes } from 'node:crypto'
 import { BehaviorSubject, Observable, Subject, type Subscriber } from 'rxjs'
-import type { MsgHdrs, NatsConnection } from '@nats-io/transport-node'
+import type { NatsConnection } from '@nats-io/transport-node'
 import type { JetStreamClient } from '@nats-io/jetstream'
 import { backoffDelay } from '../../backoff.js'
 import { deadline, waitFor, Waiters } from '../../wait.js'
 import { checkKeys } from '../../options.js'
-import { encodeWith, json } from '../../codec/index.js'
-import { AbortError, ClosedError, ConnectionError, FrameTooLongError, InvalidArgumentError, RxnetError, UndeliveredError } from '../../errors.js'
-import { compileTopic, validateTopic, type TopicMatcher } from '../topics.js'
+import { AbortError, ClosedError, ConnectionError, InvalidArgumentError, RxnetError, UndeliveredError } from '../../errors.js'
+import { compileTopic, validateTopic } from '../topics.js'
 import { publicHost, topicChannel, type BusChannel, type BusChannelOptions } from '../channel.js'
 import { BUS_OPTION_KEYS, type BusEvent, type BusMessage, type BusStats, type BusStatus } from '../options.js'
 import { loadJetStream, loadTransport } from './load.js'
-import { natsBusSettings, ORIGIN_HEADER, SEQ_HEADER, type DurableReadOptions, type NatsBus, type NatsBusOptions, type NatsBusSettings } from './options.js'
+import { natsBusSettings, type DurableReadOptions, type NatsBus, type NatsBusOptions, type NatsBusSettings } from './options.js'
 import { checkDurable, DurableReaders, ensureStream } from './durable.js'
-import { commandSender, headerPrefix, jsonText, seqHeaders, SeqHeaderWriter } from './wire.js'
-import { Outbox, type Extra, type WireFormat } from './outbox.js'
+import { Sender } from './sender.js'
+import { Outbox } from './outbox.js'
 import { NatsRpc } from './rpc.js'
 import { Interests, type Deliver, type Listener } from './interests.js'
 import { CloseOnce } from '../close.js'
 
 const noop = (): void => {}
-const EMPTY = new Uint8Array(0)
 const KNOWN_KEYS = [...BUS_OPTION_KEYS, 'nats', 'durable']
 /** How long after a failed JetStream publish the unacked durable emits are published again, ms. */
 const RETRY_DELAY = 1000
@@ -66,24 +64,14 @@ export class NatsBusImpl implements NatsBus {
   private readonly o: NatsBusSettings
   private readonly outbox: Outbox
   private readonly durable: NatsBusOptions['durable']
-  private readonly durableMatchers: TopicMatcher[]
   private readonly rpc = new NatsRpc()
   private readonly interests: Interests
-  /** Topics already validated (emit's hot path), with the wire format of their core messages. */
-  private readonly topics = new Map<string, WireFormat>()
-  /** Our header block up to the seq. */
-  private readonly ourHeaders = headerPrefix(this.id)
-  /** Sends the outbox's ready-made commands on the current connection (null: nc.publish() only). */
-  private sendCommand: ((cmd: Uint8Array) => boolean) | null = null
+  /** Turns emits into outbox entries and entries into NATS publishes. */
+  private readonly sender: Sender
   /** Durable subscriptions: close() waits for their consumers to stop before its last round trip. */
   private readonly readers: DurableReaders
   private nc: NatsConnection | null = null
-  /** The header block of our core emits, only the seq written per message. */
-  private readonly seqHeaders = new SeqHeaderWriter(this.id)
-  /** The options of every core publish (nats.js does not keep them). */
-  private readonly publishOptions: { headers: MsgHdrs | undefined; reply: string | undefined } = { headers: undefined, reply: undefined }
   private js: JetStreamClient | null = null
-  private makeHeaders: (() => MsgHdrs) | null = null
   /** Connected and the outbox republished. */
   private live = false
   /** Bumped on every disconnect: a round trip started in an older generation confirms nothing. */
@@ -104,7 +92,10 @@ export class NatsBusImpl implements NatsBus {
     this.outbox = new Outbox(this.o.highWaterMark, this.o.overflow)
     this.durable = options.durable
     if (this.durable !== undefined) checkDurable(this.durable)
-    this.durableMatchers = (this.durable?.subjects ?? []).map((s) => compileTopic(s))
+    this.sender = new Sender(this.id, this.outbox, this.o, this.durable?.subjects ?? [], this.rpc, {
+      acked: () => this.release(),
+      notStored: () => this.retryDurable(),
+    })
     this.interests = new Interests(this.o.codec, this.stats, this.rpc)
     this.readers = new DurableReaders({
       ready: async () => {
@@ -116,7 +107,7 @@ export class NatsBusImpl implements NatsBus {
       },
       codec: this.o.codec,
       stats: this.stats,
-      makeHeaders: () => this.makeHeaders!(),
+      makeHeaders: () => this.sender.makeHeaders!(),
     })
     this.changed = this.newChange()
     this.status$ = this.status.asObservable()
@@ -141,7 +132,7 @@ export class NatsBusImpl implements NatsBus {
     let nc: NatsConnection
     try {
       const { connect, headers } = await loadTransport()
-      this.makeHeaders = headers
+      this.sender.makeHeaders = headers
       nc = await connect({ maxReconnectAttempts: -1, ...this.o.nats, servers: (this.o.nats['servers'] as string[] | undefined) ?? this.o.servers, noEcho: !this.o.echo })
     } catch (e) {
       if (e instanceof RxnetError && e.code === 'ERR_MISSING_DEPENDENCY') return this.fail(e)
@@ -161,7 +152,7 @@ export class NatsBusImpl implements NatsBus {
       return this.retry(attempt, new ConnectionError(`durable stream ${this.durable!.stream}: ${(e as Error).message}`, e))
     }
     this.nc = nc
-    this.sendCommand = commandSender(nc)
+    this.sender.attach(nc, this.js)
     this.interests.attach(nc)
     void this.watchStatus(nc)
     void nc.closed().then((e) => this.onClosed(nc, e))
@@ -192,7 +183,7 @@ export class NatsBusImpl implements NatsBus {
   private onUp(nc: NatsConnection): void {
     if (this.closed || nc !== this.nc) return
     this.live = true
-    this.outbox.forEach((slot) => this.publish(slot))
+    this.outbox.forEach((slot) => this.sender.publish(slot))
     this.status.next({ type: 'connected', hubId: nc.info?.server_id ?? '' })
     this.notify()
     this.ping()
@@ -234,35 +225,13 @@ export class NatsBusImpl implements NatsBus {
 
   emit(topic: string, data: unknown): void {
     if (this.closed || this.closing.started) throw this.fatal ?? new ClosedError('bus')
-    let wire = this.topics.get(topic)
-    if (wire === undefined) {
-      validateTopic(topic)
-      if (this.topics.size > 1000) this.topics.clear()
-      wire = { pub: Buffer.from(`HPUB ${topic} `, 'utf8'), headers: this.ourHeaders }
-      this.topics.set(topic, wire)
-    }
-    let body = data
-    let reply: string | undefined
-    let headers: MsgHdrs | undefined
-    const rpc = this.rpc.outgoing(data, this.makeHeaders)
-    if (rpc !== null) ({ body, reply, headers } = rpc)
-    const durable = reply === undefined && this.isDurable(topic)
-    const extra: Extra | undefined = reply !== undefined || headers !== undefined || durable ? { reply, headers, durable, acked: false } : undefined
-    const max = this.o.maxMessageSize
     let slot: number
     try {
-      if (body === undefined || headers !== undefined) slot = this.outbox.pushBytes(topic, EMPTY, extra, max)
-      else if (this.o.codec === json) slot = this.outbox.pushText(topic, jsonText(body), extra, max, extra === undefined ? wire : undefined)
-      else slot = this.outbox.pushBytes(topic, encodeWith(this.o.codec, body), extra, max)
+      slot = this.sender.emit(topic, data)
     } finally {
       this.stats.overflows = this.outbox.overflows
     }
     this.pushed(slot)
-  }
-
-  private isDurable(topic: string): boolean {
-    for (const m of this.durableMatchers) if (m.matches(topic)) return true
-    return false
   }
 
   /**
@@ -273,7 +242,7 @@ export class NatsBusImpl implements NatsBus {
     if (this.closed || this.closing.started) return
     let slot: number
     try {
-      slot = this.outbox.pushBytes(topic, payload, { as: { origin, seq } })
+      slot = this.sender.forward(topic, payload, origin, seq)
     } finally {
       this.stats.overflows = this.outbox.overflows
     }
@@ -287,49 +256,8 @@ export class NatsBusImpl implements NatsBus {
     if (slot < 0) return
     this.stats.emitted++
     if (this.live) {
-      this.publish(slot)
+      this.sender.publish(slot)
       this.ping()
-    }
-  }
-
-  /** Publishes the outbox entry in `slot`: a JetStream publish for a durable one, a core publish with our headers otherwise. */
-  private publish(slot: number): void {
-    const q = this.outbox
-    const x = q.extraOf(slot)
-    const seq = q.seqOf(slot)
-    if (x?.durable === true && this.js !== null) {
-      const h = this.makeHeaders!()
-      h.set(ORIGIN_HEADER, this.id)
-      h.set(SEQ_HEADER, String(seq))
-      this.js.publish(q.subjectOf(slot), q.payloadOf(slot), { msgID: `${this.id}-${seq}`, headers: h }).then(
-        () => {
-          x.acked = true
-          this.release()
-        },
-        // Not stored (a timeout while the stream elects a leader ...): the outbox keeps it and
-        // publishes it again, with the same message id, after a reconnect or RETRY_DELAY.
-        () => this.retryDurable(),
-      )
-      return
-    }
-    if (x === undefined && this.sendCommand !== null) {
-      const cmd = q.commandOf(slot)
-      if (cmd !== undefined && this.sendCommand(cmd)) return
-    }
-    const o = this.publishOptions
-    if (x === undefined) o.headers = this.seqHeaders.next(seq)
-    else if (x.headers === undefined) o.headers = x.as === undefined ? this.seqHeaders.next(seq) : seqHeaders(x.as.origin, x.as.seq)
-    else {
-      o.headers = x.headers // a failed reply's service-error headers, plus ours
-      x.headers.set(ORIGIN_HEADER, this.id)
-      x.headers.set(SEQ_HEADER, String(seq))
-    }
-    o.reply = x?.reply
-    try {
-      // nats.js reads the options (and the headers' encode()) during the call only: one object for every publish.
-      this.nc!.publish(q.subjectOf(slot), q.payloadOf(slot), o)
-    } catch {
-      // Closed under us, or refused (a subject NATS does not accept): kept, sent again on reconnect.
     }
   }
 
@@ -343,7 +271,7 @@ export class NatsBusImpl implements NatsBus {
       if (!this.live || gen !== this.gen) return
       this.outbox.forEach((slot) => {
         const x = this.outbox.extraOf(slot)
-        if (x?.durable === true && x.acked !== true) this.publish(slot)
+        if (x?.durable === true && x.acked !== true) this.sender.publish(slot)
       })
     }, RETRY_DELAY)
   }
@@ -518,6 +446,7 @@ export class NatsBusImpl implements NatsBus {
     this.notify()
     this.nc = null
     this.js = null
+    this.sender.detach()
     await waitFor(this.readers.stopped(), { timeout: this.o.closeTimeout, unref: true }).catch(noop)
     // One round trip before the connection goes: the server has then processed this client's acks
     // and unsubscribes (a durable consumer's deliveries stop here, not when the server notices the
