@@ -238,7 +238,15 @@ export abstract class ConnectionKernel<In, Out = In> implements Connection<In, O
     const subs = this.subscribers
     if (subs.length === 1) subs[0]!.next(value)
     else if (subs.length === 0) this.hold(value)
-    else for (let i = 0; i < subs.length; i++) subs[i]!.next(value)
+    else {
+      for (let i = 0; i < subs.length; i++) {
+        const s = subs[i]!
+        // One removed during this delivery (from an earlier one's next) gets nothing more: a
+        // Subscriber would ignore it, a plain receiver (observeSource) would not.
+        if (subs !== this.subscribers && !this.subscribers.includes(s)) continue
+        s.next(value)
+      }
+    }
   }
 
   /** The far side ended cleanly: `source` completes (held messages still go to a late subscriber first). */
