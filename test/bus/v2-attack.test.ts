@@ -2,11 +2,12 @@
 // client, the per-message limits inside a batch, resends cut across reconnects, and the real
 // client's batches at the edges of the size limits. Every bad frame must drop its sender alone
 // with a typed error, the hub stays up and keeps serving the others.
+import { spawn } from 'node:child_process'
 import net from 'node:net'
+import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { connectBus, socketChannel, startHub, type Hub, type HubEvent } from 'rxnet'
-import { varintLength } from '../../src/framing/varint.js'
-import { decodeFrame, encodeHello, encodeMsgs, encodeWelcome, encodePing, encodePub, encodePubs, encodeString, encodeSub, forEachEntry, FrameType, MAX_BATCH_BYTES, type Batch, type HubFrame } from '../../src/bus/protocol.js'
+import { decodeFrame, encodeHello, encodeMsg, encodeMsgs, encodeWelcome, encodePing, encodePub, encodePubs, encodeString, encodeSub, forEachEntry, FrameType, MAX_BATCH_BYTES, type Batch, type HubFrame } from '../../src/bus/protocol.js'
 import { tmpSocket, until } from './helpers.js'
 
 const open: { close(): unknown }[] = []
@@ -320,5 +321,43 @@ describe('sequence numbers at the edges', () => {
     const frames = victim.all.filter((f) => f.type === 'msg' || f.type === 'msgs')
     expect(frames.map((f) => f.type)).toEqual(['msgs', 'msg'])
     expect(hub.stats.published).toBe(4)
+  })
+})
+
+const root = process.getuid?.() === 0
+
+describe.skipIf(!root)(`batch frames on an unsealed bridge, sent by another local user${root ? '' : ' (skipped: needs root for setpriv)'}`, () => {
+  it('MSGS / PUBS datagrams are refused and counted (bridges carry single MSGs only); nothing of them is delivered', async () => {
+    const multicast = { group: `239.255.${1 + Math.floor(Math.random() * 253)}.${1 + Math.floor(Math.random() * 253)}`, port: 20_000 + Math.floor(Math.random() * 40_000), interface: '127.0.0.1' }
+    const hub = await startHub({ path: tmpSocket(), multicast })
+    open.push(hub)
+    const bus = connectBus(hub.path)
+    open.push(bus)
+    const got: unknown[] = []
+    bus.messages$('f.>').subscribe((v) => got.push(v))
+    await bus.flush()
+    const forged = [
+      encodeMsgs(1, 'evil', 'f.x', json('a', 'b')),
+      encodePubs(1, 'f.x', json('c', 'd')),
+      forgedPubs(1, 2 ** 40, 'f.x', [1, 0x31]),
+      Buffer.from([FrameType.MSGS, 0xff, 0xff]),
+    ].map((f) => Buffer.from(f).toString('hex'))
+    // Last, one plain MSG (accepted: the bridge is unsealed) so we know when all have arrived.
+    const marker = Buffer.from(encodeMsg(1, 'marker', 'f.m', Buffer.from('"end"'))).toString('hex')
+    const script = `import { multicast } from 'rxnet'
+const mc = multicast(${JSON.stringify(multicast)}); await mc.ready
+for (const h of process.argv.slice(1)) mc.send(Buffer.from(h, 'hex'))
+await mc.close()`
+    const child = spawn('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script, ...forged, marker], { stdio: ['ignore', 'ignore', 'pipe'], cwd: fileURLToPath(new URL('../..', import.meta.url)) })
+    let err = ''
+    child.stderr!.on('data', (d) => (err += d))
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve))
+    expect(code, err).toBe(0)
+    await until(() => hub.stats.bridgedIn + hub.stats.bridgeBad === 5, 10_000, 'all five datagrams at the hub')
+    await bus.flush()
+    expect(hub.stats.bridgeBad).toBe(4)
+    expect(hub.stats.bridgedIn).toBe(1)
+    await until(() => got.length === 1, 5000, 'the marker')
+    expect(got).toEqual(['end'])
   })
 })
