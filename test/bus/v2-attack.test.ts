@@ -361,3 +361,63 @@ await mc.close()`
     expect(got).toEqual(['end'])
   })
 })
+
+describe('a hub that lies to a client (MSGS from a fake hub)', () => {
+  it('duplicate and overlapping batches are delivered once per message, in order, the repeats counted; a seq far ahead is refused and counted', async () => {
+    const hub = await fakeHub()
+    const first = hub.next()
+    const bus = connectBus(hub.path, { minReconnectDelay: 5, maxReconnectDelay: 10 })
+    open.push(bus)
+    const got: [string, number, unknown][] = []
+    bus.envelopes$('d.>').subscribe((m) => got.push([m.origin, m.seq, m.data]))
+    await first
+    const c = hub.conns[0]!
+    c.read()
+    c.ch.send(encodeWelcome('fakehub'))
+    await until(() => bus.connected, 5000, 'welcomed')
+    c.ch.send(encodeMsgs(1, 'o', 'd.x', json(1, 2, 3)))
+    c.ch.send(encodeMsgs(1, 'o', 'd.x', json(1, 2, 3))) // the same again
+    c.ch.send(encodeMsgs(2, 'o', 'd.x', json(2, 3, 4, 5))) // overlapping
+    c.ch.send(encodeMsgs(2 ** 30, 'o', 'd.x', json('far'))) // 2^30 ahead: implausible
+    c.ch.send(encodeMsg(6, 'o', 'd.x', Buffer.from('6')))
+    await until(() => got.length === 6, 5000, 'six messages')
+    expect(got).toEqual([1, 2, 3, 4, 5, 6].map((n) => ['o', n, n]))
+    expect(bus.stats.duplicates).toBe(5)
+    expect(bus.stats.implausible).toBe(1)
+    expect(bus.stats.reconnects).toBe(0)
+  })
+
+  it('a malformed MSGS ends that connection, typed on status$ (ERR_ABORTED, cause ERR_PROTOCOL); the client reconnects and carries on', async () => {
+    const hub = await fakeHub()
+    const first = hub.next()
+    const bus = connectBus(hub.path, { minReconnectDelay: 5, maxReconnectDelay: 10 })
+    open.push(bus)
+    const statuses: { type: string; error?: unknown }[] = []
+    bus.status$.subscribe((s) => statuses.push(s as never))
+    const got: unknown[] = []
+    bus.messages$('d.>').subscribe((v) => got.push(v))
+    const bad = [
+      Buffer.from([FrameType.MSGS, 1, 1, 0x6f, 0, 3, 0x64, 0x2e, 0x78]), // count 0
+      Buffer.concat([Buffer.from(encodeMsgs(1, 'o', 'd.x', json(1))).subarray(0, -1)]), // an entry cut short
+      Buffer.concat([Buffer.from(encodeMsgs(1, 'o', 'd.x', json(1, 2))), Buffer.from([0])]), // a trailing byte
+    ]
+    await first
+    for (let k = 0; k < bad.length; k++) {
+      const c = hub.conns[k]!
+      c.read()
+      c.ch.send(encodeWelcome('fakehub'))
+      const next = hub.next()
+      c.ch.send(bad[k]!)
+      await next // the client gave that connection up and came back
+    }
+    const last = hub.conns[bad.length]!
+    last.read()
+    last.ch.send(encodeWelcome('fakehub'))
+    last.ch.send(encodeMsg(1, 'o', 'd.x', Buffer.from('"ok"')))
+    await until(() => got.length === 1, 5000, 'the good message')
+    expect(got).toEqual(['ok'])
+    // The client aborts the channel with the protocol error as its cause.
+    const errors = statuses.filter((s) => s.type === 'disconnected').map((s) => s.error)
+    expect(errors).toEqual(bad.map(() => expect.objectContaining({ code: 'ERR_ABORTED', cause: expect.objectContaining({ code: 'ERR_PROTOCOL' }) })))
+  })
+})
