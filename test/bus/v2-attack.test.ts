@@ -421,3 +421,78 @@ describe('a hub that lies to a client (MSGS from a fake hub)', () => {
     expect(errors).toEqual(bad.map(() => expect.objectContaining({ code: 'ERR_ABORTED', cause: expect.objectContaining({ code: 'ERR_PROTOCOL' }) })))
   })
 })
+
+/** A Unix-socket proxy in front of a hub whose connections the test can cut (the hub stays up and remembers each sender's last seq). */
+async function cuttingProxy(target: string): Promise<{ path: string; cut(): number; connections: () => number }> {
+  const path = tmpSocket()
+  const pairs = new Set<[net.Socket, net.Socket]>()
+  let total = 0
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target)
+    const pair: [net.Socket, net.Socket] = [client, upstream]
+    pairs.add(pair)
+    total++
+    const end = (): void => {
+      pairs.delete(pair)
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('error', end).on('close', end)
+    upstream.on('error', end).on('close', end)
+    client.pipe(upstream)
+    upstream.pipe(client)
+  })
+  await new Promise<void>((resolve) => server.listen(path, resolve))
+  open.push({ close: () => new Promise<void>((resolve) => { for (const [a, b] of pairs) (a.destroy(), b.destroy()); server.close(() => resolve()) }) })
+  return {
+    path,
+    cut: () => {
+      const n = pairs.size
+      for (const [a, b] of [...pairs]) (a.destroy(), b.destroy())
+      return n
+    },
+    connections: () => total,
+  }
+}
+
+describe('batches across reconnects to a hub that stays up', () => {
+  it('a sender whose connection is cut 8 times mid-stream (frames cut in half, partly forwarded batches resent): every message once, in order', async () => {
+    const { hub, drops } = await hubWithEvents()
+    const proxy = await cuttingProxy(hub.path)
+    const receiver = connectBus(hub.path)
+    open.push(receiver)
+    const got: number[] = []
+    receiver.messages$<{ i: number }>('r.>').subscribe((m) => got.push(m.i))
+    await receiver.flush()
+    const sender = connectBus(proxy.path, { minReconnectDelay: 5, maxReconnectDelay: 20 })
+    open.push(sender)
+    await sender.flush()
+    const N = 40_000
+    const pad = 'p'.repeat(200)
+    let cuts = 0
+    for (let i = 0; i < N; ) {
+      for (const end = Math.min(N, i + 700); i < end; i++) sender.emit('r.x', { i, pad })
+      // Halfway through each 5000: cut the (welcomed) connection, with batches in flight both ways.
+      if (i % 5000 >= 2500 && cuts < Math.floor(i / 5000) + 1 && cuts < 8) {
+        await until(() => sender.connected, 5000, 'the sender back')
+        expect(proxy.cut()).toBe(1)
+        cuts++
+      }
+      if (!sender.writable) await sender.whenWritable()
+      await new Promise((r) => setImmediate(r))
+    }
+    await sender.flush({ timeout: 10_000 })
+    await receiver.flush()
+    await until(() => got.length >= N, 10_000, `all ${N} (got ${got.length})`)
+    await receiver.flush()
+    expect(cuts).toBe(8)
+    // A cut in the middle of a frame is the hub's ERR_TRUNCATED_FRAME for that connection, nothing else.
+    expect(drops().filter((d) => (d as { error: { code: string } }).error.code !== 'ERR_TRUNCATED_FRAME')).toEqual([])
+    expect(got.length).toBe(N)
+    const firstWrong = got.findIndex((v, k) => v !== k)
+    expect(firstWrong, `first out of place at ${firstWrong}: ${got[firstWrong]}`).toBe(-1)
+    expect(receiver.stats.duplicates).toBe(0) // the hub forwarded each once
+    expect(sender.stats.reconnects).toBeGreaterThanOrEqual(8)
+    expect(proxy.connections()).toBeGreaterThanOrEqual(9)
+  })
+})
