@@ -5,13 +5,15 @@
  *   - raw nats.js publish -> nats-server -> raw nats.js subscribe (the baseline);
  *   - rxnet bus on NATS, emit -> nats-server -> messages$ (target >= 0.8x raw);
  *   - the local bus with its hub in its own process, emit -> hub -> messages$ (target >= 1.5x raw);
- *   - JetStream: durable emit -> stream -> messages$(p, { from: a Date just before }) (reported).
+ *   - JetStream: durable emit -> stream -> messages$(p, { from: a Date just before }) (reported), vs
+ *     plain nats.js js.publish (acks awaited per window) -> stream -> an ordered consumer from that Date.
  * A sample is the time from 'go' to the N-th value received, checked in order.
  */
 import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import os from 'node:os'
 import { connect } from '@nats-io/transport-node'
+import { jetstream } from '@nats-io/jetstream'
 import { connectBus } from 'rxnet'
 import { median, root, script, type BenchContext } from './harness.js'
 import { NATS_SERVER, startNats } from '../nats/harness.js'
@@ -87,6 +89,7 @@ export default async function (ctx: BenchContext): Promise<void> {
     nats: await startPeer(['bus', url]),
     local: await startPeer(['bus', path]),
     durable: await startPeer(['bus', url, JSON.stringify({ durable })], N_DURABLE, 'durable.data'),
+    rawjs: await startPeer(['rawjs', url], N_DURABLE, 'durable.raw'),
   }
   const rawNc = await connect({ servers: url })
   const natsBus = connectBus(url)
@@ -110,7 +113,7 @@ export default async function (ctx: BenchContext): Promise<void> {
         return () => sub.unsubscribe()
       }, () => localBus.flush()),
   }
-  const samples: Record<keyof typeof cases | 'durable', number[]> = { raw: [], nats: [], local: [], durable: [] }
+  const samples: Record<keyof typeof cases | 'durable' | 'rawjs', number[]> = { raw: [], nats: [], local: [], durable: [], rawjs: [] }
   try {
     const run = (k: keyof typeof cases): Promise<number> => cases[k]()
     for (const k of ['raw', 'nats', 'local'] as const) await run(k) // warm-up
@@ -123,25 +126,48 @@ export default async function (ctx: BenchContext): Promise<void> {
         ctx.log(`${k}: ${Math.round(rate).toLocaleString('en')} msg/s`)
       }
     }
-    for (let i = 0; i <= runs; i++) {
-      // Read from now on by time: what is stored while the consumer is being created is not missed.
-      const from = new Date()
-      const rate = await sample(
-        peers.durable,
-        N_DURABLE,
-        (onValue) => {
-          // A Date has ms precision: the previous sample's last messages may be in that ms; skip them.
+    const js = jetstream(rawNc)
+    const durableCases = {
+      // A Date has ms precision: the previous sample's last messages may be in that ms; both skip them.
+      durable: (from: Date) =>
+        sample(peers.durable, N_DURABLE, (onValue) => {
           let started = false
-          const sub = durableBus.messages$<{ i: number }>('durable.>', { from }).subscribe((v) => {
+          const sub = durableBus.messages$<{ i: number }>('durable.data', { from }).subscribe((v) => {
             started ||= v.i === 0
             if (started) onValue(v)
           })
           return () => sub.unsubscribe()
-        },
-        async () => {},
-      )
-      if (i > 0) samples.durable.push(rate) // the first is the warm-up
-      ctx.log(`durable: ${Math.round(rate).toLocaleString('en')} msg/s`)
+        }, async () => {}),
+      rawjs: (from: Date) =>
+        sample(peers.rawjs, N_DURABLE, (onValue) => {
+          let stopped = false
+          let messages: { stop(): void } | undefined
+          void (async () => {
+            const consumer = await js.consumers.get('BENCH', { filter_subjects: 'durable.raw', deliver_policy: 'by_start_time' as never, opt_start_time: from.toISOString() })
+            const it = await consumer.consume()
+            messages = it
+            if (stopped) return it.stop()
+            let started = false
+            for await (const m of it) {
+              const v = m.json<{ i: number }>()
+              started ||= v.i === 0
+              if (started) onValue(v)
+            }
+          })()
+          return () => {
+            stopped = true
+            messages?.stop()
+          }
+        }, async () => {}),
+    }
+    for (let i = 0; i <= runs; i++) {
+      const pair: ('durable' | 'rawjs')[] = i % 2 === 0 ? ['durable', 'rawjs'] : ['rawjs', 'durable']
+      for (const k of pair) {
+        // Read from now on by time: what is stored while the consumer is being created is not missed.
+        const rate = await durableCases[k](new Date())
+        if (i > 0) samples[k].push(rate) // the first is the warm-up
+        ctx.log(`${k}: ${Math.round(rate).toLocaleString('en')} msg/s`)
+      }
     }
   } finally {
     await Promise.all(Object.values(peers).map(stopPeer))
@@ -153,5 +179,7 @@ export default async function (ctx: BenchContext): Promise<void> {
   ctx.report({ name: RAW, unit: 'msg/s', median: median(samples.raw), samples: samples.raw, params: { n: N } })
   ctx.report({ name: 'rxnet bus on NATS emit -> messages$', unit: 'msg/s', median: median(samples.nats), samples: samples.nats, baseline: RAW, minRatio: 0.8, params: { n: N, duplicates: natsBus.stats.duplicates } })
   ctx.report({ name: 'local bus, hub in its own process', unit: 'msg/s', median: median(samples.local), samples: samples.local, baseline: RAW, minRatio: 1.5, params: { n: N } })
-  ctx.report({ name: 'JetStream durable emit -> messages$({ from })', unit: 'msg/s', median: median(samples.durable), samples: samples.durable, params: { n: N_DURABLE } })
+  const RAWJS = 'raw nats.js js.publish -> stream -> ordered consumer'
+  ctx.report({ name: RAWJS, unit: 'msg/s', median: median(samples.rawjs), samples: samples.rawjs, params: { n: N_DURABLE, window: 10_000 } })
+  ctx.report({ name: 'JetStream durable emit -> messages$({ from })', unit: 'msg/s', median: median(samples.durable), samples: samples.durable, baseline: RAWJS, params: { n: N_DURABLE } })
 }
