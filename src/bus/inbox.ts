@@ -36,6 +36,8 @@ interface Interest {
 export class Inbox {
   private readonly interests = new Map<string, Interest>()
   private routes = new Map<string, Interest[]>()
+  /** Counts changes of {@link interests} (a batch's later entries go to the interests of then). */
+  private changes = 0
   /** Per sender: which of its recent sequence numbers were delivered (late arrivals over multicast are still new). */
   private readonly seen = new Map<string, SequenceWindow>()
   private closed = false
@@ -77,6 +79,7 @@ export class Inbox {
         interest = { matcher, listeners: new Map() }
         this.interests.set(pattern, interest)
         this.routes.clear()
+        this.changes++
         this.control(encodeSub(pattern))
       }
       interest.listeners.set(deliver, () => subscriber.complete())
@@ -86,6 +89,7 @@ export class Inbox {
         if (own.listeners.size === 0 && this.interests.get(pattern) === own) {
           this.interests.delete(pattern)
           this.routes.clear()
+          this.changes++
           if (!this.closed) this.control(encodeUnsub(pattern))
         }
       }
@@ -100,8 +104,16 @@ export class Inbox {
   /** A MSGS: consecutive messages of one sender on one topic. */
   onMessages(frame: Uint8Array, f: Batch<'msgs'> & { origin: string }): void {
     const { topic, origin } = f
-    const targets = this.targets(topic)
-    forEachEntry(frame, f, (seq, from, to) => this.deliver(topic, frame.subarray(from, to), origin, seq, targets))
+    let changes = this.changes
+    let targets = this.targets(topic)
+    forEachEntry(frame, f, (seq, from, to) => {
+      // A handler (un)subscribed during the batch: the rest goes where single MSGs would go now.
+      if (changes !== this.changes) {
+        changes = this.changes
+        targets = this.targets(topic)
+      }
+      this.deliver(topic, frame.subarray(from, to), origin, seq, targets)
+    })
   }
 
   /** Completes every subscriber (the bus closed); later subscribers complete at once. */

@@ -496,3 +496,61 @@ describe('batches across reconnects to a hub that stays up', () => {
     expect(proxy.connections()).toBeGreaterThanOrEqual(9)
   })
 })
+
+describe('a batch is delivered as its messages one by one would be', () => {
+  /** Connects a client to a fake hub and sends it `frames` once it is welcomed. */
+  async function clientOfFake(): Promise<{ bus: ReturnType<typeof connectBus>; send(f: Uint8Array): void }> {
+    const hub = await fakeHub()
+    const first = hub.next()
+    const bus = connectBus(hub.path, { minReconnectDelay: 5, maxReconnectDelay: 10 })
+    open.push(bus)
+    await first
+    const c = hub.conns[0]!
+    c.read()
+    c.ch.send(encodeWelcome('fakehub'))
+    await until(() => bus.connected, 5000, 'welcomed')
+    return { bus, send: (f) => c.ch.send(f) }
+  }
+
+  for (const shape of ['one MSGS', 'three MSGs'] as const) {
+    it(`${shape}: a subscriber added by the first message's handler gets the next two, the one that left gets no more`, async () => {
+      const { bus, send } = await clientOfFake()
+      const added: number[] = []
+      const firstOnly: number[] = []
+      let done = false
+      const sub = bus.messages$<number>('n.x').subscribe((v) => {
+        firstOnly.push(v)
+        sub.unsubscribe() // the only subscriber of n.x leaves after one
+        if (added.length === 0 && !done) {
+          done = true
+          bus.messages$<number>('n.>').subscribe((w) => added.push(w))
+        }
+      })
+      const ends: string[] = []
+      const marker = bus.messages$<string>('z').subscribe((v) => ends.push(v))
+      open.push({ close: () => marker.unsubscribe() })
+      if (shape === 'one MSGS') send(encodeMsgs(1, 'o', 'n.x', json(1, 2, 3)))
+      else for (const i of [1, 2, 3]) send(encodeMsg(i, 'o', 'n.x', Buffer.from(String(i))))
+      send(encodeMsg(1, 'm', 'z', Buffer.from('"end"')))
+      await until(() => ends.length === 1, 5000, 'the marker') // frames are handled in order: all before it are done
+      expect(firstOnly).toEqual([1])
+      expect(added).toEqual([2, 3])
+      expect(bus.stats.received).toBe(3 + 1) // 1 to n.x, 2 and 3 to n.>, the marker
+    })
+
+    it(`${shape}: the only subscriber leaving after the first message: the other two are not counted as received`, async () => {
+      const { bus, send } = await clientOfFake()
+      const got: number[] = []
+      const sub = bus.messages$<number>('n.x').subscribe((v) => (got.push(v), sub.unsubscribe()))
+      const ends: string[] = []
+      const marker = bus.messages$<string>('z').subscribe((v) => ends.push(v))
+      open.push({ close: () => marker.unsubscribe() })
+      if (shape === 'one MSGS') send(encodeMsgs(1, 'o', 'n.x', json(1, 2, 3)))
+      else for (const i of [1, 2, 3]) send(encodeMsg(i, 'o', 'n.x', Buffer.from(String(i))))
+      send(encodeMsg(1, 'm', 'z', Buffer.from('"end"')))
+      await until(() => ends.length === 1, 5000, 'the marker')
+      expect(got).toEqual([1])
+      expect(bus.stats.received).toBe(1 + 1)
+    })
+  }
+})
