@@ -554,3 +554,45 @@ describe('a batch is delivered as its messages one by one would be', () => {
     })
   }
 })
+
+describe('the outbox packing, fuzzed through a real hub', () => {
+  it('random topics, sizes (1 B .. 30 KiB) and multi-byte text: each message arrives intact, in emit order across topics', async () => {
+    const { hub, drops } = await hubWithEvents({ maxMessageSize: 64 * 1024 })
+    const a = connectBus(hub.path, { maxMessageSize: 64 * 1024 })
+    const b = connectBus(hub.path, { maxMessageSize: 64 * 1024 })
+    open.push(a, b)
+    const got: [string, string][] = []
+    b.envelopes$<string>('z.>').subscribe((m) => got.push([m.topic, m.data]))
+    await Promise.all([a.flush(), b.flush()])
+    let seed = 0x9e3779b9
+    const rand = (n: number): number => {
+      // mulberry32
+      seed = (seed + 0x6d2b79f5) | 0
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+      return Math.floor((((t ^ (t >>> 14)) >>> 0) / 2 ** 32) * n)
+    }
+    const alphabet = ['a', 'é', '€', '😀', '\u2028', '"', '\\']
+    const sent: [string, string][] = []
+    for (let round = 0; round < 40; round++) {
+      const burst = 1 + rand(200)
+      for (let k = 0; k < burst; k++) {
+        const topic = ['z.a', 'z.b', 'z.c'][rand(k % 7 === 0 ? 3 : 1) + (round % 2)] ?? 'z.a'
+        const size = [1, 40, 127, 128, 300, 5000, 16_380, 30_000][rand(8)]! // JSON of quotes / backslashes doubles: under 64 KiB
+        const ch = alphabet[rand(alphabet.length)]!
+        const text = ch.repeat(Math.max(1, Math.floor(size / Buffer.byteLength(ch))))
+        a.emit(topic, text)
+        sent.push([topic, text])
+      }
+      if (!a.writable) await a.whenWritable()
+      await new Promise((r) => setImmediate(r))
+    }
+    await a.flush({ timeout: 10_000 })
+    await b.flush()
+    await until(() => got.length >= sent.length, 10_000, 'all')
+    expect(drops()).toEqual([])
+    expect(got.length).toBe(sent.length)
+    const wrong = got.findIndex(([t, d], k) => t !== sent[k]![0] || d !== sent[k]![1])
+    expect(wrong, `first wrong at ${wrong}`).toBe(-1)
+  })
+})
