@@ -84,14 +84,20 @@ function forgedPubs(seq: number, count: number, topic: string, body: number[]): 
 }
 
 describe('the real client at the edges of the batch limits', () => {
-  it('a full batch of small messages under a small maxMessageSize: the hub takes the frame the client built (header + 16 KiB body)', async () => {
-    const { hub, drops } = await hubWithEvents({ maxMessageSize: 1024 })
-    const a = connectBus(hub.path, { maxMessageSize: 1024 })
-    const b = connectBus(hub.path, { maxMessageSize: 1024 })
+  /** A hub and two clients with this maxMessageSize; what `b` gets on topic `t`. */
+  async function pairWithLimit(maxMessageSize: number): Promise<{ a: ReturnType<typeof connectBus>; got: string[]; drops: () => HubEvent[] }> {
+    const { hub, drops } = await hubWithEvents({ maxMessageSize })
+    const a = connectBus(hub.path, { maxMessageSize })
+    const b = connectBus(hub.path, { maxMessageSize })
     open.push(a, b)
-    const got: number[] = []
-    b.messages$<string>('t').subscribe((v) => got.push(v.length))
+    const got: string[] = []
+    b.messages$<string>('t').subscribe((v) => got.push(v))
     await Promise.all([a.flush(), b.flush()])
+    return { a, got, drops }
+  }
+
+  it('a full batch of small messages under a small maxMessageSize: the hub takes the frame the client built (header + 16 KiB body)', async () => {
+    const { a, got, drops } = await pairWithLimit(1024)
     // Entries of exactly 64 bytes (1 length byte + 63 of JSON text): the body fills to exactly
     // MAX_BATCH_BYTES, so the frame is the header longer than that.
     const text = 'x'.repeat(61) // JSON "xxx…" is 63 bytes
@@ -105,13 +111,7 @@ describe('the real client at the edges of the batch limits', () => {
   })
 
   it('a message exactly at maxMessageSize at seq 127 batched with seq 128: the hub measures it with its own seq, as the client did', async () => {
-    const { hub, drops } = await hubWithEvents({ maxMessageSize: 1000 })
-    const a = connectBus(hub.path, { maxMessageSize: 1000 })
-    const b = connectBus(hub.path, { maxMessageSize: 1000 })
-    open.push(a, b)
-    const got: string[] = []
-    b.messages$<string>('t').subscribe((v) => got.push(v))
-    await Promise.all([a.flush(), b.flush()])
+    const { a, got, drops } = await pairWithLimit(1000)
     for (let i = 1; i <= 126; i++) a.emit('t', 'x')
     await a.flush()
     // As a PUB of its own: 1 type + 1 (seq 127) + 2 (topic "t") + payload = 1000.
