@@ -4,9 +4,12 @@ import { BoundedQueue, RingQueue } from '../../src/queue.js'
 
 const len = (s: string): number => s.length
 
-describe('BoundedQueue', () => {
+describe.each([
+  ['BoundedQueue', BoundedQueue],
+  ['RingQueue', RingQueue],
+] as const)('%s overflow policies', (_name, Queue) => {
   it("'error' refuses the message that does not fit with ERR_BUFFER_OVERFLOW, counting it", () => {
-    const q = new BoundedQueue<string>(10, 'error', len)
+    const q = new Queue<string>(10, 'error', len)
     expect(q.push('aaaa')).toBe(true)
     expect(q.push('bbbb')).toBe(true)
     expect(() => q.push('ccc')).toThrow(expect.objectContaining({ code: 'ERR_BUFFER_OVERFLOW' }))
@@ -17,7 +20,7 @@ describe('BoundedQueue', () => {
   })
 
   it("'drop-newest' discards the new message", () => {
-    const q = new BoundedQueue<string>(10, 'drop-newest', len)
+    const q = new Queue<string>(10, 'drop-newest', len)
     q.push('aaaa')
     q.push('bbbb')
     expect(q.push('ccc')).toBe(false)
@@ -27,7 +30,7 @@ describe('BoundedQueue', () => {
   })
 
   it("'drop-oldest' discards from the head until the new one fits", () => {
-    const q = new BoundedQueue<string>(10, 'drop-oldest', len)
+    const q = new Queue<string>(10, 'drop-oldest', len)
     q.push('aaaa')
     q.push('bbbb')
     expect(q.push('cccccc')).toBe(true)
@@ -36,7 +39,7 @@ describe('BoundedQueue', () => {
   })
 
   it("'drop-oldest' drops the new one too when even an empty queue cannot take it beside `extra`", () => {
-    const q = new BoundedQueue<string>(10, 'drop-oldest', len)
+    const q = new Queue<string>(10, 'drop-oldest', len)
     q.push('aa')
     expect(q.push('bbbb', 8)).toBe(false) // 8 bytes held elsewhere (a socket) leave room for 2
     expect(q.dropped).toBe(2)
@@ -44,11 +47,13 @@ describe('BoundedQueue', () => {
   })
 
   it('an item larger than the whole budget is accepted into an empty queue (nothing else held)', () => {
-    const q = new BoundedQueue<string>(4, 'error', len)
+    const q = new Queue<string>(4, 'error', len)
     expect(q.push('0123456789')).toBe(true)
     expect(() => q.push('x')).toThrow(expect.objectContaining({ code: 'ERR_BUFFER_OVERFLOW' }))
   })
+})
 
+describe('BoundedQueue', () => {
   it('consume / shift / compaction keep order and byte counts (model-based)', () => {
     fc.assert(
       fc.property(
@@ -97,26 +102,6 @@ describe('BoundedQueue', () => {
 })
 
 describe('RingQueue', () => {
-  it('applies the same overflow policies as BoundedQueue', () => {
-    const e = new RingQueue<string>(10, 'error', len)
-    e.push('aaaa')
-    e.push('bbbb')
-    expect(() => e.push('ccc')).toThrow(expect.objectContaining({ code: 'ERR_BUFFER_OVERFLOW' }))
-    expect(e.overflows).toBe(1)
-    const n = new RingQueue<string>(10, 'drop-newest', len)
-    n.push('aaaa')
-    n.push('bbbb')
-    expect(n.push('ccc')).toBe(false)
-    expect(n.clear()).toEqual(['aaaa', 'bbbb'])
-    const o = new RingQueue<string>(10, 'drop-oldest', len)
-    o.push('aaaa')
-    o.push('bbbb')
-    expect(o.push('cccccc')).toBe(true)
-    expect(o.dropped).toBe(1)
-    expect(o.clear()).toEqual(['bbbb', 'cccccc'])
-    expect(o.bytes).toBe(0)
-  })
-
   it('push / at / shift / consume keep order and byte counts across growth, wrap-around and shrinking (model-based)', () => {
     fc.assert(
       fc.property(
