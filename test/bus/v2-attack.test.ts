@@ -223,6 +223,8 @@ describe('forged and malformed batch frames from a client', () => {
     ['a wildcard topic', () => encodePubs(1, 'v.*', json(1, 2)), 'ERR_INVALID_ARGUMENT'],
     ['MSGS from a client, claiming another client as origin', () => encodeMsgs(1, 'victim', 'v.x', json(1, 2)), 'ERR_PROTOCOL'],
     ['an entry over maxMessageSize among small ones', () => encodePubs(1, 'v.x', [new Uint8Array(5), new Uint8Array(2000), new Uint8Array(5)]), 'ERR_FRAME_TOO_LONG'],
+    // As PUBs of their own (maxMessageSize 1024): seq 127 + 1018 bytes is 1024, seq 128 + 1018 bytes is 1025.
+    ['an entry 1 byte over maxMessageSize only with its own (longer) seq', () => encodePubs(127, 'v.x', [new Uint8Array(1018), new Uint8Array(1018)]), 'ERR_FRAME_TOO_LONG'],
     ['a PUBS frame longer than max(maxMessageSize, MAX_BATCH_BYTES)', () => encodePubs(1, 'v.x', Array.from({ length: 40 }, () => new Uint8Array(500))), 'ERR_FRAME_TOO_LONG'],
   ]
 
