@@ -7,7 +7,7 @@ import { connectBus, type NatsBus } from 'rxnet'
 import { reply, request } from 'rxnet/operators'
 import { freePort, NATS_SERVER, SKIP_REASON } from './harness.js'
 import { natsSuite } from './suite.js'
-import { commandSender } from '../../src/bus/nats/wire.js'
+import { commandSender, installedNatsVersion, TESTED_NATS_VERSIONS } from '../../src/bus/nats/wire.js'
 
 describe.skipIf(NATS_SERVER === null)(`bus on NATS with plain NATS clients${NATS_SERVER === null ? ` (skipped: ${SKIP_REASON})` : ''}`, () => {
   const s = natsSuite(1)
@@ -40,6 +40,13 @@ describe.skipIf(NATS_SERVER === null)(`bus on NATS with plain NATS clients${NATS
       { subject: 'log.info', json: { line: 'a' }, origin: b.id, seq: '1' },
       { subject: 'log.error.disk', json: [1, 2], origin: b.id, seq: '2' },
     ])
+  })
+
+  it('the internal send path is used only on the nats.js releases it was tested with (another version, or none readable: nc.publish())', async () => {
+    const nc = await plain()
+    expect(installedNatsVersion()).toMatch(TESTED_NATS_VERSIONS)
+    expect(commandSender(nc, installedNatsVersion())).not.toBeNull()
+    for (const other of ['3.5.0', '4.0.0', '3.4.0-beta.1', null]) expect(commandSender(nc, other), String(other)).toBeNull()
   })
 
   it('emits go out as ready-made HPUB commands through the installed nats.js (nc.protocol.sendCommand), read by a plain subscriber as nc.publish would send them', async () => {

@@ -3,6 +3,7 @@
  * error headers on failed replies, and the per-sender duplicate filter receivers apply.
  * @module
  */
+import { createRequire } from 'node:module'
 import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import { decodeWith, json, type Codec } from '../../codec/index.js'
 import { EncodeError } from '../../errors.js'
@@ -56,6 +57,23 @@ export function headerPrefix(origin: string): Buffer {
   return Buffer.from(`NATS/1.0\r\n${ORIGIN_HEADER}: ${origin}\r\n${SEQ_HEADER}: `, 'latin1')
 }
 
+/** The `@nats-io/transport-node` releases {@link commandSender}'s use of nats.js internals was tested with (its nats-core is pinned to the same version). */
+export const TESTED_NATS_VERSIONS = /^3\.4\.\d+$/
+
+let natsVersion: string | null | undefined
+/** The installed `@nats-io/transport-node`'s version, or null when it cannot be read. */
+export function installedNatsVersion(): string | null {
+  if (natsVersion === undefined) {
+    try {
+      const v = (createRequire(import.meta.url)('@nats-io/transport-node/package.json') as { version?: unknown }).version
+      natsVersion = typeof v === 'string' ? v : null
+    } catch {
+      natsVersion = null
+    }
+  }
+  return natsVersion
+}
+
 /** What {@link commandSender} needs of nats.js's connection internals. */
 interface Protocol {
   sendCommand?: unknown
@@ -66,12 +84,16 @@ interface Protocol {
 /**
  * Sends complete NATS commands (`HPUB ...`, built by the outbox) through nats.js's own send
  * buffer, as `nc.publish()` would after building the same bytes from strings per message. Uses
- * nats.js internals (`nc.protocol.sendCommand`, present in the pinned ~3.4 range; checked):
- * null without them, and the caller then publishes with `nc.publish()`. The returned function
+ * nats.js internals (`nc.protocol.sendCommand`), so only on the releases it was tested with
+ * ({@link TESTED_NATS_VERSIONS}) and when they have it: null otherwise, and the caller then
+ * publishes with `nc.publish()`. The returned function
  * says false (nothing sent) where `nc.publish()` would refuse or check more: a closed or
  * draining connection, a server without headers, a command near the server's max_payload.
  */
-export function commandSender(nc: NatsConnection): ((cmd: Uint8Array) => boolean) | null {
+export function commandSender(nc: NatsConnection, version: string | null = installedNatsVersion()): ((cmd: Uint8Array) => boolean) | null {
+  // Only on the nats.js releases this was tested with: a later one may keep the method and change
+  // what it does, which the shape check below cannot see. Anything else publishes with nc.publish().
+  if (version === null || !TESTED_NATS_VERSIONS.test(version)) return null
   const p = (nc as unknown as { protocol?: Protocol }).protocol
   if (p === undefined || typeof p.sendCommand !== 'function') return null
   const send = p.sendCommand as (cmd: Uint8Array) => void
