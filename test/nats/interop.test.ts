@@ -42,6 +42,24 @@ describe.skipIf(NATS_SERVER === null)(`bus on NATS with plain NATS clients${NATS
     ])
   })
 
+  it('a plain publisher forging a sender id with a far-ahead Rx-Seq does not silence that sender: refused and counted in stats.implausible (as on the local bus)', async () => {
+    const victim = bus()
+    const receiver = bus()
+    const got = firstValueFrom(receiver.messages$('v.data').pipe(take(6), toArray()))
+    await receiver.flush()
+    victim.emit('v.data', 1)
+    await victim.flush()
+    const nc = await plain()
+    const forged = headers()
+    forged.set('Rx-Origin', victim.id)
+    forged.set('Rx-Seq', String(2 ** 40))
+    nc.publish('v.data', JSON.stringify('forged'), { headers: forged })
+    await nc.flush()
+    for (let i = 2; i <= 6; i++) victim.emit('v.data', i)
+    expect(await got).toEqual([1, 2, 3, 4, 5, 6])
+    expect(receiver.stats.implausible).toBe(1)
+  })
+
   it('the internal send path is used only on the nats.js releases it was tested with (another version, or none readable: nc.publish())', async () => {
     const nc = await plain()
     expect(installedNatsVersion()).toMatch(TESTED_NATS_VERSIONS)

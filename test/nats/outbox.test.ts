@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest'
 import type { Msg, MsgHdrs } from '@nats-io/transport-node'
 import { Outbox, type WireFormat } from '../../src/bus/nats/outbox.js'
-import { headerPrefix, readMessageMeta, seqHeaders, SenderFilter, SeqHeaderWriter } from '../../src/bus/nats/wire.js'
+import { headerPrefix, readMessageMeta, seqHeaders, SenderFilter, SeqHeaderWriter, Verdict } from '../../src/bus/nats/wire.js'
 
 const ORIGIN = '0123456789abcdef'
 /** The header block bytes nats.js's publish takes from a headers object (it calls encode()). */
@@ -104,6 +104,12 @@ describe('NATS receive fast path', () => {
     }
   })
 
+  it('the fast path reads a non-ASCII origin as msg.headers does (UTF-8), so both paths key the duplicate filter alike', () => {
+    const origin = 'é€😀-id'
+    const block = Buffer.from(`NATS/1.0\r\nRx-Origin: ${origin}\r\nRx-Seq: 7\r\n\r\n`, 'utf8')
+    expect(readMessageMeta(received(block, Buffer.from('1')))).toMatchObject({ origin, seq: 7 })
+  })
+
   it('anything else goes through msg.headers: no headers reads as plain, a non-numeric seq too', () => {
     const plain = received(Buffer.from('NATS/1.0\r\nRx-Origin: a\r\nRx-Seq: 1x\r\n\r\n'), Buffer.from('1'), undefined)
     expect(readMessageMeta(plain)).toMatchObject({ origin: '', seq: 0 })
@@ -124,5 +130,15 @@ describe('NATS receive fast path', () => {
       ['b', 4],
     ].map(([o, s]) => f.accept(o as string, s as number))
     expect(got).toEqual([true, true, true, false, false, true, true, false])
+  })
+
+  it('the duplicate filter refuses a seq more than maxJump from the highest (ahead or behind) without moving; two that agree re-anchor it', () => {
+    const f = new SenderFilter(100)
+    const verdicts = [1, 2, 1_000_000, 3, 4, 5_000, 5_050, 5_051, 5, 5_052].map((s) => f.check('a', s))
+    // 1_000_000: forged, refused; 3, 4 go on; 5_000 refused, 5_050 agrees with it: re-anchored there (one lost, counted)
+    expect(verdicts).toEqual([Verdict.NEW, Verdict.NEW, Verdict.IMPLAUSIBLE, Verdict.NEW, Verdict.NEW, Verdict.IMPLAUSIBLE, Verdict.NEW, Verdict.NEW, Verdict.IMPLAUSIBLE, Verdict.NEW])
+    // a forgery seen first: the sender's real seqs far behind it re-anchor at the second one
+    const g = new SenderFilter(100)
+    expect([2 ** 40, 1, 2, 3].map((s) => g.check('b', s))).toEqual([Verdict.NEW, Verdict.IMPLAUSIBLE, Verdict.NEW, Verdict.NEW])
   })
 })

@@ -12,7 +12,8 @@ import { checkKeys } from '../../options.js'
 import { SequenceWindow } from '../../multicast/window.js'
 import type { BusStats } from '../options.js'
 import { DEFAULT_DUPLICATE_WINDOW, type DurableOptions, type DurableReadOptions, type DurableStart } from './options.js'
-import { decodeBody, readMeta, SenderFilter } from './wire.js'
+import { decodeBody, readMeta, SenderFilter, Verdict } from './wire.js'
+import { MAX_SEQ_JUMP } from '../inbox.js'
 import { loadJetStream } from './load.js'
 import { delay } from '../../wait.js'
 import type { Deliver, Listener } from './interests.js'
@@ -128,20 +129,27 @@ export function readDurable(
   // An ordered consumer delivers in stream order without gaps; a durable one may redeliver late.
   const strict = new SenderFilter()
   const windows = new Map<string, SequenceWindow>()
-  const fresh = (origin: string, seq: number): boolean => {
-    if (name === undefined) return strict.accept(origin, seq)
+  const fresh = (origin: string, seq: number): Verdict => {
+    if (name === undefined) return strict.check(origin, seq)
     const w = windows.get(origin)
     if (w === undefined) {
-      windows.set(origin, new SequenceWindow(DURABLE_WINDOW, seq))
-      return true
+      windows.set(origin, new SequenceWindow(DURABLE_WINDOW, seq, MAX_SEQ_JUMP))
+      return Verdict.NEW
     }
-    if (w.check(seq) !== 'new') return false
+    const verdict = w.check(seq)
+    if (verdict === 'implausible') {
+      w.refuse(seq)
+      return Verdict.IMPLAUSIBLE
+    }
+    if (verdict !== 'new') return Verdict.DUPLICATE
     w.accept(seq)
-    return true
+    return Verdict.NEW
   }
   const onMessage = (m: JsMsg): void => {
     const { origin, seq } = readMeta(m.headers)
-    if (origin !== '' && !fresh(origin, seq)) ctx.stats.duplicates++
+    const verdict = origin === '' ? Verdict.NEW : fresh(origin, seq)
+    if (verdict === Verdict.DUPLICATE) ctx.stats.duplicates++
+    else if (verdict === Verdict.IMPLAUSIBLE) ctx.stats.implausible++
     else {
       let data: unknown
       let ok = true

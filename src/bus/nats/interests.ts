@@ -8,7 +8,7 @@ import type { Msg, NatsConnection, Subscription as NatsSubscription } from '@nat
 import type { Codec } from '../../codec/index.js'
 import type { BusStats } from '../options.js'
 import { NatsRpc } from './rpc.js'
-import { decodeBody, readMessageMeta, SenderFilter } from './wire.js'
+import { decodeBody, readMessageMeta, SenderFilter, Verdict } from './wire.js'
 
 /** Hands one message to one subscriber. */
 export type Deliver = (topic: string, data: unknown, origin: string, seq: number) => void
@@ -127,9 +127,13 @@ export class Interests {
   private onMessage(interest: Interest, msg: Msg): void {
     const { origin, seq, noResponders } = readMessageMeta(msg)
     if (noResponders) return
-    if (origin !== '' && !interest.filter.accept(origin, seq)) {
-      this.stats.duplicates++
-      return
+    if (origin !== '') {
+      const verdict = interest.filter.check(origin, seq)
+      if (verdict !== Verdict.NEW) {
+        if (verdict === Verdict.DUPLICATE) this.stats.duplicates++
+        else this.stats.implausible++
+        return
+      }
     }
     const delivers = interest.delivers
     if (interest.raw) {

@@ -7,6 +7,7 @@ import { createRequire } from 'node:module'
 import type { Msg, MsgHdrs, NatsConnection } from '@nats-io/transport-node'
 import { decodeWith, json, type Codec } from '../../codec/index.js'
 import { EncodeError } from '../../errors.js'
+import { MAX_SEQ_JUMP } from '../inbox.js'
 import { ORIGIN_HEADER, SEQ_HEADER } from './options.js'
 
 /** Header of a failed reply (the NATS services convention): the error message. */
@@ -202,7 +203,7 @@ export function readMessageMeta(msg: Msg): Meta {
       if (i > digits && i - digits <= 15 && seq > 0 && i + 4 === hdr && b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10) {
         if (end - start !== lastOriginBytes.length || !bytesAt(b, start, lastOriginBytes)) {
           lastOriginBytes = b.slice(start, end)
-          lastOrigin = Buffer.from(lastOriginBytes.buffer, lastOriginBytes.byteOffset, lastOriginBytes.length).toString('latin1')
+          lastOrigin = Buffer.from(lastOriginBytes.buffer, lastOriginBytes.byteOffset, lastOriginBytes.length).toString('utf8') // as msg.headers decodes it
         }
         SCRATCH.origin = lastOrigin
         SCRATCH.seq = seq
@@ -251,30 +252,57 @@ export function decodeBody(codec: Codec<unknown>, data: Uint8Array): unknown {
   return data.length === 0 ? undefined : decodeWith(codec, data)
 }
 
+/** What {@link SenderFilter.check} says of a message: new (deliver it), a repeat, or a seq too far from the sender's to believe. */
+export const Verdict = { NEW: 0, DUPLICATE: 1, IMPLAUSIBLE: 2 } as const
+export type Verdict = (typeof Verdict)[keyof typeof Verdict]
+
 /**
  * Per sender, the highest seq accepted: a message passes only when its seq is higher. One NATS
  * subscription receives a sender's messages in the order it published them, and after a
  * reconnect the sender publishes its unconfirmed messages again from the oldest, so "higher"
  * keeps each message once and in order.
+ *
+ * As on the local bus, a seq more than `maxJump` (MAX_SEQ_JUMP, 2^24) away from the highest, ahead
+ * or behind, is implausible: refused and counted without moving the filter, so one forged message
+ * (a publisher claiming another sender's id with a far-ahead seq) cannot make that sender's real
+ * messages look old. Two implausible seqs in a row that agree with each other (the second higher,
+ * within `maxJump` of the first) re-anchor the filter on the second: a sender that really skipped
+ * that far on subjects we do not watch, or one whose first message seen here was the forgery,
+ * loses one message (counted), not all of them.
  */
 export class SenderFilter {
   /** Per sender, a box with the highest seq (updated in place: no map write per message). */
-  private readonly highest = new Map<string, { seq: number }>()
+  private readonly highest = new Map<string, { seq: number; refused: number }>()
   /** The last sender seen and its box: messages come in runs per sender. */
   private lastOrigin = ''
-  private last: { seq: number } | undefined
+  private last: { seq: number; refused: number } | undefined
 
-  /** True (and remembered) when `seq` is new from `origin`. */
-  accept(origin: string, seq: number): boolean {
+  constructor(private readonly maxJump: number = MAX_SEQ_JUMP) {}
+
+  /** {@link Verdict.NEW} (and remembered) when `seq` is new from `origin`. */
+  check(origin: string, seq: number): Verdict {
     let box = origin === this.lastOrigin ? this.last : this.highest.get(origin)
     if (box === undefined) {
       if (this.highest.size >= MAX_SENDERS) this.highest.delete(this.highest.keys().next().value!)
-      box = { seq }
+      box = { seq, refused: 0 }
       this.highest.set(origin, box)
-    } else if (seq <= box.seq) return false
-    box.seq = seq
+    } else if (seq > box.seq + this.maxJump || seq < box.seq - this.maxJump) {
+      const confirms = box.refused !== 0 && seq > box.refused && seq - box.refused <= this.maxJump
+      box.refused = confirms ? 0 : seq
+      if (!confirms) return Verdict.IMPLAUSIBLE
+      box.seq = seq
+    } else if (seq <= box.seq) return Verdict.DUPLICATE
+    else {
+      box.seq = seq
+      box.refused = 0
+    }
     this.lastOrigin = origin
     this.last = box
-    return true
+    return Verdict.NEW
+  }
+
+  /** True (and remembered) when `seq` is new from `origin` (an implausible one is not new). */
+  accept(origin: string, seq: number): boolean {
+    return this.check(origin, seq) === Verdict.NEW
   }
 }
