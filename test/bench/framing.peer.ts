@@ -37,9 +37,9 @@ export const ended = (s: net.Socket): Promise<void> =>
     s.once('close', () => r())
   })
 
-/** The hand-written batched sender: copies small frames into one buffer per batch, writev for large ones (the mesh bench's baseline too). */
-export async function baseline(cmd: SendCommand): Promise<number> {
-  const s = await connect(cmd.port)
+/** The hand-written batched sender: copies small frames into one buffer per batch, writev for large ones (the mesh bench's baseline too; it passes a connected TLS `socket` for its TLS baseline). */
+export async function baseline(cmd: SendCommand, socket?: net.Socket): Promise<number> {
+  const s = socket ?? (await connect(cmd.port))
   const payload = Buffer.alloc(cmd.size, 0x61)
   const frameLen = varintLength(cmd.size) + cmd.size
   const deadline = Date.now() + cmd.durationMs

@@ -3,7 +3,9 @@
  * receives, mesh.peer.ts sends.
  * - Throughput, raw bytes 64 B / 1 KiB / 64 KiB: `tcp baseline` (hand-written batched framed sender
  *   + hand-written decoder on a plain socket) vs `mesh` (peer.send / peer.source), interleaved in
- *   the same run; `mesh tls-psk` (secret set) vs `mesh` at the same size.
+ *   the same run; `mesh tls-psk` (secret set) vs `mesh` at the same size; at 1 KiB / 64 KiB
+ *   `tls baseline` (the same hand-written sender + decoder over raw node:tls with the mesh's
+ *   secret settings) vs `tcp baseline` (the TLS ceiling), and `mesh tls-psk` vs `tls baseline`.
  * - zeromq PUSH/PULL at 64 B (`await send` per message) vs `mesh`, when zeromq is installed.
  * - Fan-out: sender CPU per broadcast to 1/2/4/8 peers (1 KiB, encoded once); the cost of each
  *   extra peer against one raw `socket.write` of the same frame, measured in the same run.
@@ -12,10 +14,13 @@
  * - Memory: RSS per idle peer; sender RSS growth while its consumer is frozen (SIGSTOP).
  */
 import { fork, type ChildProcess } from 'node:child_process'
+import { hkdfSync } from 'node:crypto'
 import net from 'node:net'
+import tls from 'node:tls'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { createMesh, type Mesh } from '../../src/index.js'
+import { PSK_IDENTITY, PSK_TLS } from '../../src/mesh/options.js'
 import { median, root, script, type BenchContext } from './harness.js'
 import type { PeerCommand } from './mesh.peer.js'
 import { baselineReceiver } from './framing.bench.js'
@@ -52,14 +57,31 @@ function countFrames(socket: net.Socket, done: (count: number, ms: number) => vo
   baselineReceiver(socket, (count) => done(count, performance.now() - t0), () => {})
 }
 
-async function tcpSample(child: ChildProcess, size: number): Promise<number> {
-  const server = net.createServer()
+/** The PSK a mesh named `name` with `secret` keys its TLS with (as src/mesh/sockets.ts derives it). */
+const meshPsk = (secret: string, name: string): Buffer => Buffer.from(hkdfSync('sha256', secret, 'rxnet-mesh-psk', name, 32))
+
+/**
+ * msg/s of the hand-written baseline: the batched framed sender in the child, the hand-written
+ * decoder here; on a plain socket, or (`secret`) on raw `node:tls` with the mesh's secret-mode
+ * server settings (PSK_TLS, the same PSK callback shape, noDelay on the accepted socket).
+ */
+async function baselineSample(child: ChildProcess, size: number, secret?: string): Promise<number> {
+  const psk = secret === undefined ? undefined : meshPsk(secret, 'bench')
+  const server = psk === undefined ? net.createServer() : tls.createServer({ ...PSK_TLS, pskCallback: (_s, identity) => (identity === PSK_IDENTITY ? psk : null) })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  const kind = psk === undefined ? 'tcp' : 'tls'
   try {
-    const result = new Promise<{ count: number; ms: number }>((resolve) => server.once('connection', (s) => countFrames(s, (count, ms) => resolve({ count, ms }))))
-    const sent = await ask(child, { cmd: 'tcp', size, port: (server.address() as net.AddressInfo).port, durationMs: DURATION_MS, maxCount: MAX_COUNT })
+    const result = new Promise<{ count: number; ms: number }>((resolve, reject) => {
+      server.once(psk === undefined ? 'connection' : 'secureConnection', (s: net.Socket) => {
+        s.once('error', reject)
+        if (psk !== undefined) s.setNoDelay(true)
+        countFrames(s, (count, ms) => resolve({ count, ms }))
+      })
+      server.once('tlsClientError', reject)
+    })
+    const sent = await ask(child, { cmd: kind, size, port: (server.address() as net.AddressInfo).port, durationMs: DURATION_MS, maxCount: MAX_COUNT, psk: psk?.toString('hex') })
     const { count, ms } = await result
-    if (count !== sent) throw new Error(`tcp ${size}B: sent ${sent}, received ${count}`)
+    if (count !== sent) throw new Error(`${kind} ${size}B: sent ${sent}, received ${count}`)
     return count / (ms / 1000)
   } finally {
     await new Promise((r) => server.close(r))
@@ -333,10 +355,19 @@ export default async function mesh(ctx: BenchContext): Promise<void> {
       ['64KiB', 64 * 1024, 0.9, 0.7],
     ] as const) {
       if (!PARTS.has('throughput')) break
-      const [b, m, psk] = await interleaved(ctx, [() => tcpSample(child, size), () => meshSample(child, size), () => meshSample(child, size, 'bench-secret')])
+      // TLS rows: `tls baseline` (the same hand-written sender and decoder over raw node:tls with
+      // the mesh's secret settings) is what TLS itself costs here vs `tcp baseline`; `mesh tls-psk
+      // vs tls baseline` is what rxnet adds on top of it. At 1 KiB and 64 KiB (issue 9's TLS sizes).
+      const withTls = tlsTarget !== undefined
+      const cases = [() => baselineSample(child, size), () => meshSample(child, size), () => meshSample(child, size, 'bench-secret')]
+      if (withTls) cases.push(() => baselineSample(child, size, 'bench-secret'))
+      const [b, m, psk, t] = await interleaved(ctx, cases)
+      const cipher = 'TLS_AES_128_GCM_SHA256 (TLS 1.3, psk_dhe_ke)'
       ctx.report({ name: `tcp baseline ${label}`, unit: 'msg/s', ...b!, params: { size } })
       ctx.report({ name: `mesh ${label}`, unit: 'msg/s', ...m!, baseline: `tcp baseline ${label}`, minRatio: target, params: { size, pairedRatio: paired(m!.samples, b!.samples) } })
-      ctx.report({ name: `mesh tls-psk ${label}`, unit: 'msg/s', ...psk!, baseline: `mesh ${label}`, minRatio: tlsTarget, params: { size, cipher: 'TLS_AES_128_GCM_SHA256 (TLS 1.3, psk_dhe_ke)', pairedRatio: paired(psk!.samples, m!.samples) } })
+      if (t !== undefined) ctx.report({ name: `tls baseline ${label}`, unit: 'msg/s', ...t, baseline: `tcp baseline ${label}`, params: { size, cipher, pairedRatio: paired(t.samples, b!.samples), note: 'raw node:tls, same sender/decoder as tcp baseline: the TLS ceiling' } })
+      ctx.report({ name: `mesh tls-psk ${label}`, unit: 'msg/s', ...psk!, baseline: `mesh ${label}`, minRatio: tlsTarget, params: { size, cipher, pairedRatio: paired(psk!.samples, m!.samples) } })
+      if (t !== undefined) ctx.report({ name: `mesh tls-psk vs tls baseline ${label}`, unit: 'msg/s', ...psk!, baseline: `tls baseline ${label}`, params: { size, cipher, pairedRatio: paired(psk!.samples, t.samples), note: 'what rxnet adds on top of raw TLS' } })
     }
     if (PARTS.has('zmq')) {
       const zmq = await loadZmq()

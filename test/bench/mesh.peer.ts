@@ -2,6 +2,8 @@
  * The sending process of the mesh bench (forked by mesh.bench.ts: compiled, or under tsx with `npm run bench:tsx`). IPC commands:
  * - `tcp`: hand-written batched framed sender on a plain socket (the baseline), until `maxCount`
  *   messages or `durationMs`; answers `{ sent }`.
+ * - `tls`: the same sender over raw `node:tls` with the mesh's `secret` settings (PSK_TLS, the
+ *   PSK `psk` given in hex, identity PSK_IDENTITY): the TLS baseline; answers `{ sent }`.
  * - `mesh`: a mesh node (seeded to the bench's node, optional `secret`) sending with
  *   `peer.send` / `whenWritable`; answers `{ sent }`.
  * - `fanout`: a mesh node joined to `ports.length` receivers broadcasting `count` messages; answers
@@ -10,12 +12,14 @@
  * - `zmq`: a zeromq PUSH socket connected to `endpoint`, `await send` per message; answers `{ sent }`.
  * - `many`: `count` idle mesh nodes seeded to `port` (kept until the process ends); answers once all joined.
  */
+import tls from 'node:tls'
 import { createMesh, type Mesh } from '../../src/index.js'
+import { PSK_IDENTITY, PSK_TLS } from '../../src/mesh/options.js'
 import { baseline, connect, drained, ended } from './framing.peer.js'
 import { varintLength, writeVarint } from '../../src/framing/varint.js'
 
 export interface PeerCommand {
-  cmd: 'tcp' | 'mesh' | 'fanout' | 'rawwrite' | 'many' | 'zmq'
+  cmd: 'tcp' | 'tls' | 'mesh' | 'fanout' | 'rawwrite' | 'many' | 'zmq'
   endpoint?: string
   size: number
   port?: number
@@ -24,6 +28,8 @@ export interface PeerCommand {
   maxCount?: number
   count?: number
   secret?: string
+  /** `tls`: the PSK, hex (derived from the secret as the mesh does). */
+  psk?: string
   /** Mesh name. @default 'bench' */
   name?: string
 }
@@ -36,6 +42,17 @@ const cpuMicros = (): number => {
 /** The baseline: the framing bench's hand-written batched framed sender on a plain socket. */
 function tcp(c: PeerCommand): Promise<number> {
   return baseline({ impl: 'baseline', size: c.size, port: c.port!, durationMs: c.durationMs!, maxCount: c.maxCount! })
+}
+
+/** The TLS baseline: the same sender on a `tls.connect` socket with the mesh's secret-mode client options (src/mesh/sockets.ts `connect`). */
+async function tlsSend(c: PeerCommand): Promise<number> {
+  const psk = Buffer.from(c.psk!, 'hex')
+  const s = await new Promise<tls.TLSSocket>((resolve, reject) => {
+    const t = tls.connect({ host: '127.0.0.1', port: c.port!, ...PSK_TLS, checkServerIdentity: () => undefined, pskCallback: () => ({ psk, identity: PSK_IDENTITY }) })
+    t.once('secureConnect', () => resolve(t))
+    t.once('error', reject)
+  })
+  return baseline({ impl: 'baseline', size: c.size, port: c.port!, durationMs: c.durationMs!, maxCount: c.maxCount! }, s)
 }
 
 let seq = 0
@@ -127,7 +144,7 @@ async function many(c: PeerCommand): Promise<number> {
   return nodes.length
 }
 
-const handlers = { tcp, mesh: meshSend, fanout, rawwrite, many, zmq }
+const handlers = { tcp, tls: tlsSend, mesh: meshSend, fanout, rawwrite, many, zmq }
 process.on('message', (c: PeerCommand) => {
   handlers[c.cmd](c).then(
     (value) => process.send!({ value }),
