@@ -81,6 +81,8 @@ class BusImpl implements Bus {
   /** Why the last attempt or connection failed (the `cause` of flush timeouts and `ERR_UNDELIVERED`). */
   private lastError: RxnetError | null = null
   private welcomed = false
+  /** Why this client gave up its current connection itself (a frame the hub should not have sent): what status$ reports, not the ERR_ABORTED of that abort. */
+  private gaveUp: RxnetError | null = null
   private seq = 0
   private pingId = 0
   private attempt = 0
@@ -310,7 +312,8 @@ class BusImpl implements Bus {
           throw new ProtocolError(`unexpected ${f.type.toUpperCase()} from the hub`)
       }
     } catch (e) {
-      ch.sink.error(e)
+      this.gaveUp = e instanceof RxnetError ? e : new ProtocolError(`bad frame from the hub: ${String(e)}`)
+      ch.abort(e)
     }
   }
 
@@ -324,7 +327,9 @@ class BusImpl implements Bus {
     if (ch !== this.ch) return
     this.ch = null
     this.welcomed = false
-    this.retry(error)
+    const why = this.gaveUp ?? error
+    this.gaveUp = null
+    this.retry(why)
   }
 
   /** Reports the failure on `status$` and schedules the next attempt (jittered exponential backoff). */
