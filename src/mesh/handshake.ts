@@ -55,6 +55,11 @@ const HEADER = 8
 export const CAPABILITIES = {
   /** Accepts the `summary` control message (a peer's stats summary, src/mesh/summaries.ts). */
   summaries: 1,
+  /**
+   * Closes with the `goodbye` exchange (and says goodbye before ending its stream). A peer
+   * without it (rxnet 0.1) is closed by ending the stream, and its stream ending is a clean close.
+   */
+  goodbye: 2,
 } as const
 
 /** What a handshake message says. */

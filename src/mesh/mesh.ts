@@ -296,7 +296,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
   }
 
   private handshake(kind: HandshakeKind, reason?: RefuseReason): Buffer {
-    return encodeHandshake({ kind, name: this.name, id: this.id, port: this.bound?.port ?? 0, reason, flags: this.o.observer ? 0 : CAPABILITIES.summaries })
+    return encodeHandshake({ kind, name: this.name, id: this.id, port: this.bound?.port ?? 0, reason, flags: this.o.observer ? 0 : CAPABILITIES.summaries | CAPABILITIES.goodbye })
   }
 
   // ---------------------------------------------------------------- dial path
@@ -353,7 +353,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
   private establish(socket: net.Socket, id: string, port: number, outbound: boolean, flags: number): void {
     this.sockets.admitted(socket)
     const address = normalize(socket.remoteAddress)
-    const peer = createLink<In, Out>(id, address, port, outbound, socket, this.codec, this.o)
+    const peer = createLink<In, Out>(id, address, port, outbound, socket, this.codec, this.o, (flags & CAPABILITIES.goodbye) !== 0)
     this.peers.set(id, peer)
     this.dialer.learned(id, address, port)
     void peer.left.then((reason) => this.onLeave(peer, reason))

@@ -78,10 +78,10 @@ export interface LinkOptions {
 }
 
 /** @internal Wraps an accepted or dialled socket (handshake done) as a mesh link. */
-export function createLink<In, Out>(id: string, address: string, port: number, outbound: boolean, socket: Socket, codec: Codec<unknown>, options: LinkOptions): MeshPeer<In, Out> {
+export function createLink<In, Out>(id: string, address: string, port: number, outbound: boolean, socket: Socket, codec: Codec<unknown>, options: LinkOptions, goodbye = true): MeshPeer<In, Out> {
   // The peer's own close() bounds the graceful close (and aborts the channel): the channel waits.
   const channel = socketChannel(socket, { maxLength: options.maxLength, highWaterMark: options.highWaterMark, overflow: options.overflow, closeTimeout: 0x7fffffff })
-  return new MeshPeer<In, Out>(id, address, port, outbound, socket, channel, codec, options)
+  return new MeshPeer<In, Out>(id, address, port, outbound, socket, channel, codec, options, goodbye)
 }
 
 /** The counters of a peer: its channel's, plus what the peer itself dropped. */
@@ -149,6 +149,8 @@ export class MeshPeer<In, Out> extends ConnectionKernel<In, Out> implements Peer
     private readonly channel: SocketChannel,
     private readonly codec: Codec<unknown>,
     private readonly timing: LinkOptions,
+    /** Whether the far side closes with the goodbye exchange (its handshake said `CAPABILITIES.goodbye`; rxnet 0.1 does not). */
+    private readonly farSaysGoodbye = true,
   ) {
     super({ maxHeldMessages: timing.maxHeldMessages })
     this.stats = new PeerStats(channel.stats)
@@ -173,7 +175,7 @@ export class MeshPeer<In, Out> extends ConnectionKernel<In, Out> implements Peer
       error: (e: unknown) => this.fail(e),
       // The stream ended: clean only after a goodbye (or when we were closing); a process that
       // died with nothing unread ends its socket like a clean close, without the goodbye.
-      complete: () => (this.saidGoodbye || this.state !== OPEN ? this.endInbound() : this.fail(new ConnectionError(`peer ${this.id} ended the connection without a goodbye`))),
+      complete: () => (this.saidGoodbye || this.state !== OPEN || !this.farSaysGoodbye ? this.endInbound() : this.fail(new ConnectionError(`peer ${this.id} ended the connection without a goodbye`))),
       closed: false,
     })
   }
@@ -243,6 +245,7 @@ export class MeshPeer<In, Out> extends ConnectionKernel<In, Out> implements Peer
    */
   protected startClose(): void {
     if (this.paused) this.resumeReading() // the far side's goodbye is only seen by reading (unobserved messages are dropped, counted)
+    if (!this.farSaysGoodbye) return void this.channel.close() // rxnet 0.1: it knows no goodbye; ending our stream is the close
     const answering = this.saidGoodbye
     const send = (): void => {
       this.queueControl({ kind: 'goodbye' })

@@ -2,7 +2,7 @@ import net from 'node:net'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { ReplaySubject, filter, firstValueFrom, timeout } from 'rxjs'
 import { createMesh, observeMesh, type Mesh, type MetricsSnapshot } from 'rxnet'
-import { encodeHandshake, HandshakeDecoder } from '../../src/mesh/handshake.js'
+import { fakePeer as fake } from './fake-peer.js'
 
 const cleanups: (() => Promise<unknown> | unknown)[] = []
 afterEach(async () => {
@@ -10,6 +10,8 @@ afterEach(async () => {
 })
 
 const opts = { interface: '127.0.0.1', discovery: false, heartbeatInterval: 50 } as const
+
+const fakePeer = (name: string, seed: string, flags: number): ReturnType<typeof fake> => fake(name, seed, flags, cleanups)
 
 async function node(name: string, id: string, seeds: string[] = []): Promise<{ mesh: Mesh; seed: string }> {
   const mesh = createMesh({ ...opts, name, id, seeds })
@@ -21,58 +23,6 @@ async function node(name: string, id: string, seeds: string[] = []): Promise<{ m
 async function until(what: string, ok: () => boolean): Promise<void> {
   for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 20))
   if (!ok()) throw new Error(`timed out waiting for ${what}`)
-}
-
-/** A hand-rolled peer: says hello with `flags`, answers pings, records every control type it receives. */
-async function fakePeer(name: string, seed: string, flags: number): Promise<{ socket: net.Socket; controls: number[]; send: (frame: Uint8Array) => void }> {
-  const [host, port] = seed.split(':')
-  const socket = net.connect({ host: host!, port: Number(port) })
-  cleanups.push(() => socket.destroy())
-  await new Promise((r) => socket.once('connect', r))
-  socket.write(encodeHandshake({ kind: 'hello', name, id: `fake-${flags}`, port: 0, flags }))
-  const controls: number[] = []
-  const frame = (f: Uint8Array): Buffer => {
-    const len: number[] = []
-    for (let n = f.length; ; n >>>= 7) {
-      if (n < 0x80) {
-        len.push(n)
-        break
-      }
-      len.push((n & 0x7f) | 0x80)
-    }
-    return Buffer.concat([Buffer.from(len), f])
-  }
-  const send = (f: Uint8Array): void => void socket.write(frame(f))
-  const decoder = new HandshakeDecoder()
-  let welcomed = false
-  let buf = Buffer.alloc(0)
-  let marker = false
-  socket.on('data', (chunk: Buffer) => {
-    if (!welcomed) {
-      const r = decoder.push(chunk)
-      if (r === null) return
-      welcomed = true
-      chunk = r.rest
-    }
-    buf = Buffer.concat([buf, chunk])
-    for (;;) {
-      let n = 0
-      let shift = 0
-      let o = 0
-      while (o < buf.length && buf[o]! & 0x80) n |= (buf[o++]! & 0x7f) << (shift += 7) - 7
-      if (o >= buf.length) return
-      n |= buf[o++]! << shift
-      if (buf.length < o + n) return
-      const f = buf.subarray(o, o + n)
-      buf = buf.subarray(o + n)
-      if (marker) {
-        marker = false
-        controls.push(f[0]!)
-        if (f[0] === 1) send(Buffer.from([0])), send(Buffer.concat([Buffer.from([2]), f.subarray(1)])) // pong
-      } else if (f.length === 0) marker = true
-    }
-  })
-  return { socket, controls, send }
 }
 
 describe('peer stats summaries', () => {
