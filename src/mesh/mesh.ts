@@ -291,7 +291,7 @@ class MeshImpl<In, Out> implements Mesh<In, Out> {
     if (m.name !== this.name) return this.sockets.refuse(socket, new NameMismatchError(this.name, m.name), 'name')
     if (this.o.observer || this.observers.full) return this.sockets.refuse(socket, new HandshakeError(this.o.observer ? 'an observer does not take observers' : 'too many observers'), 'closing', true)
     socket.write(this.handshake('welcome'))
-    this.sockets.admitted(socket, true)
+    this.sockets.admitted(socket)
     this.observers.add(socket, m.id)
   }
 

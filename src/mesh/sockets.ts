@@ -92,10 +92,14 @@ export class MeshSockets {
     return socket
   }
 
-  /** The handshake on `socket` succeeded: it is a link (or an observer's connection) now. */
-  admitted(socket: net.Socket, observer = false): void {
+  /**
+   * The handshake on `socket` succeeded: it is a link or an observer's connection now, and no
+   * longer holds a handshake slot (observers have their own cap, MAX_OBSERVERS: however many
+   * watch, peers still get in).
+   */
+  admitted(socket: net.Socket): void {
     this.handshaking.delete(socket)
-    if (!observer) this.pendingIn.delete(rawOf(socket))
+    this.pendingIn.delete(rawOf(socket))
   }
 
   /** Destroys a socket whose handshake failed or lost the tie-break (nothing counted). */
