@@ -10,7 +10,7 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import os from 'node:os'
 import { connectBus, startHub } from 'rxnet'
-import { median, root, script, type BenchContext } from './harness.js'
+import { inOrderRate, median, root, script, type BenchContext } from './harness.js'
 
 const peer = script(import.meta.url, './bus.peer')
 const N = 200_000
@@ -35,29 +35,7 @@ export async function stopPeer(child: ChildProcess): Promise<void> {
 
 /** One sample: says 'go', resolves with msg/s once `N` values arrived through `onValue`, in order. */
 export function sample(child: ChildProcess, arm: (onValue: (v: { i: number }) => void) => () => void): Promise<number> {
-  return new Promise((resolve, reject) => {
-    let next = 0
-    const t0 = performance.now()
-    const timer = setTimeout(() => {
-      disarm()
-      reject(new Error(`sample took over ${SAMPLE_DEADLINE_MS} ms (${next} of ${N} received)`))
-    }, SAMPLE_DEADLINE_MS)
-    const disarm = arm((v) => {
-      if (v.i !== next) {
-        clearTimeout(timer)
-        disarm()
-        reject(new Error(`value ${v.i} arrived when ${next} was expected (lost or reordered)`))
-        return
-      }
-      if (++next === N) {
-        const rate = N / ((performance.now() - t0) / 1000)
-        clearTimeout(timer)
-        disarm()
-        resolve(rate)
-      }
-    })
-    child.send('go')
-  })
+  return inOrderRate(N, arm, () => child.send('go'), SAMPLE_DEADLINE_MS)
 }
 
 export default async function (ctx: BenchContext): Promise<void> {

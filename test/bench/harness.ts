@@ -92,3 +92,39 @@ export function createContext(suite: string, rows: BenchRow[], defaultRuns: numb
     },
   }
 }
+
+/**
+ * One sample of an in-order stream of `{ i }` values: arms the receiver (`arm` gets the callback
+ * each value goes to and returns its teardown), waits for `ready` (e.g. the subscription is in
+ * place at the server), then calls `start` (tells the sender to go). Resolves with values/s from
+ * `start` until `n` values arrived as 0, 1, ... n - 1; rejects on a value out of order (lost or
+ * reordered) or after `deadlineMs`.
+ */
+export async function inOrderRate(n: number, arm: (onValue: (v: { i: number }) => void) => () => void, start: () => void, deadlineMs: number, ready?: () => Promise<void>): Promise<number> {
+  let t0 = 0
+  const result = new Promise<number>((resolve, reject) => {
+    let next = 0
+    const timer = setTimeout(() => {
+      disarm()
+      reject(new Error(`sample took over ${deadlineMs} ms (${next} of ${n} received)`))
+    }, deadlineMs)
+    const disarm = arm((v) => {
+      if (v.i !== next) {
+        clearTimeout(timer)
+        disarm()
+        reject(new Error(`value ${v.i} arrived when ${next} was expected (lost or reordered)`))
+        return
+      }
+      if (++next === n) {
+        const rate = n / ((performance.now() - t0) / 1000)
+        clearTimeout(timer)
+        disarm()
+        resolve(rate)
+      }
+    })
+  })
+  await ready?.()
+  t0 = performance.now()
+  start()
+  return result
+}

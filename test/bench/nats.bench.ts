@@ -15,7 +15,7 @@ import os from 'node:os'
 import { connect } from '@nats-io/transport-node'
 import { jetstream } from '@nats-io/jetstream'
 import { connectBus } from 'rxnet'
-import { median, root, script, type BenchContext } from './harness.js'
+import { inOrderRate, median, root, script, type BenchContext } from './harness.js'
 import { NATS_SERVER, startNats } from '../nats/harness.js'
 
 const peer = script(import.meta.url, './nats.peer')
@@ -40,37 +40,9 @@ async function stopPeer(child: ChildProcess): Promise<void> {
   clearTimeout(t)
 }
 
-/** One sample: says 'go' to `child`, resolves with msg/s once `n` values arrived in order. */
-async function sample(child: ChildProcess, n: number, arm: (onValue: (v: { i: number }) => void) => () => void, subscribed: () => Promise<void>): Promise<number> {
-  let go!: () => void
-  const result = new Promise<number>((resolve, reject) => {
-    let next = 0
-    const timer = setTimeout(() => {
-      disarm()
-      reject(new Error(`sample took over ${SAMPLE_DEADLINE_MS} ms (${next} of ${n} received)`))
-    }, SAMPLE_DEADLINE_MS)
-    const disarm = arm((v) => {
-      if (v.i !== next) {
-        clearTimeout(timer)
-        disarm()
-        reject(new Error(`value ${v.i} arrived when ${next} was expected (lost or reordered)`))
-        return
-      }
-      if (++next === n) {
-        clearTimeout(timer)
-        disarm()
-        resolve(n / ((performance.now() - t0) / 1000))
-      }
-    })
-    let t0 = 0
-    go = () => {
-      t0 = performance.now()
-      child.send('go')
-    }
-  })
-  await subscribed() // the subscription is in place at the server before the sender starts
-  go()
-  return result
+/** One sample: once `subscribed` resolved, says 'go' to `child`; resolves with msg/s once `n` values arrived in order. */
+function sample(child: ChildProcess, n: number, arm: (onValue: (v: { i: number }) => void) => () => void, subscribed: () => Promise<void>): Promise<number> {
+  return inOrderRate(n, arm, () => child.send('go'), SAMPLE_DEADLINE_MS, subscribed) // the subscription is in place at the server before the sender starts
 }
 
 export default async function (ctx: BenchContext): Promise<void> {
