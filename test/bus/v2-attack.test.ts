@@ -514,6 +514,20 @@ describe('a batch is delivered as its messages one by one would be', () => {
     return { bus, send: (f) => c.ch.send(f) }
   }
 
+  /**
+   * Sends messages 1, 2, 3 on n.x (as one MSGS or three MSGs), then a marker on z; resolves once the
+   * marker arrived: frames are handled in order, so everything before it is done.
+   */
+  async function sendThenMarker(bus: ReturnType<typeof connectBus>, send: (f: Uint8Array) => void, shape: 'one MSGS' | 'three MSGs'): Promise<void> {
+    const ends: string[] = []
+    const marker = bus.messages$<string>('z').subscribe((v) => ends.push(v))
+    open.push({ close: () => marker.unsubscribe() })
+    if (shape === 'one MSGS') send(encodeMsgs(1, 'o', 'n.x', json(1, 2, 3)))
+    else for (const i of [1, 2, 3]) send(encodeMsg(i, 'o', 'n.x', Buffer.from(String(i))))
+    send(encodeMsg(1, 'm', 'z', Buffer.from('"end"')))
+    await until(() => ends.length === 1, 5000, 'the marker')
+  }
+
   for (const shape of ['one MSGS', 'three MSGs'] as const) {
     it(`${shape}: a subscriber added by the first message's handler gets the next two, the one that left gets no more`, async () => {
       const { bus, send } = await clientOfFake()
@@ -528,13 +542,7 @@ describe('a batch is delivered as its messages one by one would be', () => {
           bus.messages$<number>('n.>').subscribe((w) => added.push(w))
         }
       })
-      const ends: string[] = []
-      const marker = bus.messages$<string>('z').subscribe((v) => ends.push(v))
-      open.push({ close: () => marker.unsubscribe() })
-      if (shape === 'one MSGS') send(encodeMsgs(1, 'o', 'n.x', json(1, 2, 3)))
-      else for (const i of [1, 2, 3]) send(encodeMsg(i, 'o', 'n.x', Buffer.from(String(i))))
-      send(encodeMsg(1, 'm', 'z', Buffer.from('"end"')))
-      await until(() => ends.length === 1, 5000, 'the marker') // frames are handled in order: all before it are done
+      await sendThenMarker(bus, send, shape)
       expect(firstOnly).toEqual([1])
       expect(added).toEqual([2, 3])
       expect(bus.stats.received).toBe(3 + 1) // 1 to n.x, 2 and 3 to n.>, the marker
@@ -544,13 +552,7 @@ describe('a batch is delivered as its messages one by one would be', () => {
       const { bus, send } = await clientOfFake()
       const got: number[] = []
       const sub = bus.messages$<number>('n.x').subscribe((v) => (got.push(v), sub.unsubscribe()))
-      const ends: string[] = []
-      const marker = bus.messages$<string>('z').subscribe((v) => ends.push(v))
-      open.push({ close: () => marker.unsubscribe() })
-      if (shape === 'one MSGS') send(encodeMsgs(1, 'o', 'n.x', json(1, 2, 3)))
-      else for (const i of [1, 2, 3]) send(encodeMsg(i, 'o', 'n.x', Buffer.from(String(i))))
-      send(encodeMsg(1, 'm', 'z', Buffer.from('"end"')))
-      await until(() => ends.length === 1, 5000, 'the marker')
+      await sendThenMarker(bus, send, shape)
       expect(got).toEqual([1])
       expect(bus.stats.received).toBe(1 + 1)
     })
