@@ -4,7 +4,7 @@
  * @module
  */
 import type { SummaryStats } from './summaries.js'
-import { randomBytes } from 'node:crypto'
+import { hkdfSync, randomBytes } from 'node:crypto'
 import net from 'node:net'
 import type tls from 'node:tls'
 import type { Observable } from 'rxjs'
@@ -268,6 +268,10 @@ export const PSK_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:
 export const PSK_TLS = { ciphers: PSK_CIPHERS, minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' } as const
 /** @internal PSK identity both sides use. */
 export const PSK_IDENTITY = 'rxnet-mesh'
+/** @internal The TLS pre-shared key of a `secret` mesh: HKDF-SHA256 of the secret, salt `rxnet-mesh-psk`, info the mesh name, 32 bytes. */
+export function meshPsk(secret: string, name: string): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, 'rxnet-mesh-psk', name, 32))
+}
 
 const INT_OPTIONS = [
   'heartbeatInterval',

@@ -6,14 +6,13 @@
  * handshake itself and what follows it is the state machine's (`./mesh.ts`).
  * @module
  */
-import { hkdfSync } from 'node:crypto'
 import net from 'node:net'
 import os from 'node:os'
 import tls from 'node:tls'
 import { AuthenticationError, ForeignAddressError, LimitError, type RxnetError, TimeoutError } from '../errors.js'
 import { isLoopback, isWildcard } from './discovery.js'
 import type { HandshakeKind, RefuseReason } from './handshake.js'
-import { type MeshAddress, type MeshEvent, type MeshStats, PSK_IDENTITY, PSK_TLS, type Resolved } from './options.js'
+import { type MeshAddress, type MeshEvent, type MeshStats, meshPsk, PSK_IDENTITY, PSK_TLS, type Resolved } from './options.js'
 
 /** What the sockets need from the mesh. */
 export interface SocketsHost {
@@ -46,7 +45,7 @@ export class MeshSockets {
     private readonly stats: MeshStats,
     private readonly host: SocketsHost,
   ) {
-    this.psk = o.secret === undefined ? undefined : Buffer.from(hkdfSync('sha256', o.secret, 'rxnet-mesh-psk', o.name, 32))
+    this.psk = o.secret === undefined ? undefined : meshPsk(o.secret, o.name)
   }
 
   /** The listening server (not listening yet), with the mesh's security. */

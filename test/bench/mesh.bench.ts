@@ -14,13 +14,12 @@
  * - Memory: RSS per idle peer; sender RSS growth while its consumer is frozen (SIGSTOP).
  */
 import { fork, type ChildProcess } from 'node:child_process'
-import { hkdfSync } from 'node:crypto'
 import net from 'node:net'
 import tls from 'node:tls'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { createMesh, type Mesh } from '../../src/index.js'
-import { PSK_IDENTITY, PSK_TLS } from '../../src/mesh/options.js'
+import { meshPsk, PSK_IDENTITY, PSK_TLS } from '../../src/mesh/options.js'
 import { median, root, script, type BenchContext } from './harness.js'
 import type { PeerCommand } from './mesh.peer.js'
 import { baselineReceiver } from './framing.bench.js'
@@ -58,7 +57,6 @@ function countFrames(socket: net.Socket, done: (count: number, ms: number) => vo
 }
 
 /** The PSK a mesh named `name` with `secret` keys its TLS with (as src/mesh/sockets.ts derives it). */
-const meshPsk = (secret: string, name: string): Buffer => Buffer.from(hkdfSync('sha256', secret, 'rxnet-mesh-psk', name, 32))
 
 /**
  * msg/s of the hand-written baseline: the batched framed sender in the child, the hand-written

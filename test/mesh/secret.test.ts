@@ -5,7 +5,7 @@ import tls from 'node:tls'
 import { afterEach, describe, expect, it } from 'vitest'
 import { firstValueFrom } from 'rxjs'
 import { createMesh, type Mesh, type MeshEvent } from 'rxnet'
-import { PSK_TLS } from '../../src/mesh/options.js'
+import { meshPsk, PSK_TLS } from '../../src/mesh/options.js'
 
 const meshes: Mesh<any, any>[] = []
 afterEach(async () => {
@@ -105,7 +105,7 @@ describe('mesh with a pre-shared key (TLS 1.3 PSK with ECDHE, TLS 1.2 ECDHE-PSK)
     async (_label, offer) => {
     const a = node('a', 'sesame')
     const { port } = await a.listen(0, '127.0.0.1')
-    const psk = Buffer.from(hkdfSync('sha256', 'sesame', 'rxnet-mesh-psk', 'psk', 32))
+    const psk = meshPsk('sesame', 'psk')
     const socket = tls.connect({ host: '127.0.0.1', port, ...offer, checkServerIdentity: () => undefined, pskCallback: () => ({ psk, identity: 'rxnet-mesh' }) })
     const [err] = (await Promise.race([once(socket, 'error'), once(socket, 'secureConnect').then(() => [undefined])])) as [Error | undefined]
     socket.destroy()
@@ -130,7 +130,7 @@ describe('mesh with a pre-shared key (TLS 1.3 PSK with ECDHE, TLS 1.2 ECDHE-PSK)
     const { port } = await a.listen(0, '127.0.0.1')
     const { port: proxyPort, serverBytes, close } = await recordingProxy(port)
     try {
-      const psk = Buffer.from(hkdfSync('sha256', 'sesame', 'rxnet-mesh-psk', 'psk', 32))
+      const psk = meshPsk('sesame', 'psk')
       const socket = tls.connect({ host: '127.0.0.1', port: proxyPort, ...PSK_TLS, secureOptions, checkServerIdentity: () => undefined, pskCallback: () => ({ psk, identity: 'rxnet-mesh' }) })
       await once(socket, 'secureConnect')
       expect(socket.getProtocol()).toBe('TLSv1.3')
@@ -144,10 +144,14 @@ describe('mesh with a pre-shared key (TLS 1.3 PSK with ECDHE, TLS 1.2 ECDHE-PSK)
     }
   })
 
+  it('the pre-shared key is the documented HKDF-SHA256(secret, salt "rxnet-mesh-psk", info mesh name), 32 bytes (what the raw TLS clients here use)', () => {
+    expect(meshPsk('sesame', 'psk')).toEqual(Buffer.from(hkdfSync('sha256', 'sesame', 'rxnet-mesh-psk', 'psk', 32)))
+  })
+
   it('a TLS 1.2-only client (rxnet 0.1) with the right key still gets an ECDHE-PSK session', async () => {
     const a = node('a', 'sesame')
     const { port } = await a.listen(0, '127.0.0.1')
-    const psk = Buffer.from(hkdfSync('sha256', 'sesame', 'rxnet-mesh-psk', 'psk', 32))
+    const psk = meshPsk('sesame', 'psk')
     const v01 = { ciphers: 'ECDHE-PSK-CHACHA20-POLY1305:ECDHE-PSK-AES256-CBC-SHA384:ECDHE-PSK-AES128-CBC-SHA256', minVersion: 'TLSv1.2' as const, maxVersion: 'TLSv1.2' as const }
     const socket = tls.connect({ host: '127.0.0.1', port, ...v01, checkServerIdentity: () => undefined, pskCallback: () => ({ psk, identity: 'rxnet-mesh' }) })
     await once(socket, 'secureConnect')
