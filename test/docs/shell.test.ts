@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
+import { docsEnv } from './snippets.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const TMP = /\/tmp\//g // tmp-ok: the prefix rewritten to the block's own dir
@@ -106,10 +107,7 @@ interface Proc {
 }
 
 function start(command: Command, dir: string): Proc {
-  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: dir, TMP: dir, TEMP: dir }
-  delete env['XDG_RUNTIME_DIR']
-  delete env['RXNET_SECRET']
-  delete env['NODE_OPTIONS']
+  const env = docsEnv(dir)
   const argv = command.argv.map((a) => a.replace(TMP, `${dir}/`))
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...argv], { cwd: root, env, stdio: ['ignore', 'pipe', 'pipe'] })
   running.push(child)

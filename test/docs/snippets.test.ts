@@ -21,7 +21,7 @@ import { fileURLToPath } from 'node:url'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startHub, type Hub } from '../../src/index.js'
 import { NATS_SERVER, SKIP_REASON, startNats, type NatsCluster } from '../nats/harness.js'
-import { snippetsOf, type Snippet } from './snippets.js'
+import { docsEnv, snippetsOf, type Snippet } from './snippets.js'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
 const loader = fileURLToPath(new URL('./snippet-loader.mjs', import.meta.url))
@@ -41,10 +41,7 @@ interface Run {
 
 /** Runs `file` with the snippet loader in `cwd`; its process group is SIGKILLed after `timeout` ms. */
 function run(file: string, cwd: string, timeout: number): Promise<Run> {
-  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: cwd, TMP: cwd, TEMP: cwd }
-  delete env['XDG_RUNTIME_DIR'] // the bus's default path then lives under TMPDIR
-  delete env['RXNET_SECRET']
-  delete env['NODE_OPTIONS']
+  const env = docsEnv(cwd)
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', loader, file], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
     let stdout = ''

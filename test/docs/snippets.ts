@@ -92,3 +92,16 @@ function printsOf(code: string): string[] {
     return m === null ? [] : [m[1]!]
   })
 }
+
+/**
+ * The environment a documented program runs in: this environment with `dir` as its temp dir (so
+ * what it writes there is checked and removed), no XDG_RUNTIME_DIR (the bus's default path then
+ * lives under TMPDIR), no RXNET_SECRET and no NODE_OPTIONS of ours.
+ */
+export function docsEnv(dir: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, TMPDIR: dir, TMP: dir, TEMP: dir }
+  delete env['XDG_RUNTIME_DIR']
+  delete env['RXNET_SECRET']
+  delete env['NODE_OPTIONS']
+  return env
+}
